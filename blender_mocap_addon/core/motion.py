@@ -1,0 +1,105 @@
+"""One person's pose-file track -> rest skeleton + per-frame bone rotations (pure numpy).
+
+This is the maths behind "Import pose file": joints in the camera frame go to
+Blender axes, the rest pose takes the person's median bone lengths, and every
+valid frame gets a root location and one local quaternion per bone, ready to
+be keyed (see keys_bpy).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import axes
+from . import rotations as rot
+from . import skeleton as sk
+
+
+@dataclass
+class PersonMotion:
+    """Solved motion of one person.
+
+    frames: (K,) int pose-file frame indices that are keyed (valid frames);
+    joints_world: (K, J, 3) Blender-world joints used for the solve;
+    world_rot: (K, B, 3, 3) world deltas; local_quat: (K, B, 4) (w, x, y, z),
+    sign-continuous, relative to ``rest.frames``; root_world: (K, 3) pelvis;
+    root_location: (K, 3) root pose-bone location (rest-bone local axes).
+    """
+    person_id: int
+    rest: sk.RestSkeleton
+    frames: np.ndarray
+    joints_world: np.ndarray
+    world_rot: np.ndarray
+    local_quat: np.ndarray
+    root_world: np.ndarray
+    root_location: np.ndarray
+    warnings: list = field(default_factory=list)
+
+
+def smooth_tracks(x: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing over time inside each run of valid frames.
+
+    x: (F, ...) values; valid: (F,) bool; sigma: frames (<= 0: no smoothing).
+    Edges are padded with the run's end values.  Returns a copy.
+    """
+    x = np.array(x, dtype=np.float64, copy=True)
+    if sigma <= 0 or x.shape[0] < 2:
+        return x
+    r = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    v = np.asarray(valid, bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], v.astype(np.int8), [0]])))
+    for s, e in zip(edges[::2], edges[1::2]):
+        seg = x[s:e]
+        pad = np.concatenate([np.repeat(seg[:1], r, 0), seg, np.repeat(seg[-1:], r, 0)], 0)
+        out = np.zeros_like(seg)
+        for i, w in enumerate(k):
+            out += w * pad[i:i + len(seg)]
+        x[s:e] = out
+    return x
+
+
+def solve_person(joints_cam: np.ndarray, valid: np.ndarray, joint_names, person_id: int = 0,
+                 smoothing: float = 0.0, bone_rest: np.ndarray | None = None) -> PersonMotion:
+    """Solve one person.
+
+    joints_cam: (F, J, 3) camera-frame joints (metres, OpenCV axes);
+    valid: (F,) bool; smoothing: Gaussian sigma in frames (0 = off);
+    bone_rest: optional (B, 3, 3) rest rotations actually used by the armature
+    (Blender's ``bone.matrix_local``); defaults to the skeleton's own rest frames.
+    Raises ValueError when the person has no usable frame.
+    """
+    joints_cam = np.asarray(joints_cam, dtype=np.float64)
+    valid = np.asarray(valid, dtype=bool)
+    if joints_cam.ndim != 3 or joints_cam.shape[2] != 3 or valid.shape != joints_cam.shape[:1]:
+        raise ValueError(f"bad shapes joints {joints_cam.shape} valid {valid.shape}")
+    warnings = []
+    finite = np.isfinite(joints_cam).all(axis=(1, 2))
+    bad = valid & ~finite
+    if bad.any():
+        warnings.append(f"person {person_id}: {int(bad.sum())} valid frames had non-finite joints; skipped")
+    use = valid & finite
+    if not use.any():
+        raise ValueError(f"person {person_id} has no valid frame")
+    world = axes.cam_to_blender(np.where(use[:, None, None], joints_cam, 0.0))
+    world = smooth_tracks(world, use, smoothing)
+    lengths = sk.median_bone_lengths(world, use, joint_names)
+    if np.any(lengths < 1e-4):
+        zero = [sk.BONE_NAMES[i] for i in np.flatnonzero(lengths < 1e-4)]
+        raise ValueError(f"person {person_id}: zero-length bones {zero}")
+    rest = sk.rest_skeleton(lengths)
+    frames = np.flatnonzero(use)
+    jw = world[frames]
+    W = rot.solve_world_rotations(jw, joint_names)
+    if bone_rest is None:
+        bone_rest = rest.frames
+    L = rot.local_rotations(W, sk.bone_parents(), bone_rest)
+    q = rot.make_sign_continuous(rot.quat_from_matrix(L))
+    pelvis = jw[:, sk.joint_indices(joint_names)[sk.ROOT_JOINT]]
+    root_i = sk.BONE_NAMES.index(sk.ROOT_BONE)
+    root_loc = (pelvis - rest.heads[root_i]) @ bone_rest[root_i]   # R^T (p - h), row-wise
+    return PersonMotion(person_id=int(person_id), rest=rest, frames=frames, joints_world=jw,
+                        world_rot=W, local_quat=q, root_world=pelvis, root_location=root_loc,
+                        warnings=warnings)
