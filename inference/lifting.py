@@ -1,0 +1,113 @@
+"""Run-time 2D -> 3D lifting of one tracked person.
+
+    lifter = Lifter.load()                       # weights/lifter.json, sha256 checked
+    X = lifter.lift(joints2d, scores, K)         # (F, 16, 2) px, (F, 16), (3, 3) -> (F, 16, 3) m
+
+The network predicts root-relative 3D (camera axes) and a log correction of the RootNet pinhole
+depth (camera.root_depth on the square box of the visible joints; Moon et al., ICCV 2019).  The
+absolute root is the 2D root (pelvis, else mid-hips, else mean of visible joints) unprojected at
+that depth.  Frames with fewer than 2 visible joints take the features of the nearest frame that
+has them (counted in ``last_filled``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import torch
+
+from .camera import check_K, normalize_pixels
+from .models.lifter import J, PELVIS, build_model, pose_features, split_output
+
+
+class LifterError(RuntimeError):
+    """Raised for missing/corrupt lifter weights or unusable input."""
+
+
+def default_manifest() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights", "lifter.json")
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Lifter:
+    def __init__(self, model: torch.nn.Module, manifest: dict):
+        self.model = model.eval()
+        self.manifest = manifest
+        self.receptive_field = int(getattr(model, "receptive_field", 1))
+        self.last_filled = 0
+
+    @classmethod
+    def load(cls, path: str | None = None) -> "Lifter":
+        """Load from a manifest (weights/lifter.json by default); checks kind and sha256."""
+        path = path or default_manifest()
+        try:
+            with open(path) as f:
+                man = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise LifterError(f"cannot read lifter manifest {path}: {e}") from e
+        if man.get("kind") != "3d":
+            raise LifterError(f"{path}: kind is {man.get('kind')!r}, expected '3d'")
+        wpath = os.path.join(os.path.dirname(os.path.abspath(path)), man["file"])
+        if not os.path.exists(wpath):
+            raise LifterError(f"lifter weights missing: {wpath}")
+        sha = sha256_file(wpath)
+        if sha != man.get("sha256"):
+            raise LifterError(f"sha256 mismatch for {wpath}: {sha} != {man.get('sha256')}")
+        model = build_model(man["config"])
+        sd = torch.load(wpath, map_location="cpu", weights_only=True)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+        return cls(model, man)
+
+    def predict_normalized(self, xn: np.ndarray, scores: np.ndarray):
+        """Network pass on normalised coordinates. xn (F, 16, 2), scores (F, 16).
+
+        Returns rel (F, 16, 3) metres, z_root (F,) metres, root (F, 2) normalised root.
+        """
+        feats, root, k, valid = pose_features(xn, scores)
+        F_ = len(feats)
+        if not valid.any():
+            raise LifterError("no frame has at least 2 visible joints")
+        self.last_filled = int((~valid).sum())
+        if self.last_filled:
+            vi = np.where(valid)[0]
+            near = vi[np.clip(np.searchsorted(vi, np.arange(F_)), 0, len(vi) - 1)]
+            prev = vi[np.clip(np.searchsorted(vi, np.arange(F_)) - 1, 0, len(vi) - 1)]
+            near = np.where(np.abs(prev - np.arange(F_)) < np.abs(near - np.arange(F_)), prev, near)
+            feats, root, k = feats[near], root[near], k[near]
+        pad = (self.receptive_field - 1) // 2
+        x = np.concatenate([np.repeat(feats[:1], pad, 0), feats, np.repeat(feats[-1:], pad, 0)], 0)
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(x)[None], strided=False)[0]
+            rel, logc = split_output(out)
+        z = k * np.exp(logc.numpy().astype(np.float64))
+        return rel.numpy().astype(np.float64), z, root
+
+    def lift(self, joints2d: np.ndarray, scores: np.ndarray, K, image_size=None) -> np.ndarray:
+        """joints2d (F, 16, 2) pixels, scores (F, 16) in [0, 1] (0 = missing), K (3, 3).
+
+        Returns joints3d (F, 16, 3) float32, metres, OpenCV camera frame, absolute.
+        image_size is accepted for the engine's convenience; K already fixes the geometry.
+        """
+        joints2d = np.asarray(joints2d, np.float64)
+        scores = np.nan_to_num(np.asarray(scores, np.float64))
+        if joints2d.ndim != 3 or joints2d.shape[1:] != (J, 2) or scores.shape != joints2d.shape[:2]:
+            raise LifterError(f"expected joints2d (F, {J}, 2) and scores (F, {J}); got "
+                              f"{joints2d.shape} and {scores.shape}")
+        K = check_K(K)
+        bad = ~np.isfinite(joints2d).all(-1)
+        scores = np.where(bad, 0.0, scores)
+        joints2d = np.where(bad[..., None], 0.0, joints2d)
+        xn = normalize_pixels(joints2d, K)
+        rel, z, root = self.predict_normalized(xn, scores)
+        root3d = np.concatenate([root * z[:, None], z[:, None]], -1)
+        out = rel - rel[:, PELVIS:PELVIS + 1] + root3d[:, None, :]
+        return out.astype(np.float32)

@@ -1,0 +1,160 @@
+"""2D -> 3D lifter networks and their input features.
+
+Input features (per frame, ``pose_features``, pure numpy) are independent of image size and
+focal length: joints in normalised image coordinates ((u - cx)/fx, (v - cy)/fy), centred on the 2D
+root and divided by the side s of the square 2D box around the visible joints; plus the scores and
+the root's normalised position (its viewing ray).  Missing joints (score 0) are zeros.
+
+Outputs per frame: root-relative 3D joints in metres, camera axes (16 x 3), and a log correction
+c of the RootNet pinhole depth: z_root = exp(c) * sqrt(A_real) / s (camera.root_depth in
+normalised units; Moon et al., ICCV 2019).
+
+Models:
+* ``TemporalLifter``: dilated 1D convolutions over a window of frames with residual blocks
+  (Pavllo et al., "3D human pose estimation in video with temporal convolutions and
+  semi-supervised training", CVPR 2019).  ``forward(x, strided=True)`` evaluates only the centre
+  frame of a receptive-field window (cheap training); ``strided=False`` runs the same weights
+  with dilations over a whole sequence.
+* ``MLPLifter``: per-frame residual MLP (Martinez et al., "A simple yet effective baseline for 3D
+  human pose estimation", ICCV 2017).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ..camera import A_REAL_M2
+
+J = 16
+PELVIS, R_HIP, L_HIP = 6, 2, 3
+N_FEAT = J * 2 + J + 2
+N_OUT = J * 3 + 1
+
+
+def root_2d(xn: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """2D root (..., 2): pelvis if visible, else mid-hips if both visible, else mean of visible."""
+    m = mask.astype(np.float64)
+    cnt = np.maximum(m.sum(-1, keepdims=True), 1.0)
+    mean = (xn * m[..., None]).sum(-2) / cnt
+    hips = 0.5 * (xn[..., R_HIP, :] + xn[..., L_HIP, :])
+    both = (mask[..., R_HIP] & mask[..., L_HIP])[..., None]
+    r = np.where(both, hips, mean)
+    return np.where(mask[..., PELVIS, None], xn[..., PELVIS, :], r)
+
+
+def pose_features(xn: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Lifter inputs from normalised 2D.
+
+    xn: (..., 16, 2) normalised image coordinates; scores: (..., 16), 0 = missing.
+    Returns feats (..., 50) float32, root (..., 2) normalised root, k (...,) pinhole depth in metres
+    (RootNet with the square box; NaN where < 2 joints), valid (...,) bool (>= 2 visible joints).
+    """
+    mask = scores > 0
+    root = root_2d(xn, mask)
+    lo = np.where(mask[..., None], xn, 1e9).min(-2)
+    hi = np.where(mask[..., None], xn, -1e9).max(-2)
+    valid = mask.sum(-1) >= 2
+    side = np.where(valid, np.clip(hi - lo, 0, None).max(-1), 0.0)
+    valid &= side > 1e-6
+    s = np.where(valid, side, 1.0)
+    rel = np.where(mask[..., None], (xn - root[..., None, :]) / s[..., None, None], 0.0)
+    sc = np.where(mask, scores, 0.0)
+    feats = np.concatenate([rel.reshape(rel.shape[:-2] + (J * 2,)), sc, root], -1)
+    feats = np.where(valid[..., None], feats, 0.0)
+    k = np.where(valid, np.sqrt(A_REAL_M2) / s, np.nan)
+    return feats.astype(np.float32), root, k, valid
+
+
+class TemporalLifter(nn.Module):
+    """Dilated temporal conv net. Input (B, T, 50) -> output (B, T - RF + 1, 49)."""
+
+    def __init__(self, filter_widths=(3, 3, 3), channels=256, dropout=0.25, n_in=N_FEAT, n_out=N_OUT):
+        super().__init__()
+        self.filter_widths = tuple(int(w) for w in filter_widths)
+        self.expand = nn.Conv1d(n_in, channels, self.filter_widths[0], bias=False)
+        self.expand_bn = nn.BatchNorm1d(channels, momentum=0.1)
+        self.convs = nn.ModuleList()
+        self.bns = nn.ModuleList()
+        for w in self.filter_widths[1:]:
+            self.convs.append(nn.Conv1d(channels, channels, w, bias=False))
+            self.bns.append(nn.BatchNorm1d(channels, momentum=0.1))
+            self.convs.append(nn.Conv1d(channels, channels, 1, bias=False))
+            self.bns.append(nn.BatchNorm1d(channels, momentum=0.1))
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Conv1d(channels, n_out, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        rf = 1
+        for w in reversed(self.filter_widths):
+            rf = rf * w
+        return rf
+
+    def forward(self, x: torch.Tensor, strided: bool = True) -> torch.Tensor:
+        x = x.transpose(1, 2)
+        fw = self.filter_widths
+        if strided:
+            x = F.conv1d(x, self.expand.weight, stride=fw[0])
+        else:
+            x = F.conv1d(x, self.expand.weight)
+        x = self.drop(F.relu(self.expand_bn(x)))
+        dil = fw[0]
+        for i, w in enumerate(fw[1:]):
+            if strided:
+                res = x[:, :, w // 2::w]
+                y = F.conv1d(x, self.convs[2 * i].weight, stride=w)
+            else:
+                pad = (w - 1) * dil // 2
+                res = x[:, :, pad:x.shape[2] - pad]
+                y = F.conv1d(x, self.convs[2 * i].weight, dilation=dil)
+            y = self.drop(F.relu(self.bns[2 * i](y)))
+            y = self.drop(F.relu(self.bns[2 * i + 1](self.convs[2 * i + 1](y))))
+            x = res + y
+            dil *= w
+        return self.head(x).transpose(1, 2)
+
+
+class MLPLifter(nn.Module):
+    """Per-frame residual MLP. Input (B, T, 50) -> (B, T, 49) (T may be 1)."""
+
+    def __init__(self, hidden=512, blocks=2, dropout=0.25, n_in=N_FEAT, n_out=N_OUT):
+        super().__init__()
+        self.inp = nn.Linear(n_in, hidden)
+        self.inp_bn = nn.BatchNorm1d(hidden)
+        self.layers = nn.ModuleList()
+        for _ in range(blocks):
+            self.layers.append(nn.ModuleList([nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden),
+                                              nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden)]))
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, n_out)
+
+    receptive_field = 1
+
+    def forward(self, x: torch.Tensor, strided: bool = True) -> torch.Tensor:
+        B, T, _ = x.shape
+        h = x.reshape(B * T, -1)
+        h = self.drop(F.relu(self.inp_bn(self.inp(h))))
+        for l1, b1, l2, b2 in self.layers:
+            y = self.drop(F.relu(b1(l1(h))))
+            y = self.drop(F.relu(b2(l2(y))))
+            h = h + y
+        return self.out(h).reshape(B, T, -1)
+
+
+def build_model(config: dict) -> nn.Module:
+    """Model from a config dict: {"arch": "tcn", "filter_widths": [...], "channels": C, "dropout": p}
+    or {"arch": "mlp", "hidden": H, "blocks": n, "dropout": p}."""
+    arch = config.get("arch", "tcn")
+    if arch == "tcn":
+        return TemporalLifter(config.get("filter_widths", (3, 3, 3)), config.get("channels", 256),
+                              config.get("dropout", 0.25))
+    if arch == "mlp":
+        return MLPLifter(config.get("hidden", 512), config.get("blocks", 2), config.get("dropout", 0.25))
+    raise ValueError(f"unknown lifter arch {arch!r}")
+
+
+def split_output(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., 49) -> relative joints (..., 16, 3) metres, log depth correction (...,)."""
+    return out[..., :J * 3].reshape(out.shape[:-1] + (J, 3)), out[..., J * 3]

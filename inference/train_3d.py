@@ -1,0 +1,247 @@
+"""Train the 2D -> 3D lifter on the mocap clips with random virtual cameras (CPU).
+
+    OMP_WAIT_POLICY=PASSIVE nohup .venv/bin/python -m inference.train_3d --run runs/lifter_tcn27 \
+        --arch tcn --filter-widths 3 3 3 --minutes 35 > /dev/null 2>&1 &
+    .venv/bin/python -m inference.train_3d --run runs/lifter_tcn27 --export weights/lifter
+
+Resumable: the run folder holds ``last.pt`` (model, optimiser, step), ``best.pt`` (lowest
+validation loss on held-out clips), ``config.json`` and ``train.log``.  Re-running the same command
+continues from ``last.pt`` until ``--steps`` is reached.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from .models.lifter import PELVIS, build_model, pose_features, split_output
+from .training import mocap
+from .training.cameras import corrupt_2d, mirror_world, project_normalized, sample_cameras, world_to_camera
+
+
+class PairSampler:
+    """Random (2D window, 3D centre-frame target) pairs from one split of the mocap set."""
+
+    def __init__(self, ms: mocap.MocapSet, split: str, T: int, rate=(0.7, 1.4), p_clean=0.2,
+                 max_difficulty=1.0):
+        self.ms, self.T = ms, int(T)
+        self.clips = ms.indices(split)
+        lens = ms.lengths[self.clips].astype(np.float64)
+        self.p = lens / lens.sum()
+        self.rate, self.p_clean, self.max_difficulty = rate, p_clean, max_difficulty
+
+    def windows(self, B: int, rng: np.random.Generator) -> np.ndarray:
+        """World joints (B, T, 16, 3) for random windows (time-stretched, edge-padded, mirrored)."""
+        ms, T = self.ms, self.T
+        c = rng.choice(self.clips, B, p=self.p)
+        L = ms.lengths[c]
+        centre = rng.uniform(0, L - 1)
+        r = rng.uniform(*self.rate, B)
+        t = centre[:, None] + (np.arange(T) - T // 2)[None, :] * r[:, None]
+        t = np.clip(t, 0, (L - 1)[:, None])
+        i0 = np.floor(t).astype(np.int64)
+        i1 = np.minimum(i0 + 1, (L - 1)[:, None])
+        a = (t - i0)[..., None, None]
+        base = ms.starts[c][:, None]
+        X0 = ms.rel[base + i0].astype(np.float32) + ms.root[base + i0][:, :, None, :]
+        X1 = ms.rel[base + i1].astype(np.float32) + ms.root[base + i1][:, :, None, :]
+        X = (1 - a) * X0 + a * X1
+        flip = rng.random(B) < 0.5
+        X[flip] = mirror_world(X[flip])
+        return X
+
+    def batch(self, B: int, rng: np.random.Generator, difficulty: np.ndarray | None = None):
+        """feats (B, T, 50) float32, rel3d (B, 16, 3) metres, logc (B,), ok (B,) bool."""
+        X = self.windows(B, rng)
+        cams = sample_cameras(X[:, :, PELVIS].mean(1), rng)
+        Xc = world_to_camera(X.astype(np.float64), cams)
+        ok = (Xc[..., 2] > 0.3).all(axis=(1, 2))
+        Xc[..., 2] = np.maximum(Xc[..., 2], 0.3)  # only touches samples masked out by ok
+        xn = project_normalized(Xc)
+        f = cams.K[:, 0, 0][:, None, None, None]
+        cxy = cams.K[:, :2, 2][:, None, None, :]
+        uv = xn * f + cxy
+        size = cams.size[:, None, None, :]
+        in_img = ((uv >= 0) & (uv <= size - 1)).all(-1)
+        if difficulty is None:
+            difficulty = rng.uniform(0, self.max_difficulty, B)
+            difficulty[rng.random(B) < self.p_clean] = 0.0
+        noisy, scores = corrupt_2d(xn, difficulty, rng, in_image=in_img)
+        feats, _, k, valid = pose_features(noisy, scores)
+        cidx = self.T // 2
+        rel = Xc[:, cidx] - Xc[:, cidx, PELVIS:PELVIS + 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            logc = np.log(Xc[:, cidx, PELVIS, 2] / k[:, cidx])
+        ok &= valid[:, cidx] & np.isfinite(logc)
+        return feats, rel.astype(np.float32), np.nan_to_num(logc).astype(np.float32), ok
+
+
+def lifter_loss(out: torch.Tensor, rel: torch.Tensor, logc: torch.Tensor, ok: torch.Tensor,
+                w_depth: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """out (B, 49); returns (loss, mpjpe in m, |log depth error|), averaged over ok samples."""
+    p_rel, p_c = split_output(out)
+    okf = ok.float()
+    n = okf.sum().clamp(min=1)
+    mp = (torch.linalg.norm(p_rel - rel, dim=-1).mean(-1) * okf).sum() / n
+    dz = ((p_c - logc).abs() * okf).sum() / n
+    return mp + w_depth * dz, mp, dz
+
+
+def _log(path, msg):
+    line = time.strftime("%H:%M:%S ") + msg
+    print(line, flush=True)
+    with open(path, "a") as f:
+        f.write(line + "\n")
+
+
+def train(args) -> None:
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.run, exist_ok=True)
+    cfg_path = os.path.join(args.run, "config.json")
+    if os.path.exists(cfg_path):
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+    else:
+        if args.arch == "tcn":
+            cfg = {"arch": "tcn", "filter_widths": args.filter_widths, "channels": args.channels,
+                   "dropout": args.dropout}
+        else:
+            cfg = {"arch": "mlp", "hidden": args.hidden, "blocks": args.blocks, "dropout": args.dropout}
+        cfg.update({"batch": args.batch, "lr": args.lr, "lr_final": args.lr_final, "steps": args.steps,
+                    "w_depth": args.w_depth, "seed": args.seed})
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f, indent=1)
+    log = os.path.join(args.run, "train.log")
+    model = build_model(cfg)
+    T = model.receptive_field
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    gamma = (cfg["lr_final"] / cfg["lr"]) ** (1.0 / cfg["steps"])
+    step, best = 0, float("inf")
+    last = os.path.join(args.run, "last.pt")
+    if os.path.exists(last):
+        ck = torch.load(last, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, best = int(ck["step"]), float(ck["best"])
+        _log(log, f"resumed at step {step}, best val {best:.4f}")
+    ms = mocap.load(log=lambda m: _log(log, m))
+    tr = PairSampler(ms, "train", T)
+    va = PairSampler(ms, "test", T)
+    vrng = np.random.default_rng(12345)
+    val = [va.batch(512, vrng) for _ in range(4)]
+    val = [tuple(torch.from_numpy(np.asarray(a)) for a in b) for b in val]
+    n_par = sum(p.numel() for p in model.parameters())
+    _log(log, f"config {json.dumps(cfg)} rf={T} params={n_par} train_frames="
+              f"{int(ms.lengths[tr.clips].sum())} test_frames={int(ms.lengths[va.clips].sum())}")
+    t_end = time.time() + 60 * args.minutes
+    t0, acc = time.time(), []
+
+    def save(path):
+        tmp = path + ".tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
+                    "config": cfg}, tmp)
+        os.replace(tmp, path)
+
+    while step < cfg["steps"] and time.time() < t_end:
+        rng = np.random.default_rng([cfg["seed"], step])
+        feats, rel, logc, ok = (torch.from_numpy(np.asarray(a)) for a in tr.batch(cfg["batch"], rng))
+        model.train()
+        out = model(feats)[:, 0]
+        loss, mp, dz = lifter_loss(out, rel, logc, ok, cfg["w_depth"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        for g in opt.param_groups:
+            g["lr"] = cfg["lr"] * gamma ** (step + 1)
+        acc.append((loss.item(), mp.item(), dz.item()))
+        step += 1
+        if step % args.log_every == 0:
+            a = np.mean(acc, 0)
+            acc = []
+            _log(log, f"step {step} loss {a[0]:.4f} mpjpe {a[1] * 1000:.1f}mm dlogz {a[2]:.4f} "
+                      f"lr {opt.param_groups[0]['lr']:.2e} {(time.time() - t0) / args.log_every:.3f}s/step")
+            t0 = time.time()
+        if step % args.val_every == 0 or step == cfg["steps"]:
+            model.eval()
+            with torch.no_grad():
+                r = np.mean([[x.item() for x in lifter_loss(model(b[0])[:, 0], b[1], b[2], b[3], cfg["w_depth"])]
+                             for b in val], 0)
+            improved = r[0] < best
+            if improved:
+                best = float(r[0])
+                save(os.path.join(args.run, "best.pt"))
+            _log(log, f"VAL step {step} loss {r[0]:.4f} mpjpe {r[1] * 1000:.1f}mm dlogz {r[2]:.4f}"
+                      + (" *best" if improved else ""))
+            save(last)
+    save(last)
+    _log(log, f"stopped at step {step}")
+
+
+def export(run: str, out_stem: str, fp16: bool = True) -> dict:
+    """Best checkpoint of a run -> weights/<name>.pt (+ manifest .json, eval filled by eval_3d)."""
+    ck = torch.load(os.path.join(run, "best.pt"), weights_only=True)
+    sd = {k: (v.half() if fp16 and v.is_floating_point() else v) for k, v in ck["model"].items()}
+    path = out_stem + ".pt"
+    torch.save(sd, path)
+    with open(path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    cfg = {k: ck["config"][k] for k in ck["config"]}
+    cfg.update({"trained_steps": int(ck["step"]), "dtype": "float16" if fp16 else "float32",
+                "input": "pose_features: normalised 2D ((u-cx)/fx), root-centred, / square-box side; scores; root ray",
+                "output": "root-relative joints (m, camera axes) + log correction of RootNet depth",
+                "a_real_m2": 4.0, "joint_names": list(mocap.JOINT_NAMES)})
+    man_path = out_stem + ".json"
+    old = {}
+    if os.path.exists(man_path):
+        with open(man_path) as f:
+            old = json.load(f)
+    man = {"kind": "3d", "file": os.path.basename(path), "sha256": sha, "config": cfg,
+           "data": ("shared/data/mocap: CMU (cmu_dance_martial_acrnn, cmu_walk_cs229; CMU terms: data from "
+                    "mocap.cs.cmu.edu, created with funding from NSF EIA-0196217) and Bandai Namco Research "
+                    "Motion Dataset 1 + 2 subset (CC BY-NC 4.0, Kobayashi et al. 2023, arXiv 2306.08861). "
+                    "Trained on Bandai data: these weights are for NON-COMMERCIAL use only. Held-out clips: "
+                    "see docs/lifter.md."),
+           "licence": "CC BY-NC 4.0 (inherited from the Bandai Namco training data)",
+           "eval": old.get("eval", {})}
+    with open(man_path, "w") as f:
+        json.dump(man, f, indent=1)
+    return man
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--arch", choices=["tcn", "mlp"], default="tcn")
+    ap.add_argument("--filter-widths", type=int, nargs="+", default=[3, 3, 3])
+    ap.add_argument("--channels", type=int, default=256)
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--blocks", type=int, default=2)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-final", type=float, default=2e-5)
+    ap.add_argument("--steps", type=int, default=8000)
+    ap.add_argument("--w-depth", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--minutes", type=float, default=38.0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--val-every", type=int, default=500)
+    ap.add_argument("--export", metavar="STEM", help="export best.pt to STEM.pt + STEM.json and exit")
+    ap.add_argument("--fp32", action="store_true")
+    args = ap.parse_args(argv)
+    if args.export:
+        print(json.dumps(export(args.run, args.export, fp16=not args.fp32), indent=1))
+        return 0
+    train(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
