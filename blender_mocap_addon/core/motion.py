@@ -93,13 +93,20 @@ def solve_person(joints_cam: np.ndarray, valid: np.ndarray, joint_names, person_
     frames = np.flatnonzero(use)
     jw = world[frames]
     W = rot.solve_world_rotations(jw, joint_names)
-    if bone_rest is None:
-        bone_rest = rest.frames
-    L = rot.local_rotations(W, sk.bone_parents(), bone_rest)
-    q = rot.make_sign_continuous(rot.quat_from_matrix(L))
     pelvis = jw[:, sk.joint_indices(joint_names)[sk.ROOT_JOINT]]
+    m = PersonMotion(person_id=int(person_id), rest=rest, frames=frames, joints_world=jw,
+                     world_rot=W, local_quat=None, root_world=pelvis, root_location=None,
+                     warnings=warnings)
+    return localize(m, rest.frames if bone_rest is None else bone_rest)
+
+
+def localize(m: PersonMotion, bone_rest: np.ndarray) -> PersonMotion:
+    """Fill ``m.local_quat`` (K, B, 4) and ``m.root_location`` (K, 3) for the rest
+    rotations (B, 3, 3) the armature really has (Blender ``bone.matrix_local``)."""
+    bone_rest = np.asarray(bone_rest, dtype=np.float64)
+    assert bone_rest.shape == (len(sk.BONES), 3, 3), bone_rest.shape
+    L = rot.local_rotations(m.world_rot, sk.bone_parents(), bone_rest)
+    m.local_quat = rot.make_sign_continuous(rot.quat_from_matrix(L))
     root_i = sk.BONE_NAMES.index(sk.ROOT_BONE)
-    root_loc = (pelvis - rest.heads[root_i]) @ bone_rest[root_i]   # R^T (p - h), row-wise
-    return PersonMotion(person_id=int(person_id), rest=rest, frames=frames, joints_world=jw,
-                        world_rot=W, local_quat=q, root_world=pelvis, root_location=root_loc,
-                        warnings=warnings)
+    m.root_location = (m.root_world - m.rest.heads[root_i]) @ bone_rest[root_i]  # R^T (p - h)
+    return m
