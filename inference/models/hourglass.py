@@ -1,0 +1,108 @@
+"""Stacked hourglass network (Newell, Yang and Deng, ECCV 2016), config-driven.
+
+One code path serves every preset: the stem brings the input down to 1/4 of its
+resolution, each stack is an hourglass of residual bottleneck modules followed by a
+1x1 head that predicts `out_channels` maps, and the prediction of every stack but the
+last is merged back into the features (intermediate supervision).
+
+Input (N, 3, S, S) float in [0, 1] (RGB); output: a list of `stacks` tensors, each
+(N, C, S/4, S/4). The last one is the prediction.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class HourglassConfig:
+    stacks: int = 2
+    features: int = 128          # channels inside the hourglasses
+    depth: int = 4               # downsamplings per hourglass
+    in_size: int = 128           # square input side in pixels (heatmap side = in_size // 4)
+    out_channels: int = 16       # heatmaps (+ any extra maps the head predicts)
+    modules_per_stack: int = 1   # residual modules after each hourglass
+
+    @property
+    def heatmap_size(self) -> int:
+        return self.in_size // 4
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HourglassConfig":
+        keys = cls.__dataclass_fields__.keys()
+        return cls(**{k: v for k, v in d.items() if k in keys})
+
+
+class Residual(nn.Module):
+    """Pre-activation bottleneck: BN-ReLU-1x1 (c/2), BN-ReLU-3x3 (c/2), BN-ReLU-1x1 (c)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        mid = cout // 2
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.Conv2d(cin, mid, 1, bias=False),
+            nn.BatchNorm2d(mid), nn.ReLU(inplace=True), nn.Conv2d(mid, mid, 3, padding=1, bias=False),
+            nn.BatchNorm2d(mid), nn.ReLU(inplace=True), nn.Conv2d(mid, cout, 1),
+        )
+        self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        return self.skip(x) + self.body(x)
+
+
+class Hourglass(nn.Module):
+    """Recursive hourglass: a skip branch at this resolution plus a half-resolution branch."""
+
+    def __init__(self, depth: int, c: int):
+        super().__init__()
+        self.skip = Residual(c, c)
+        self.down = nn.Sequential(nn.MaxPool2d(2), Residual(c, c))
+        self.inner = Hourglass(depth - 1, c) if depth > 1 else Residual(c, c)
+        self.up = Residual(c, c)
+
+    def forward(self, x):
+        low = self.up(self.inner(self.down(x)))
+        return self.skip(x) + nn.functional.interpolate(low, size=x.shape[-2:], mode="nearest")
+
+
+class StackedHourglass(nn.Module):
+    def __init__(self, cfg: HourglassConfig):
+        super().__init__()
+        if cfg.in_size % (4 * 2 ** cfg.depth):
+            raise ValueError(f"in_size {cfg.in_size} must be a multiple of {4 * 2 ** cfg.depth}")
+        self.cfg = cfg
+        c = cfg.features
+        # Stem: 7x7 stride 2, residual, max-pool: 1/4 resolution, as in the paper.
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, c // 2, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(c // 2),
+            nn.ReLU(inplace=True), Residual(c // 2, c // 2), nn.MaxPool2d(2),
+            Residual(c // 2, c // 2), Residual(c // 2, c),
+        )
+        self.hourglasses = nn.ModuleList(Hourglass(cfg.depth, c) for _ in range(cfg.stacks))
+        self.features = nn.ModuleList(
+            nn.Sequential(*[Residual(c, c) for _ in range(cfg.modules_per_stack)],
+                          nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
+            for _ in range(cfg.stacks))
+        self.heads = nn.ModuleList(nn.Conv2d(c, cfg.out_channels, 1) for _ in range(cfg.stacks))
+        self.merge_features = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(cfg.stacks - 1))
+        self.merge_preds = nn.ModuleList(nn.Conv2d(cfg.out_channels, c, 1) for _ in range(cfg.stacks - 1))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        outs = []
+        for i in range(self.cfg.stacks):
+            f = self.features[i](self.hourglasses[i](x))
+            pred = self.heads[i](f)
+            outs.append(pred)
+            if i < self.cfg.stacks - 1:
+                x = x + self.merge_features[i](f) + self.merge_preds[i](pred)
+        return outs
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

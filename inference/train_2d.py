@@ -1,0 +1,163 @@
+"""Train the 2D stacked-hourglass pose network on single-person crops (LSP-extended).
+
+    python -m inference.train_2d --preset fast --out runs/pose_fast [--steps 6000] [--minutes 120]
+
+Resumes from `<out>/last.pt` when it exists (model, optimiser, step, RNG), logs one JSON
+line per interval to `<out>/log.jsonl`, and checkpoints every `--ckpt-every` steps and on
+Ctrl-C / when the time budget ends, so a run can be spread over sessions.
+Runs on CUDA with bf16 autocast when a GPU is present, else on the CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import codec
+from .models.hourglass import HourglassConfig, StackedHourglass
+from .presets import HEATMAP_SIGMA, POSE_PRESETS
+from .training.augment import AugmentConfig, augment
+from .training.lsp import CropSet, load_or_build_cache
+
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # RGB, ImageNet statistics
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def to_tensor(batch_bgr: np.ndarray) -> torch.Tensor:
+    """(N, S, S, 3) uint8 BGR -> (N, 3, S, S) float normalised RGB."""
+    x = batch_bgr[..., ::-1].astype(np.float32) / 255.0
+    x = (x - MEAN) / STD
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def make_batch(data: CropSet, idx: np.ndarray, cfg: HourglassConfig, aug: AugmentConfig,
+               rng: np.random.Generator, sigma: float = HEATMAP_SIGMA):
+    """-> images (B,3,S,S) tensor, targets (B,J,H,H), weights (B,J)."""
+    S, H = cfg.in_size, cfg.heatmap_size
+    imgs = np.zeros((len(idx), S, S, 3), np.uint8)
+    tgt = np.zeros((len(idx), cfg.out_channels, H, H), np.float32)
+    wts = np.zeros((len(idx), cfg.out_channels), np.float32)
+    box = data.box
+    for b, i in enumerate(idx):
+        img, j, v, _ = augment(data.images[i], data.joints[i], data.visible[i], box, S, aug, rng)
+        imgs[b] = img
+        tgt[b], wts[b] = codec.encode(codec.to_heatmap(j, S / H), v, H, sigma)
+    return to_tensor(imgs), torch.from_numpy(tgt), torch.from_numpy(wts)
+
+
+def heatmap_loss(outs: list[torch.Tensor], target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Masked MSE summed over stacks (intermediate supervision)."""
+    w = weights[:, :, None, None]
+    return sum(((o.float() - target) ** 2 * w).mean() for o in outs)
+
+
+def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 1e-6 + 0.5 * (base - 1e-6) * (1 + math.cos(math.pi * t))
+
+
+def save_checkpoint(path: Path, model, opt, step: int, rng: np.random.Generator, args: dict):
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                "rng": rng.bit_generator.state, "args": args, "config": model.cfg.to_dict()}, tmp)
+    os.replace(tmp, path)
+
+
+def train(args) -> Path:
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_or_build_cache(args.data, args.cache, progress=lambda i, n: print(f"caching {i}/{n}", flush=True))
+    train_idx = np.where(~data.is_test)[0]
+    if args.subset:
+        train_idx = train_idx[: args.subset]
+    cfg = POSE_PRESETS[args.preset]
+    model = StackedHourglass(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    step = 0
+    ckpt = out / "last.pt"
+    if ckpt.exists() and not args.fresh:
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step = state["step"]
+        rng.bit_generator.state = state["rng"]
+        print(f"resumed from {ckpt} at step {step}", flush=True)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
+    aug = AugmentConfig()
+    t_end = time.time() + args.minutes * 60 if args.minutes else float("inf")
+    log = open(out / "log.jsonl", "a")
+    model.train()
+    t0, seen, run_loss = time.time(), 0, 0.0
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    try:
+        while step < args.steps and not stop["now"] and time.time() < t_end:
+            idx = rng.choice(train_idx, args.batch, replace=False)
+            x, tgt, w = make_batch(data, idx, cfg, aug, rng)
+            x, tgt, w = x.to(device), tgt.to(device), w.to(device)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, args.steps, args.lr)
+            with autocast:
+                outs = model(x)
+            loss = heatmap_loss(outs, tgt, w)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            seen += len(idx)
+            run_loss += loss.item()
+            if step % args.log_every == 0:
+                dt = time.time() - t0
+                rec = {"step": step, "loss": run_loss / args.log_every, "lr": opt.param_groups[0]["lr"],
+                       "images_per_s": seen / dt, "epoch": step * args.batch / len(train_idx), "time": time.time()}
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                print(json.dumps(rec), flush=True)
+                t0, seen, run_loss = time.time(), 0, 0.0
+            if step % args.ckpt_every == 0:
+                save_checkpoint(ckpt, model, opt, step, rng, vars(args))
+    except KeyboardInterrupt:
+        print("interrupted: saving checkpoint", flush=True)
+    save_checkpoint(ckpt, model, opt, step, rng, vars(args))
+    log.close()
+    print(f"stopped at step {step}; checkpoint {ckpt}", flush=True)
+    return ckpt
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="fast", choices=sorted(POSE_PRESETS))
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp"),
+                   help="LSP folder with joints.npz and images/")
+    p.add_argument("--cache", default=".cache", help="folder for the crop cache")
+    p.add_argument("--out", default="runs/pose_fast")
+    p.add_argument("--steps", type=int, default=6000, help="total steps of the schedule")
+    p.add_argument("--minutes", type=float, default=0, help="stop (with a checkpoint) after this long")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--subset", type=int, default=0, help="train on the first N training images only")
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--ckpt-every", type=int, default=250)
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    train(parse_args())
