@@ -1,0 +1,78 @@
+"""Small real media for the engine's tests: synthetic clips written with OpenCV, and clips cut
+from the shared sample video."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CANDIDATES = [REPO / "examples" / "sports2d_demo.mp4",
+                     REPO.parent / "shared" / "data" / "video" / "sports2d_demo.mp4"]
+
+
+def sample_video() -> Path | None:
+    for p in SAMPLE_CANDIDATES:
+        if p.is_file():
+            return p
+    return None
+
+
+def synthetic_frame(i: int, w: int = 160, h: int = 120) -> np.ndarray:
+    """A frame whose mean blue value encodes i (robust to lossy compression)."""
+    f = np.zeros((h, w, 3), np.uint8)
+    f[..., 0] = (i * 9) % 250
+    cv2.circle(f, (10 + (i * 5) % (w - 20), h // 2), 8, (255, 255, 255), -1)
+    return f
+
+
+def frame_number(frame: np.ndarray) -> int:
+    return int(round(np.median(frame[..., 0]) / 9.0))
+
+
+def write_clip(path, n: int, w: int = 160, h: int = 120, fps: float = 25.0, fourcc: str = "mp4v") -> Path:
+    path = Path(path)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert vw.isOpened(), f"cannot write {path} with {fourcc}"
+    for i in range(n):
+        vw.write(synthetic_frame(i, w, h))
+    vw.release()
+    return path
+
+
+def corrupt_mjpeg_frames(path, frames: list[int]) -> None:
+    """Damage the JPEG data of the given frames of an MJPG .avi in place."""
+    data = bytearray(Path(path).read_bytes())
+    soi = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8 and data[i + 2] == 0xFF]
+    for k in frames:
+        s = soi[k]
+        data[s:s + 4] = b"\x00\x00\x00\x00"          # no start-of-image marker
+        data[s + 100:s + 600] = bytes(500)
+    Path(path).write_bytes(bytes(data))
+
+
+def cut_sample(path, start: int, n: int, scale: float = 1.0) -> Path | None:
+    """Copy frames [start, start+n) of the sample video into a new mp4 (optionally resized)."""
+    src = sample_video()
+    if src is None:
+        return None
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    for _ in range(start):
+        cap.grab()
+    vw = None
+    for _ in range(n):
+        ok, f = cap.read()
+        if not ok:
+            break
+        if scale != 1.0:
+            f = cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if vw is None:
+            vw = cv2.VideoWriter(os.fspath(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (f.shape[1], f.shape[0]))
+        vw.write(f)
+    cap.release()
+    if vw is not None:
+        vw.release()
+    return Path(path)
