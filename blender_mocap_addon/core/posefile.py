@@ -47,6 +47,7 @@ __all__ = [
     "empty",
     "load",
     "save",
+    "to_arrays",
     "validate",
     "write_posefile",
 ]
@@ -252,15 +253,9 @@ def validate(data: PoseData) -> None:
 
 # --------------------------------------------------------------------------- writing
 
-def save(path: str | os.PathLike, data: PoseData) -> None:
-    """Validate ``data`` and write it to ``path`` atomically.
-
-    The npz goes to a temporary file in the same folder which then replaces ``path`` in one
-    step, so a crash never leaves half a file behind.
-    """
-    validate(data)
-    path = os.fspath(path)
-    arrays = {
+def to_arrays(data: PoseData) -> dict[str, np.ndarray]:
+    """The npz members for ``data`` (not validated): key -> array as stored in the file."""
+    return {
         "format_version": np.array(FORMAT_VERSION, np.int64),
         "joint_names": np.array(JOINT_NAMES),
         "joints3d": np.asarray(data.joints3d),
@@ -273,6 +268,17 @@ def save(path: str | os.PathLike, data: PoseData) -> None:
         "camera_K": np.asarray(data.camera_K),
         "meta": np.array(json.dumps(data.meta, sort_keys=True)),
     }
+
+
+def save(path: str | os.PathLike, data: PoseData) -> None:
+    """Validate ``data`` and write it to ``path`` atomically.
+
+    The npz goes to a temporary file in the same folder which then replaces ``path`` in one
+    step, so a crash never leaves half a file behind.
+    """
+    validate(data)
+    path = os.fspath(path)
+    arrays = to_arrays(data)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".posefile-", suffix=".tmp", dir=folder)
