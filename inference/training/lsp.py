@@ -42,8 +42,10 @@ def load_annotations(root: str | os.PathLike):
     return d["image_names"], joints, visible, d["is_test"]
 
 
-def build_cache(root: str | os.PathLike, side: int = 192, progress=None) -> CropSet:
+def build_cache(root: str | os.PathLike, side: int = 192, progress=None, indices=None) -> CropSet:
     names, joints, visible, is_test = load_annotations(root)
+    if indices is not None:
+        names, joints, visible, is_test = names[indices], joints[indices], visible[indices], is_test[indices]
     N = len(names)
     images = np.zeros((N, side, side, 3), np.uint8)
     out_joints = np.zeros_like(joints)

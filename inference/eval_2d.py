@@ -1,0 +1,134 @@
+"""PCK@0.2 (torso-normalised) of a 2D pose network on the held-out LSP split.
+
+    python -m inference.eval_2d --weights weights/pose_fast.json [--flip] [--limit N] [--out FILE.json]
+    python -m inference.eval_2d --checkpoint runs/pose_fast/last.pt
+
+Each test image is read from the original JPEG, cropped around the annotated person
+(ground-truth box, as in the usual single-person protocol), and the predictions are
+mapped back to the original pixels. A joint is correct when its error is below 0.2 x the
+torso size (the mean length of the available torso diagonals, r_shoulder-l_hip and
+l_shoulder-r_hip). Only visible ground-truth joints count. The headline mean is over the
+14 annotated LSP joints; pelvis and thorax (derived as mid-points) are reported too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from . import codec, crops
+from .joints import INDEX, JOINT_NAMES
+from .models.hourglass import HourglassConfig, StackedHourglass
+from .train_2d import to_tensor
+from .training.lsp import load_annotations
+from .weights import load_manifest, load_state_dict
+
+LSP_JOINTS = [i for i, n in enumerate(JOINT_NAMES) if n not in ("pelvis", "thorax")]
+FLIP_PAIRS_ALL = None
+
+
+def torso_size(joints: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """(N, 16, 2), (N, 16) -> (N,) mean length of the visible torso diagonals (NaN if none)."""
+    out = np.full(len(joints), np.nan, np.float32)
+    diags = [(INDEX["r_shoulder"], INDEX["l_hip"]), (INDEX["l_shoulder"], INDEX["r_hip"])]
+    lengths = np.stack([np.linalg.norm(joints[:, a] - joints[:, b], axis=-1) for a, b in diags], 1)
+    ok = np.stack([visible[:, a] & visible[:, b] for a, b in diags], 1)
+    n = ok.sum(1)
+    has = n > 0
+    out[has] = (lengths * ok).sum(1)[has] / n[has]
+    return out
+
+
+def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float = 0.2) -> dict:
+    """pred, gt (N, 16, 2) px, visible (N, 16) -> {"per_joint": {name: %}, "mean": %, "mean16": %, "n_images"}."""
+    torso = torso_size(gt, visible)
+    use = np.isfinite(torso)
+    err = np.linalg.norm(pred - gt, axis=-1) / np.where(use, torso, 1.0)[:, None]
+    mask = visible & use[:, None]
+    hit = (err <= alpha) & mask
+    per = {JOINT_NAMES[j]: float(100 * hit[:, j].sum() / max(mask[:, j].sum(), 1)) for j in range(len(JOINT_NAMES))}
+    mean14 = float(100 * hit[:, LSP_JOINTS].sum() / max(mask[:, LSP_JOINTS].sum(), 1))
+    mean16 = float(100 * hit.sum() / max(mask.sum(), 1))
+    return {"per_joint": per, "mean": mean14, "mean16": mean16, "n_images": int(use.sum()), "alpha": alpha}
+
+
+@torch.no_grad()
+def predict_crops(model: StackedHourglass, crops_bgr: np.ndarray, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """crops (N, S, S, 3) uint8 -> joints (N, J, 2) in crop pixels, scores (N, J)."""
+    from .joints import FLIP_PAIRS
+    cfg = model.cfg
+    x = to_tensor(crops_bgr)
+    hm = model(x)[-1].float().numpy()
+    if flip:
+        hm_f = model(torch.flip(x, dims=[3]))[-1].float().numpy()
+        hm = 0.5 * (hm + codec.flip_heatmaps(hm_f, FLIP_PAIRS))
+    xy, scores = codec.decode(hm)
+    return codec.from_heatmap(xy, cfg.in_size / cfg.heatmap_size), scores
+
+
+def load_model(weights: str | None = None, checkpoint: str | None = None) -> tuple[StackedHourglass, dict]:
+    if checkpoint:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model = StackedHourglass(HourglassConfig.from_dict(state["config"]))
+        model.load_state_dict(state["model"])
+        info = {"checkpoint": str(checkpoint), "step": state["step"]}
+    else:
+        manifest = load_manifest(weights or "pose_fast", kind="2d")
+        model = StackedHourglass(HourglassConfig.from_dict(manifest["config"]))
+        model.load_state_dict(load_state_dict(manifest))
+        info = {"weights": manifest["file"], "sha256": manifest["sha256"]}
+    return model.eval(), info
+
+
+def evaluate(model: StackedHourglass, data_root: str, flip: bool = False, limit: int = 0,
+             batch: int = 32) -> dict:
+    names, joints, visible, is_test = load_annotations(data_root)
+    idx = np.where(is_test)[0]
+    if limit:
+        idx = idx[:limit]
+    S = model.cfg.in_size
+    preds = np.zeros((len(idx), len(JOINT_NAMES), 2), np.float32)
+    t0 = time.time()
+    for start in range(0, len(idx), batch):
+        part = idx[start:start + batch]
+        cs, inv = [], []
+        for i in part:
+            img = cv2.imread(str(Path(data_root) / "images" / names[i]))
+            M = crops.crop_matrix(crops.box_from_joints(joints[i], visible[i]), S)
+            cs.append(crops.warp(img, M, S))
+            inv.append(crops.invert_affine(M))
+        xy, _ = predict_crops(model, np.stack(cs), flip)
+        for k, Minv in enumerate(inv):
+            preds[start + k] = crops.apply_affine(Minv, xy[k])
+    result = pck(preds, joints[idx], visible[idx])
+    result.update(flip=flip, seconds=round(time.time() - t0, 1), split="LSPET im09001-im10000 (held out)")
+    return result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", help="manifest (.json) or name in weights/ (default pose_fast)")
+    p.add_argument("--checkpoint", help="a training checkpoint instead of shipped weights")
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp"))
+    p.add_argument("--flip", action="store_true", help="average with the mirrored image (flip test)")
+    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", help="write the result as JSON here")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, info = load_model(args.weights, args.checkpoint)
+    result = {**info, **evaluate(model, args.data, args.flip, args.limit)}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""2D training pieces on real LSP images: augmentation geometry, targets, mosaics, a few steps."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inference import codec, crops
+from inference.joints import FLIP_PAIRS, INDEX
+from inference.models.hourglass import HourglassConfig, StackedHourglass
+from inference.train_2d import heatmap_loss, make_batch
+from inference.training.augment import AugmentConfig, augment
+from inference.training.lsp import build_cache
+from inference.training.mosaic import MosaicConfig, compose, detector_targets
+
+LSP = Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp"
+needs_lsp = pytest.mark.skipif(not (LSP / "joints.npz").exists(), reason="shared LSP data not present")
+
+
+@pytest.fixture(scope="module")
+def tiny_set():
+    # 6 training images and 2 held-out ones, real JPEGs
+    return build_cache(LSP, side=128, indices=np.r_[0:6, 9000:9002])
+
+
+def _dot_image(joints, size=200):
+    """A black image with one distinctly coloured dot per joint."""
+    img = np.zeros((size, size, 3), np.uint8)
+    for j, (x, y) in enumerate(joints):
+        img[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2] = (10 + 15 * j, 255 - 15 * j, 128)
+    return img
+
+
+def test_augment_moves_joints_with_pixels_and_flip_swaps_sides():
+    rng = np.random.default_rng(0)
+    joints = rng.uniform(40, 160, (16, 2)).round().astype(np.float32)
+    visible = np.ones(16, bool)
+    img = _dot_image(joints)
+    box = crops.box_from_joints(joints, visible)
+    cfg = AugmentConfig(scale=(1.0, 1.0), rotation_deg=0, shift=0, flip_prob=1.0, colour=0, occlusion_prob=0)
+    out, j2, v2, M = augment(img, joints, visible, box, 128, cfg, rng)
+    # after a flip, slot r_hip holds the old l_hip, which was mirrored
+    r, l = INDEX["r_hip"], INDEX["l_hip"]
+    mirrored_l = crops.apply_affine(M, joints[l])
+    np.testing.assert_allclose(j2[r], mirrored_l, atol=1e-4)
+    # slot k now holds original joint perm[k], and lands on that joint's dot colour
+    perm = codec.flip_permutation(16, FLIP_PAIRS)
+    for k in range(16):
+        j = perm[k]
+        x, y = np.round(j2[k]).astype(int)
+        if 2 <= x < 126 and 2 <= y < 126:
+            patch = out[y - 2:y + 3, x - 2:x + 3].reshape(-1, 3).astype(int)
+            colour = np.array([10 + 15 * j, 255 - 15 * j, 128])
+            assert np.abs(patch - colour).sum(1).min() < 60, f"joint {j} not on its dot"
+
+
+def test_rotation_keeps_joints_on_their_dots():
+    rng = np.random.default_rng(1)
+    joints = rng.uniform(60, 140, (16, 2)).round().astype(np.float32)
+    img = _dot_image(joints)
+    box = crops.box_from_joints(joints, np.ones(16, bool))
+    cfg = AugmentConfig(scale=(0.9, 0.9), rotation_deg=30, rotation_prob=1.0, shift=0, flip_prob=0,
+                        colour=0, occlusion_prob=0)
+    out, j2, _, _ = augment(img, joints, np.ones(16, bool), box, 128, cfg, rng)
+    for j in range(16):
+        x, y = np.round(j2[j]).astype(int)
+        patch = out[max(y - 2, 0):y + 3, max(x - 2, 0):x + 3].reshape(-1, 3).astype(int)
+        colour = np.array([10 + 15 * j, 255 - 15 * j, 128])
+        assert np.abs(patch - colour).sum(1).min() < 90
+
+
+def test_heatmap_targets_peak_at_joints():
+    joints = np.array([[5.3, 7.8], [20.0, 3.0], [29.2, 28.6], [-3.0, 4.0]], np.float32)
+    vis = np.array([True, True, True, True])
+    heat, w = codec.encode(joints, vis, 32, 1.5)
+    assert w.tolist() == [1, 1, 1, 0]  # the last lies outside the map
+    xy, _ = codec.decode(heat[None, :3])
+    np.testing.assert_allclose(xy[0], joints[:3], atol=0.05)
+
+
+@needs_lsp
+def test_few_training_steps_lower_the_loss(tiny_set):
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    cfg = HourglassConfig(stacks=2, features=32, in_size=64, out_channels=16)
+    model = StackedHourglass(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    rng = np.random.default_rng(0)
+    no_aug = AugmentConfig(scale=(1, 1), rotation_deg=0, shift=0, flip_prob=0, colour=0, occlusion_prob=0)
+    x, t, w = make_batch(tiny_set, np.arange(6), cfg, no_aug, rng)
+    losses = []
+    for _ in range(25):
+        loss = heatmap_loss(model(x), t, w)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+
+
+@needs_lsp
+def test_crop_cache_keeps_joints_on_the_person(tiny_set):
+    # the cache crop centres the annotated person: the joints' box is the shared box
+    for i in range(len(tiny_set.names)):
+        box = crops.box_from_joints(tiny_set.joints[i], tiny_set.visible[i])
+        np.testing.assert_allclose(box, tiny_set.box, atol=0.6)
+
+
+@needs_lsp
+def test_mosaic_labels_every_pasted_person(tiny_set):
+    rng = np.random.default_rng(2)
+    cfg = MosaicConfig(canvas=128, max_people=4)
+    seen = 0
+    for _ in range(10):
+        canvas, people = compose(tiny_set, np.arange(6), cfg, rng)
+        assert canvas.shape == (128, 128, 3)
+        heat, reg, mask = detector_targets(people, 128)
+        for pelvis, box in people:
+            seen += 1
+            cx, cy = np.round((pelvis + 0.5) / 4 - 0.5).astype(int)
+            if 0 <= cx < 32 and 0 <= cy < 32:
+                assert heat[0, cy, cx] > 0.6
+                assert mask[cy, cx] == 1
+                # the regressed box decodes back to the labelled box
+                centre = (np.array([cx, cy]) + 4 * reg[:2, cy, cx] + 0.5) * 4 - 0.5
+                np.testing.assert_allclose(centre, box[:2], atol=1e-3)
+                np.testing.assert_allclose(np.exp(reg[2, cy, cx]) * 4, box[2], rtol=1e-4)
+    assert seen > 5
