@@ -1,21 +1,47 @@
 """Blender registration: the one list of classes the add-on registers.
 
 Imported only from ``register()`` / ``unregister()`` in ``__init__.py`` (needs bpy).
-Add operators, panels and preferences to ``CLASSES`` in dependency order (a class that
-uses another class in a PointerProperty comes after it); unregister runs in reverse.
+Classes are in dependency order (a class used in a PointerProperty comes before
+its user); unregister runs in reverse.  Besides the classes: the scene settings
+pointer and the File > Import menu entry.
 """
 
 import bpy
 
-CLASSES: tuple = ()
+from . import operators, panel, prefs
+
+CLASSES: tuple = (
+    prefs.MOCAP_AddonPreferences,
+    panel.MocapBoneMapItem,
+    panel.MocapSettings,
+    panel.MOCAP_UL_bonemap,
+    operators.MOCAP_OT_convert,
+    operators.MOCAP_OT_cancel_convert,
+    operators.MOCAP_OT_import_posefile,
+    operators.MOCAP_OT_import_from_panel,
+    operators.MOCAP_OT_bonemap_fill,
+    operators.MOCAP_OT_bonemap_save,
+    operators.MOCAP_OT_bonemap_load,
+    operators.MOCAP_OT_retarget,
+    operators.MOCAP_OT_export,
+    operators.MOCAP_OT_check_dependencies,
+    panel.MOCAP_PT_convert,
+    panel.MOCAP_PT_retarget,
+    panel.MOCAP_PT_export,
+)
 
 
 def register():
     for cls in CLASSES:
         bpy.utils.register_class(cls)
+    bpy.types.Scene.mocap = bpy.props.PointerProperty(type=panel.MocapSettings)
+    bpy.types.TOPBAR_MT_file_import.append(operators.menu_import)
 
 
 def unregister():
+    bpy.types.TOPBAR_MT_file_import.remove(operators.menu_import)
+    if hasattr(bpy.types.Scene, "mocap"):
+        del bpy.types.Scene.mocap
     for cls in reversed(CLASSES):
         if getattr(cls, "is_registered", False):
             bpy.utils.unregister_class(cls)

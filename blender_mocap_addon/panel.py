@@ -1,0 +1,138 @@
+"""3D Viewport > Sidebar (N) > Mocap: settings stored on the scene and the panels."""
+from __future__ import annotations
+
+import bpy
+
+from .core import bonemap as bm
+
+
+def _is_armature(self, obj):
+    return obj.type == 'ARMATURE'
+
+
+def _bonemap_items(self, context):
+    items = [('AUTO', "Auto", "Best preset for the target rig, else match bone names")]
+    for pid, make in bm.PRESETS.items():
+        items.append((pid, make().name, ""))
+    return items
+
+
+class MocapBoneMapItem(bpy.types.PropertyGroup):
+    source: bpy.props.StringProperty(name="Mocap Bone")
+    target: bpy.props.StringProperty(name="Target Bone")
+
+
+class MocapSettings(bpy.types.PropertyGroup):
+    video_path: bpy.props.StringProperty(name="Video", subtype='FILE_PATH')
+    pose_path: bpy.props.StringProperty(name="Pose File", subtype='FILE_PATH',
+                                        description="Pose file (.npz) to import, or where Convert writes it")
+    preset: bpy.props.EnumProperty(name="Preset", items=[
+        ('FAST', "Fast", "Smaller networks, quicker"), ('ACCURATE', "Accurate", "Larger networks, slower")])
+    device: bpy.props.EnumProperty(name="Device", items=[
+        ('AUTO', "Auto", "GPU if available"), ('CPU', "CPU", ""), ('CUDA', "CUDA", "")])
+    max_people: bpy.props.IntProperty(name="Max People", min=0, default=0, description="0: no limit")
+    focal: bpy.props.FloatProperty(name="Focal (px)", min=0.0, default=0.0,
+                                   description="Focal length in pixels; 0: estimate")
+    smoothing: bpy.props.FloatProperty(name="Smoothing", min=0.0, max=20.0, default=0.0,
+                                       description="Gaussian smoothing on import (sigma, frames)")
+    use_range: bpy.props.BoolProperty(name="Frame Range", default=False)
+    range_start: bpy.props.IntProperty(name="Start", min=0, default=0)
+    range_end: bpy.props.IntProperty(name="End", min=0, default=250)
+    add_camera: bpy.props.BoolProperty(name="Camera with Video", default=True)
+    source_rig: bpy.props.PointerProperty(name="Mocap Armature", type=bpy.types.Object, poll=_is_armature)
+    target_rig: bpy.props.PointerProperty(name="Target Rig", type=bpy.types.Object, poll=_is_armature)
+    bonemap_preset: bpy.props.EnumProperty(name="Bone Map", items=_bonemap_items)
+    bone_map: bpy.props.CollectionProperty(type=MocapBoneMapItem)
+    bone_map_index: bpy.props.IntProperty()
+    bone_map_root: bpy.props.StringProperty(name="Root Bone", description="Target bone that gets the root location")
+    export_format: bpy.props.EnumProperty(name="Format", items=[
+        ('BVH', "BVH", ""), ('FBX', "FBX", ""), ('GLB', "glTF (.glb)", "")])
+    export_path: bpy.props.StringProperty(name="Export File", subtype='FILE_PATH')
+    job_status: bpy.props.StringProperty(default="", options={'SKIP_SAVE'})
+    job_progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype='FACTOR',
+                                          options={'SKIP_SAVE'})
+
+
+class MOCAP_UL_bonemap(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.split(factor=0.4)
+        row.label(text=item.source, icon='BONE_DATA')
+        tgt = context.scene.mocap.target_rig
+        if tgt is not None:
+            row.prop_search(item, "target", tgt.data, "bones", text="")
+        else:
+            row.prop(item, "target", text="")
+
+
+class _Base:
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "Mocap"
+
+
+class MOCAP_PT_convert(_Base, bpy.types.Panel):
+    bl_label = "Video Mocap"
+
+    def draw(self, context):
+        from .operators import MOCAP_OT_convert
+        s = context.scene.mocap
+        layout = self.layout
+        layout.prop(s, "video_path")
+        col = layout.column(align=True)
+        col.prop(s, "preset")
+        col.prop(s, "device")
+        col.prop(s, "max_people")
+        col.prop(s, "focal")
+        row = layout.row(align=True)
+        row.prop(s, "use_range")
+        sub = row.row(align=True)
+        sub.enabled = s.use_range
+        sub.prop(s, "range_start")
+        sub.prop(s, "range_end")
+        layout.prop(s, "smoothing")
+        layout.prop(s, "add_camera")
+        if MOCAP_OT_convert.running is None:
+            layout.operator("mocap.convert", icon='PLAY')
+        else:
+            layout.label(text=s.job_status or "Converting...")
+            layout.prop(s, "job_progress", text="Progress", slider=True)
+            layout.operator("mocap.cancel_convert", icon='CANCEL')
+        layout.separator()
+        layout.prop(s, "pose_path")
+        layout.operator("mocap.import_from_panel", icon='IMPORT')
+
+
+class MOCAP_PT_retarget(_Base, bpy.types.Panel):
+    bl_label = "Retarget"
+    bl_parent_id = "MOCAP_PT_convert"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        s = context.scene.mocap
+        layout = self.layout
+        layout.prop(s, "source_rig")
+        layout.prop(s, "target_rig")
+        row = layout.row(align=True)
+        row.prop(s, "bonemap_preset", text="")
+        row.operator("mocap.bonemap_fill", text="", icon='FILE_REFRESH')
+        row.operator("mocap.bonemap_load", text="", icon='FILEBROWSER')
+        row.operator("mocap.bonemap_save", text="", icon='FILE_TICK')
+        layout.template_list("MOCAP_UL_bonemap", "", s, "bone_map", s, "bone_map_index", rows=6)
+        if s.target_rig is not None:
+            layout.prop_search(s, "bone_map_root", s.target_rig.data, "bones")
+        else:
+            layout.prop(s, "bone_map_root")
+        layout.operator("mocap.retarget", icon='ARMATURE_DATA')
+
+
+class MOCAP_PT_export(_Base, bpy.types.Panel):
+    bl_label = "Export"
+    bl_parent_id = "MOCAP_PT_convert"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        s = context.scene.mocap
+        layout = self.layout
+        layout.prop(s, "export_format")
+        layout.prop(s, "export_path")
+        layout.operator("mocap.export", icon='EXPORT')
