@@ -1,0 +1,160 @@
+"""Tracking: assignment optimality, ids through crossings and occlusions, gap filling."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from inference.tracking import (Tracker, dense_track, fill_gaps, linear_assignment, pose_box,
+                                suppress_duplicates)
+
+# A standing person of height ~100 px around the origin (MPII order).
+TEMPLATE = np.array([
+    [-10, 50], [-10, 25], [-10, 0], [10, 0], [10, 25], [10, 50],
+    [0, 0], [0, -30], [0, -38], [0, -50],
+    [-28, 0], [-24, -15], [-14, -30], [14, -30], [24, -15], [28, 0]], np.float64)
+
+
+def person(x, y, scale=1.0, rng=None, noise=0.0):
+    j = TEMPLATE * scale + np.array([x, y])
+    if rng is not None:
+        j = j + rng.normal(0, noise, j.shape)
+    return j
+
+
+def brute_force(cost):
+    n, m = cost.shape
+    best = np.inf
+    if n <= m:
+        for perm in itertools.permutations(range(m), n):
+            best = min(best, cost[np.arange(n), list(perm)].sum())
+    else:
+        for perm in itertools.permutations(range(n), m):
+            best = min(best, cost[list(perm), np.arange(m)].sum())
+    return best
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (4, 6), (6, 4), (5, 5), (2, 7)])
+def test_assignment_is_optimal(shape):
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(20):
+        cost = rng.uniform(0, 10, shape)
+        if rng.random() < 0.3:
+            cost = np.round(cost)  # ties
+        rows, cols = linear_assignment(cost)
+        assert len(rows) == min(shape)
+        assert len(set(rows)) == len(rows) and len(set(cols)) == len(cols)
+        assert cost[rows, cols].sum() == pytest.approx(brute_force(cost))
+
+
+def test_assignment_empty():
+    r, c = linear_assignment(np.zeros((0, 3)))
+    assert len(r) == len(c) == 0
+
+
+def _run(frames_people):
+    """frames_people: list over frames of list of (label, joints). Returns {label: set of ids}."""
+    tr = Tracker()
+    seen = {}
+    for f, people in enumerate(frames_people):
+        if not people:
+            tr.update(f, np.zeros((0, 16, 2)), np.zeros((0, 16)))
+            continue
+        labels = [p[0] for p in people]
+        joints = np.stack([p[1] for p in people])
+        ids = tr.update(f, joints, np.full(joints.shape[:2], 0.9))
+        for lab, i in zip(labels, ids):
+            seen.setdefault(lab, []).append(int(i))
+    return seen, tr
+
+
+def test_ids_survive_crossing_paths_and_occlusion():
+    rng = np.random.default_rng(0)
+    frames = []
+    for f in range(50):
+        xa = 40 + 10 * f          # A walks right
+        xb = 520 - 10 * f         # B walks left; they meet at f = 24
+        people = [("A", person(xa, 200, 1.0, rng, 1.5))]
+        if not 21 <= f <= 26:     # B is hidden behind A while they cross
+            people.append(("B", person(xb, 208, 0.9, rng, 1.5)))
+        frames.append(people[::-1] if f % 2 else people)  # detection order must not matter
+    seen, tr = _run(frames)
+    assert len(set(seen["A"])) == 1, seen["A"]
+    assert len(set(seen["B"])) == 1, seen["B"]
+    assert seen["A"][0] != seen["B"][0]
+    assert len(tr.all_tracks()) == 2
+
+
+def test_ids_survive_crossing_while_both_visible():
+    rng = np.random.default_rng(1)
+    frames = []
+    for f in range(40):
+        frames.append([("A", person(100 + 8 * f, 200, 1.0, rng, 1.0)),
+                       ("B", person(420 - 8 * f, 215, 1.1, rng, 1.0))])
+    seen, _ = _run(frames)
+    assert len(set(seen["A"])) == 1 and len(set(seen["B"])) == 1
+    assert seen["A"][0] != seen["B"][0]
+
+
+def test_long_absence_gets_new_id_and_new_person_new_id():
+    frames = [[("A", person(100, 100))] for _ in range(5)] + [[] for _ in range(30)]
+    frames += [[("A", person(100, 100)), ("C", person(400, 100))] for _ in range(3)]
+    seen, _ = _run(frames)
+    assert len(set(seen["A"])) == 2          # memory is max_age (15) frames
+    assert not set(seen["C"]) & set(seen["A"])
+
+
+def test_proposals_follow_velocity():
+    tr = Tracker()
+    for f in range(5):
+        tr.update(f, person(100 + 10 * f, 50)[None], np.full((1, 16), 0.9))
+    (tid, box), = tr.proposals(6)
+    assert box[0] == pytest.approx(160, abs=1.0)   # 100 + 10 * 6
+    assert box[2] == pytest.approx(100, abs=2.0)   # joints' box: 100 px tall
+    assert tr.proposals(6 + 10) == []               # too old to propose
+
+
+def test_unusable_pose_gets_no_id():
+    tr = Tracker()
+    scores = np.zeros((1, 16))
+    scores[0, 0] = 0.9
+    assert tr.update(0, person(0, 0)[None], scores)[0] == -1
+
+
+def test_suppress_duplicates():
+    a = person(100, 100)
+    b = a + 2.0                   # same person, second crop
+    c = person(300, 100)
+    s = np.full((3, 16), 0.8)
+    s[1] = 0.9
+    keep = suppress_duplicates(np.stack([a, b, c]), s)
+    assert keep.tolist() == [1, 2]
+
+
+def test_fill_gaps_interpolates_short_gaps_only():
+    F = 20
+    t = np.arange(F, dtype=np.float32)
+    joints = np.stack([t, 2 * t], -1)[:, None, :].repeat(16, 1)   # linear motion
+    scores = np.full((F, 16), 0.8, np.float32)
+    valid = np.ones(F, bool)
+    valid[5:8] = False        # 3-frame gap: filled
+    valid[11:17] = False      # 6-frame gap: kept
+    jn = np.where(valid[:, None, None], joints, np.nan)
+    j2, s2, v2, filled = fill_gaps(jn, np.where(valid[:, None], scores, 0), valid, max_gap=4)
+    assert filled.tolist() == [5 <= f < 8 for f in range(F)]
+    assert v2[5:8].all() and not v2[11:17].any()
+    np.testing.assert_allclose(j2[5:8], joints[5:8], atol=1e-5)
+    np.testing.assert_allclose(s2[5:8], 0.4, atol=1e-6)
+
+
+def test_dense_track_and_pose_box():
+    tr = Tracker()
+    for f in (3, 4, 6):
+        tr.update(f, person(50, 50)[None], np.full((1, 16), 0.9))
+    (track,) = tr.all_tracks()
+    joints, scores, valid = dense_track(track, 2, 6, 16)
+    assert valid.tolist() == [False, True, True, False, True, False]
+    assert np.isnan(joints[0]).all() and (scores[0] == 0).all()
+    box = pose_box(person(50, 50), np.full(16, 0.9))
+    np.testing.assert_allclose(box, [50, 50, 100], atol=1e-4)
