@@ -1,0 +1,94 @@
+"""One-Euro smoothing and bone-length constancy on synthetic trajectories."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.filters import bone_lengths, enforce_bone_lengths, jitter, one_euro, runs, smooth
+from inference.joints import BONES
+
+FPS = 30.0
+
+
+def walking(F=150, J=16):
+    """Clean 3D trajectories (F, J, 3) in metres: walking forward with swinging limbs."""
+    t = np.arange(F)[:, None] / FPS
+    phase = np.linspace(0, np.pi, J)[None, :]
+    x = 1.2 * t + 0.25 * np.sin(2 * np.pi * 0.9 * t + phase)
+    y = -0.8 + 0.05 * np.sin(2 * np.pi * 1.8 * t + phase)
+    z = 4.0 + 0.1 * np.cos(2 * np.pi * 0.5 * t + phase)
+    return np.stack([x, y, z], -1)
+
+
+def test_reduces_jitter_of_noisy_trajectory():
+    clean = walking()
+    rng = np.random.default_rng(0)
+    noisy = clean + rng.normal(0, 0.02, clean.shape)
+    out = smooth(noisy, FPS, min_cutoff=1.0, beta=2.0)
+    assert out.shape == noisy.shape and out.dtype == np.float32
+    assert jitter(out) < 0.45 * jitter(noisy)
+    err_raw = np.linalg.norm(noisy - clean, axis=-1).mean()
+    err_out = np.linalg.norm(out - clean, axis=-1).mean()
+    assert err_out < 0.6 * err_raw
+
+
+def test_does_not_shift_a_clean_trajectory():
+    clean = walking()
+    out = smooth(clean, FPS, min_cutoff=1.0, beta=2.0)
+    err = np.linalg.norm(out - clean, axis=-1)
+    # Limbs swing 0.25 m at 0.9 Hz: a low-pass trims the peaks a little, but does not delay.
+    assert err.mean() < 0.012          # metres
+    # No lag: the mean signed error along the walking direction is ~0.
+    assert abs((out - clean)[..., 0].mean()) < 0.002
+
+
+def test_causal_filter_lags_but_zero_phase_does_not():
+    t = np.arange(90, dtype=np.float64)[:, None, None]
+    line = np.concatenate([t * 0.05, 0 * t, 0 * t], -1)       # 1.5 m/s constant velocity
+    causal = one_euro(line, FPS, min_cutoff=0.5, beta=0.0)
+    assert (line - causal)[30:, 0, 0].mean() > 0.01              # the causal pass lags
+    both = smooth(line, FPS, min_cutoff=0.5, beta=0.0)
+    np.testing.assert_allclose(both, line, atol=1e-5)          # ends included
+    np.testing.assert_allclose(smooth(line[:4], FPS), line[:4], atol=1e-5)
+
+
+def test_beta_follows_fast_motion():
+    # A fast step: a larger beta raises the cutoff at speed and follows the step more closely.
+    x = np.zeros((60, 1, 3))
+    x[30:, 0, 0] = 1.0
+    slow = one_euro(x, FPS, min_cutoff=0.5, beta=0.0)
+    fast = one_euro(x, FPS, min_cutoff=0.5, beta=5.0)
+    assert abs(fast[33, 0, 0] - 1) < abs(slow[33, 0, 0] - 1)
+
+
+def test_segments_are_filtered_separately():
+    x = walking(40)
+    valid = np.ones(40, bool)
+    valid[18:22] = False
+    x_bad = x.copy()
+    x_bad[18:22] = np.nan
+    out = smooth(x_bad, FPS, valid=valid)
+    assert np.isfinite(out[valid]).all() and np.isnan(out[18:22]).all()
+    assert runs(valid) == [(0, 18), (22, 40)]
+
+
+def test_bone_lengths_constant_after_enforcing():
+    rng = np.random.default_rng(1)
+    F = 50
+    base = rng.normal(0, 0.3, (16, 3))
+    joints = base + rng.normal(0, 0.01, (F, 16, 3)) + np.linspace(0, 1, F)[:, None, None]
+    L = bone_lengths(joints)
+    out = enforce_bone_lengths(joints, L)
+    lengths = np.linalg.norm(out[:, BONES[:, 1]] - out[:, BONES[:, 0]], axis=-1)
+    np.testing.assert_allclose(lengths, np.broadcast_to(L, lengths.shape), rtol=1e-5)
+    # The root stays, and every bone keeps its direction.
+    np.testing.assert_allclose(out[:, 6], joints[:, 6], atol=1e-6)
+    d_in = joints[:, BONES[:, 1]] - joints[:, BONES[:, 0]]
+    d_out = out[:, BONES[:, 1]] - out[:, BONES[:, 0]]
+    cos = (d_in * d_out).sum(-1) / np.linalg.norm(d_in, axis=-1) / np.linalg.norm(d_out, axis=-1)
+    assert cos.min() > 1 - 1e-6
+
+
+def test_bones_must_be_ordered():
+    with pytest.raises(ValueError):
+        enforce_bone_lengths(np.zeros((2, 16, 3)), np.ones(2), bones=np.array([(1, 0), (6, 1)]))
