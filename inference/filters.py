@@ -50,10 +50,15 @@ def one_euro(x: np.ndarray, fps: float, min_cutoff: float = 1.0, beta: float = 1
     if steady_start and F > 1:
         k = min(F, 5)
         t = np.arange(k) - (k - 1) / 2.0
-        dprev = np.tensordot(t, x[:k] - x[:k].mean(0), axes=(0, 0)) / (t @ t) / dt
-        speed = np.linalg.norm(dprev, axis=-1, keepdims=True) / speed_scale
-        a = _alpha(min_cutoff + beta * speed, dt)
-        prev = x[0] - dprev * dt * (1.0 - a) / a
+        v = np.tensordot(t, x[:k] - x[:k].mean(0), axes=(0, 0)) / (t @ t) / dt
+        # At steady state the output lags by v*dt*(1-a)/a and the derivative estimate, taken
+        # against the previous output as in the paper, reads v/a; a depends on it: iterate.
+        a = np.ones(v.shape[:-1] + (1,))
+        for _ in range(8):
+            speed = np.linalg.norm(v / a, axis=-1, keepdims=True) / speed_scale
+            a = _alpha(min_cutoff + beta * speed, dt)
+        dprev = v / a
+        prev = x[0] - v * dt * (1.0 - a) / a
     out[0] = prev
     for f in range(1, F):
         dx = (x[f] - prev) / dt
