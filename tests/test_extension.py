@@ -95,10 +95,17 @@ def test_bl_info_matches_the_manifest():
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
 
 
+# Command-line entry points, run by path (``blender --python batch.py``) or with ``-m``; the
+# registered add-on never imports them (checked in test_install_zip_as_extension_in_bpy).
+ENTRY_POINTS = {"batch.py"}
+
+
 def test_addon_uses_relative_imports_only():
     """As an extension the package is ``bl_ext.<repo>.video_mocap``: absolute self-imports break."""
     offenders = []
     for path in glob.glob(os.path.join(REPO, "blender_mocap_addon", "**", "*.py"), recursive=True):
+        if os.path.relpath(path, os.path.join(REPO, "blender_mocap_addon")) in ENTRY_POINTS:
+            continue
         for n, line in enumerate(open(path, encoding="utf-8"), 1):
             stripped = line.strip()
             if stripped.startswith(("import blender_mocap_addon", "from blender_mocap_addon")):
@@ -191,6 +198,8 @@ def test_install_zip_as_extension_in_bpy(bpy_factory, built_zip, blender_user_re
         assert posefile.JOINT_NAMES[6] == "pelvis"
         addon = importlib.import_module(module_name + ".addon")
         assert all(cls.is_registered for cls in addon.CLASSES)
+        for entry in ENTRY_POINTS:
+            assert "{}.{}".format(module_name, entry[:-3]) not in sys.modules
     finally:
         repo_index = list(bpy.context.preferences.extensions.repos).index(repos["user_default"])
         assert bpy.ops.extensions.package_uninstall(repo_index=repo_index, pkg_id="video_mocap") == {"FINISHED"}
