@@ -103,14 +103,6 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.nonzero(d == 1)[0].tolist(), np.nonzero(d == -1)[0].tolist()))
 
 
-def jitter(x: np.ndarray) -> float:
-    """Mean norm of the second difference of (F, J, C) positions (units per frame^2)."""
-    x = np.asarray(x, np.float64)
-    if len(x) < 3:
-        return 0.0
-    return float(np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1).mean())
-
-
 def _check_bones(bones: np.ndarray) -> None:
     placed = set()
     roots = set(bones[:, 0]) - set(bones[:, 1])

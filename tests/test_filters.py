@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.filters import bone_lengths, enforce_bone_lengths, jitter, one_euro, runs, smooth
+from inference.filters import bone_lengths, enforce_bone_lengths, one_euro, runs, smooth
+from inference.metrics import jitter
 from inference.joints import BONES
 
 FPS = 30.0

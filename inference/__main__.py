@@ -1,0 +1,142 @@
+"""Command line: video -> pose file.
+
+    python -m inference VIDEO -o out.npz [--preset fast|accurate] [--device auto|cpu|cuda]
+        [--max-people N] [--focal PX] [--start N] [--end N] [--weights DIR]
+        [--progress bar|jsonl|none] [--smoothing F]
+
+VIDEO is a video file, a folder of images (natural order) or one image. ``--progress jsonl``
+prints one JSON object per line to stdout, {"frame", "total", "fps", "eta"}, and a last one
+with "done": true, "output", "people" and "warnings" (what the Blender add-on reads); the bar
+(the default on a terminal) and all messages go to stderr.
+
+Exit status: 0 done; 1 the run failed (bad input, missing weights; the message says why);
+2 bad command line; 130 interrupted (Ctrl-C or SIGTERM). The pose file is written in one step
+at the end, so a failed or interrupted run leaves no file behind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+from .errors import Cancelled, InferenceError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .camera import DEFAULT_FOV_DEG
+
+    p = argparse.ArgumentParser(prog="python -m inference",
+                                description="Markerless motion capture: a video in, a pose file (.npz) out.")
+    p.add_argument("video", help="video file, folder of images, or one image")
+    p.add_argument("-o", "--output", required=True, help="pose file to write (.npz)")
+    p.add_argument("--preset", choices=["fast", "accurate"], default="fast",
+                   help="fast: CPU real-time networks (default); accurate: larger networks (GPU)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--max-people", type=int, default=10, metavar="N", help="most people per frame (default 10)")
+    p.add_argument("--focal", type=float, default=None, metavar="PX",
+                   help=f"focal length in pixels (default: from a {DEFAULT_FOV_DEG:g} degree horizontal field of view)")
+    p.add_argument("--start", type=int, default=0, metavar="N", help="first frame (default 0)")
+    p.add_argument("--end", type=int, default=None, metavar="N", help="stop before this frame (default: the end)")
+    p.add_argument("--weights", default=None, metavar="DIR", help="folder with the weights manifests (default: weights/)")
+    p.add_argument("--progress", choices=["bar", "jsonl", "none"], default=None,
+                   help="progress on stderr as a bar (default on a terminal), JSON lines on stdout, or none")
+    p.add_argument("--smoothing", type=float, default=1.0, metavar="F",
+                   help="temporal smoothing strength: 0 off, 1 default, larger is smoother")
+    return p
+
+
+class Bar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, stream=sys.stderr, width: int = 30):
+        self.stream, self.width = stream, width
+
+    def __call__(self, u: dict) -> None:
+        total = max(int(u.get("total") or 0), 1)
+        frac = min(max(u["frame"] / total, 0.0), 1.0)
+        n = int(round(frac * self.width))
+        eta = u.get("eta")
+        eta_s = "--:--" if eta is None else f"{int(eta) // 60:d}:{int(eta) % 60:02d}"
+        self.stream.write(f"\r[{'#' * n}{'.' * (self.width - n)}] {u['frame']}/{total} frames "
+                          f"{u.get('fps') or 0:6.1f} fps  ETA {eta_s} ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _jsonl(u: dict) -> None:
+    sys.stdout.write(json.dumps(u) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on a bad command line, 0 on --help
+        return int(e.code or 0)
+    mode = args.progress or ("bar" if sys.stderr.isatty() else "none")
+    out = os.path.abspath(args.output)
+    if not os.path.isdir(os.path.dirname(out)):
+        print(f"error: the output folder {os.path.dirname(out)} does not exist", file=sys.stderr)
+        return EXIT_FAILED
+    if os.path.isdir(out):
+        print(f"error: the output {out} is a folder; give a file name like out.npz", file=sys.stderr)
+        return EXIT_FAILED
+
+    cancel = threading.Event()
+    old_term = signal.signal(signal.SIGTERM, lambda *_: cancel.set()) if threading.current_thread() is threading.main_thread() else None
+    bar = Bar() if mode == "bar" else None
+    progress = bar if bar else (_jsonl if mode == "jsonl" else None)
+    t0 = time.perf_counter()
+    try:
+        from .pipeline import PipelineOptions, run
+
+        opts = PipelineOptions(preset=args.preset, device=args.device, max_people=args.max_people,
+                               focal=args.focal, start=args.start, end=args.end, weights_dir=args.weights,
+                               smoothing=args.smoothing)
+        result = run(args.video, opts, progress=progress, cancel=cancel)
+        if cancel.is_set():
+            raise Cancelled("cancelled")
+        result.save(out)
+    except Cancelled:
+        if bar:
+            bar.close()
+        print("interrupted: nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        if bar:
+            bar.close()
+        print("interrupted: nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except InferenceError as e:
+        if bar:
+            bar.close()
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    if bar:
+        bar.close()
+    secs = time.perf_counter() - t0
+    if mode == "jsonl":
+        _jsonl({"frame": result.num_frames, "total": result.num_frames, "fps": result.stats.get("fps_processing"),
+                "eta": 0.0, "done": True, "output": out, "people": result.num_people, "warnings": result.warnings})
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"wrote {out}: {result.num_people} people, {result.num_frames} frames in {secs:.1f} s "
+          f"({result.num_frames / max(secs, 1e-9):.1f} fps overall)", file=sys.stderr)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

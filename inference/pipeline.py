@@ -1,0 +1,450 @@
+"""The one place that wires the stages: video -> people -> 2D poses -> tracks -> 3D -> smoothing.
+
+    from inference import run, PipelineOptions
+    result = run("clip.mp4", PipelineOptions(preset="fast", max_people=4))
+    result.save("clip.npz")          # pose file v1 (blender_mocap_addon.core.posefile)
+
+Stage 1 streams the video in chunks of ``detect_every`` frames. The person detector runs on the
+first frame of each chunk; its boxes, together with the boxes that the tracker predicts from
+each person's last pose (moved by their velocity), are used for every frame of the chunk, so
+all crops of a chunk go through the pose network in one batch. A crop whose pose came out
+clearly off-centre or of another size is cut again around that pose and run once more. The
+tracker then gives each frame's poses their ids. Only per-person joints are kept: memory does
+not grow with the frame size, only (slowly) with the number of frames.
+
+Stage 2 works per track: short dropouts are interpolated (``tracking.fill_gaps``), each run
+of present frames is lifted to 3D (``lifting.Lifter``), smoothed with the zero-lag One-Euro
+filter (``filters.smooth``) and given constant bone lengths.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import camera
+from .errors import Cancelled, InferenceError
+from .joints import JOINT_NAMES
+from .video import FrameReader
+
+ENGINE_VERSION = "0.1.0"
+PRESETS = ("fast", "accurate")
+
+
+@dataclass
+class PipelineOptions:
+    """Everything a run can be told. Defaults are the CLI's defaults."""
+
+    preset: str = "fast"                 # "fast" | "accurate" (networks from presets.py)
+    device: str = "auto"                 # "auto" | "cpu" | "cuda"
+    max_people: int = 10                 # most people kept per frame (best scores first)
+    focal: float | None = None           # focal length in pixels; None: from fov_deg
+    fov_deg: float = camera.DEFAULT_FOV_DEG  # horizontal field of view assumed without focal
+    start: int = 0                       # first frame (inclusive)
+    end: int | None = None               # last frame (exclusive); None: to the end
+    weights_dir: str | None = None       # folder with the manifests; None: $MOCAP_WEIGHTS or weights/
+    smoothing: float = 1.0               # 0: off; larger: smoother (divides the filter cutoffs)
+    min_cutoff: float = 1.0              # One-Euro min cutoff (Hz) at smoothing 1
+    beta: float = 2.0                    # One-Euro speed coefficient (1/m) at smoothing 1
+    bone_lengths: bool = True            # constant bone lengths per person
+    flip_test: bool | None = None        # None: on for "accurate", off for "fast"
+    detect_every: int = 8                # frames per chunk; the detector runs once per chunk
+    detection_threshold: float = 0.3     # least detector centre score
+    min_pose_score: float = 0.2          # least mean joint score for a pose to count
+    refine_crops: bool = True            # re-run crops whose pose came out off-centre
+    max_gap_s: float = 0.5               # dropouts up to this long (seconds) are interpolated
+    min_track_s: float = 0.2             # tracks shorter than this (seconds) are dropped
+    fps: float | None = None             # override the source frame rate (image folders)
+    batch_size: int = 32                 # crops per network call
+    threads: int = 0                     # torch CPU threads (0: torch's default)
+
+    def check(self) -> None:
+        if self.preset not in PRESETS:
+            raise InferenceError(f"unknown preset {self.preset!r} (choose from {', '.join(PRESETS)})")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InferenceError(f"unknown device {self.device!r} (auto, cpu or cuda)")
+        if self.max_people < 1:
+            raise InferenceError(f"--max-people must be >= 1, got {self.max_people}")
+        if self.focal is not None and not (np.isfinite(self.focal) and self.focal > 0):
+            raise InferenceError(f"--focal must be a positive number of pixels, got {self.focal}")
+        if not 1.0 < self.fov_deg < 179.0:
+            raise InferenceError(f"field of view must be between 1 and 179 degrees, got {self.fov_deg}")
+        if self.smoothing < 0 or not np.isfinite(self.smoothing):
+            raise InferenceError(f"--smoothing must be >= 0, got {self.smoothing}")
+        if self.detect_every < 1 or self.batch_size < 1:
+            raise InferenceError("detect_every and batch_size must be >= 1")
+        if self.fps is not None and not self.fps > 0:
+            raise InferenceError(f"fps must be > 0, got {self.fps}")
+
+
+@dataclass
+class PoseResult:
+    """A run's result in the pose-file layout (see blender_mocap_addon/core/posefile.py).
+
+    joints3d (P, F, J, 3) m camera frame; joints2d (P, F, J, 2) px; scores (P, F, J);
+    valid (P, F); person_ids (P,); fps; image_size (W, H); camera_K (3, 3); meta (dict);
+    warnings: messages for the user; stats: counts and timings.
+    """
+
+    joints3d: np.ndarray
+    joints2d: np.ndarray
+    scores: np.ndarray
+    valid: np.ndarray
+    person_ids: np.ndarray
+    fps: float
+    image_size: tuple[int, int]
+    camera_K: np.ndarray
+    meta: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def num_people(self) -> int:
+        return int(self.valid.shape[0])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.valid.shape[1])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Validate and write the pose file atomically (never a half-written file)."""
+        from blender_mocap_addon.core import posefile
+
+        try:
+            posefile.write_posefile(path, joints3d=self.joints3d, joints2d=self.joints2d, scores=self.scores,
+                                    valid=self.valid, person_ids=self.person_ids, fps=self.fps,
+                                    image_size=self.image_size, camera_K=self.camera_K, meta=self.meta)
+        except posefile.PoseFileError as e:
+            raise InferenceError(f"cannot write the pose file: {e}") from e
+        return Path(path)
+
+
+ProgressFn = Callable[[dict], None]
+
+
+# ---------------------------------------------------------------------------- models
+@dataclass
+class Models:
+    pose: object
+    detector: object
+    lifter: object
+    sha256: dict
+
+
+def _manifest(folder: Path, name: str) -> Path:
+    return folder / f"{name}.json"
+
+
+def load_models(opts: PipelineOptions) -> Models:
+    """Pose network, detector and lifter for a preset; every failure is an InferenceError."""
+    from . import weights as W
+    from .lifting import Lifter, LifterError
+    from .people import PersonDetector
+    from .pose2d import PoseEstimator
+
+    folder = Path(opts.weights_dir) if opts.weights_dir else W.weights_dir()
+    if opts.weights_dir and not folder.is_dir():
+        raise InferenceError(f"--weights {folder}: no such folder")
+    pose_m = _manifest(folder, f"pose_{opts.preset}")
+    if not pose_m.is_file():
+        if opts.preset == "accurate":
+            raise InferenceError(
+                f"the 'accurate' preset has no shipped weights yet ({pose_m} is missing): its 8-stack, "
+                "256-px network needs a GPU to train. Use --preset fast, or train it "
+                "(python -m inference.train_2d --preset accurate) and put pose_accurate.json and its "
+                "weights in a folder given with --weights.")
+        raise InferenceError(f"pose weights not found: {pose_m}. The shipped weights live in the "
+                             "repository's weights/ folder; point --weights at a folder holding "
+                             f"pose_{opts.preset}.json, or set MOCAP_WEIGHTS.")
+    det_m = _manifest(folder, f"detector_{opts.preset}")
+    if not det_m.is_file():
+        det_m = _manifest(folder, "detector_fast")
+    lift_m = _manifest(folder, "lifter")
+    flip = opts.flip_test if opts.flip_test is not None else opts.preset == "accurate"
+    try:
+        pose = PoseEstimator(pose_m, opts.device, flip=flip, batch_size=opts.batch_size)
+        det = PersonDetector(det_m, opts.device, threshold=opts.detection_threshold,
+                             max_people=opts.max_people)
+    except W.WeightsError as e:
+        raise InferenceError(str(e)) from e
+    if not lift_m.is_file():
+        raise InferenceError(f"lifter weights not found: {lift_m} (the 3D lifter ships as weights/lifter.json "
+                             "and its weights file)")
+    try:
+        lifter = Lifter.load(str(lift_m))
+    except LifterError as e:
+        raise InferenceError(str(e)) from e
+    sha = {"pose": pose.manifest["sha256"], "detector": det.manifest["sha256"],
+           "lifter": lifter.manifest.get("sha256")}
+    return Models(pose, det, lifter, sha)
+
+
+# ---------------------------------------------------------------------------- stage 1
+def _covered(box: np.ndarray, others: list[np.ndarray]) -> int:
+    """Index of the first box in others that is the same person as box (close centre, similar
+    size), or -1."""
+    for i, o in enumerate(others):
+        size = max(box[2], o[2])
+        if np.linalg.norm(box[:2] - o[:2]) < 0.35 * size and 0.6 < box[2] / max(o[2], 1e-6) < 1.67:
+            return i
+    return -1
+
+
+def _needs_refine(box: np.ndarray, pbox: np.ndarray | None) -> bool:
+    if pbox is None:
+        return False
+    return (np.linalg.norm(pbox[:2] - box[:2]) > 0.12 * box[2]
+            or abs(np.log(max(pbox[2], 1.0) / max(box[2], 1.0))) > 0.2)
+
+
+class _Stage1:
+    """Chunked detection + pose + tracking over a frame stream."""
+
+    def __init__(self, models: Models, opts: PipelineOptions, fps: float):
+        from .tracking import Tracker, TrackerConfig
+
+        self.m, self.opts = models, opts
+        self.tracker = Tracker(TrackerConfig(max_age=max(3, int(round(0.5 * fps)))))
+        self.stats = {"detector_frames": 0, "crops": 0, "refined_crops": 0, "poses": 0,
+                      "frames_without_person": 0}
+        self.t = {"detect": 0.0, "pose": 0.0, "track": 0.0}
+
+    def chunk(self, idxs: list[int], frames: list[np.ndarray]) -> None:
+        from .tracking import pose_box, suppress_duplicates
+
+        opts = self.opts
+        t0 = time.perf_counter()
+        dets = self.m.detector.detect([frames[0]])[0]
+        self.stats["detector_frames"] += 1
+        t1 = time.perf_counter()
+        # Boxes at the chunk's first frame: the tracker's predictions (fresh, from poses), then
+        # the detections that no prediction covers (new or lost people).
+        props = self.tracker.proposals(idxs[0])
+        vel = {tr.id: tr.velocity for tr in self.tracker.tracks}
+        seeds = [(b, vel.get(tid, np.zeros(2))) for tid, b in props]
+        for b, _score in dets:
+            if _covered(b, [s[0] for s in seeds]) < 0:
+                seeds.append((b, np.zeros(2)))
+        seeds = seeds[: max(opts.max_people + 2, len(props))]
+        boxes = []
+        for i in idxs:
+            dt = i - idxs[0]
+            boxes.append(np.array([[b[0] + v[0] * dt, b[1] + v[1] * dt, b[2]] for b, v in seeds],
+                                  np.float32).reshape(-1, 3))
+        results = self.m.pose.estimate(frames, boxes)
+        self.stats["crops"] += sum(len(b) for b in boxes)
+        if opts.refine_crops:
+            results = self._refine(frames, boxes, results)
+        t2 = time.perf_counter()
+        for i, (joints, scores) in zip(idxs, results):
+            ok = scores.mean(-1) >= opts.min_pose_score if len(scores) else np.zeros(0, bool)
+            joints, scores = joints[ok], scores[ok]
+            keep = suppress_duplicates(joints, scores)
+            joints, scores = joints[keep], scores[keep]
+            order = np.argsort(-scores.mean(-1), kind="stable")[: opts.max_people]
+            joints, scores = joints[order], scores[order]
+            if len(joints) == 0:
+                self.stats["frames_without_person"] += 1
+            self.stats["poses"] += len(joints)
+            self.tracker.update(i, joints, scores)
+        t3 = time.perf_counter()
+        self.t["detect"] += t1 - t0
+        self.t["pose"] += t2 - t1
+        self.t["track"] += t3 - t2
+
+    def _refine(self, frames, boxes, results):
+        from .tracking import pose_box
+
+        redo_f, redo_k, redo_boxes = [], [], []
+        for f, (fb, (joints, scores)) in enumerate(zip(boxes, results)):
+            for k in range(len(fb)):
+                if scores[k].mean() < 0.5 * self.opts.min_pose_score:
+                    continue
+                pb = pose_box(joints[k], scores[k])
+                if _needs_refine(fb[k], pb):
+                    redo_f.append(f)
+                    redo_k.append(k)
+                    redo_boxes.append(pb)
+        if not redo_f:
+            return results
+        per_frame = [np.zeros((0, 3), np.float32) for _ in frames]
+        slots = {}
+        for f, k, b in zip(redo_f, redo_k, redo_boxes):
+            slots.setdefault(f, []).append(k)
+            per_frame[f] = np.vstack([per_frame[f], b[None]])
+        again = self.m.pose.estimate(frames, per_frame)
+        self.stats["refined_crops"] += len(redo_f)
+        out = [(j.copy(), s.copy()) for j, s in results]
+        for f, ks in slots.items():
+            j2, s2 = again[f]
+            for n, k in enumerate(ks):
+                if s2[n].mean() >= out[f][1][k].mean():
+                    out[f][0][k], out[f][1][k] = j2[n], s2[n]
+        return out
+
+
+# ---------------------------------------------------------------------------- stage 2
+def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models: Models,
+                  opts: PipelineOptions, warnings: list[str], stats: dict) -> tuple:
+    from .filters import bone_lengths, enforce_bone_lengths, runs, smooth
+    from .tracking import dense_track, fill_gaps
+
+    J = len(JOINT_NAMES)
+    P = len(tracks)
+    j3 = np.full((P, F, J, 3), np.nan, np.float32)
+    j2 = np.full((P, F, J, 2), np.nan, np.float32)
+    sc = np.zeros((P, F, J), np.float32)
+    valid = np.zeros((P, F), bool)
+    max_gap = max(0, int(round(opts.max_gap_s * fps)))
+    filled_total = 0
+    t_lift = t_smooth = 0.0
+    for p, tr in enumerate(tracks):
+        joints, scores, v = dense_track(tr, frame0, F, J)
+        joints, scores, v, filled = fill_gaps(joints, scores, v, max_gap)
+        filled_total += int(filled.sum())
+        for a, b in runs(v):
+            t0 = time.perf_counter()
+            X = models.lifter.lift(joints[a:b], scores[a:b], K)
+            t1 = time.perf_counter()
+            if opts.smoothing > 0:
+                mc, beta = opts.min_cutoff / opts.smoothing, opts.beta / opts.smoothing
+                X = smooth(X, fps, mc, beta)
+                # 2D in pixels: the speed in metres/s is pixels/s over pixels per metre at the
+                # person's depth (f / z).
+                z = float(np.nanmedian(X[:, :, 2]))
+                px_per_m = K[0, 0] / max(z, 0.1)
+                joints[a:b] = smooth(joints[a:b], fps, mc, beta, speed_scale=px_per_m)
+            j3[p, a:b] = X
+            t_smooth += time.perf_counter() - t1
+            t_lift += t1 - t0
+        if opts.bone_lengths and v.any():
+            L = bone_lengths(j3[p], v)
+            j3[p, v] = enforce_bone_lengths(j3[p, v], L)
+        j2[p], sc[p], valid[p] = joints, scores, v
+    sc = np.clip(np.nan_to_num(sc), 0.0, 1.0)
+    j2[~valid] = np.nan
+    j3[~valid] = np.nan
+    if filled_total:
+        warnings.append(f"{filled_total} person-frames missing for up to {max_gap} frames were interpolated")
+    stats["filled_person_frames"] = filled_total
+    stats["seconds_lift"] = round(t_lift, 3)
+    stats["seconds_smooth"] = round(t_smooth, 3)
+    return j3, j2, sc, valid
+
+
+# ---------------------------------------------------------------------------- run
+def run(source: str | os.PathLike, options: PipelineOptions | None = None,
+        progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+        models: Models | None = None) -> PoseResult:
+    """Video (or image folder) -> PoseResult.
+
+    progress(update) is called with {"frame", "total", "fps", "eta"} (frames done, frames to do,
+    processing rate, seconds left) a few times a second; cancel: set it to stop (raises
+    Cancelled). models: preloaded ``load_models(options)`` to reuse across runs.
+    Raises InferenceError for every problem a user can fix.
+    """
+    opts = options or PipelineOptions()
+    opts.check()
+    t_start = time.perf_counter()
+    if opts.threads > 0:
+        import torch
+
+        torch.set_num_threads(opts.threads)
+    reader = FrameReader(source, opts.start, opts.end, opts.fps)   # bad input fails before loading weights
+    info = reader.info
+    warnings = list(info.warnings)
+    try:
+        K = camera.intrinsics(info.size, focal_px=opts.focal, fov_deg=opts.fov_deg)
+    except camera.CameraError as e:
+        raise InferenceError(str(e)) from e
+    if models is None:
+        models = load_models(opts)
+    t_loaded = time.perf_counter()
+    stage = _Stage1(models, opts, info.fps)
+    total = info.num_frames
+    last_index = opts.start - 1
+    done = 0
+    t_decode = 0.0
+    t_report = 0.0
+    t_loop = time.perf_counter()
+    try:
+        batches = reader.batches(opts.detect_every, prefetch=2)
+        while True:
+            t0 = time.perf_counter()
+            batch = next(batches, None)
+            t_decode += time.perf_counter() - t0
+            if batch is None:
+                break
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled; nothing was written")
+            idxs = [i for i, _ in batch]
+            stage.chunk(idxs, [f for _, f in batch])
+            done += len(batch)
+            last_index = idxs[-1]
+            now = time.perf_counter()
+            if progress is not None and (now - t_report > 0.25):
+                t_report = now
+                rate = done / max(now - t_loop, 1e-9)
+                todo = max(total - (last_index + 1 - opts.start), 0)
+                progress({"frame": last_index + 1 - opts.start, "total": max(total, last_index + 1 - opts.start),
+                          "fps": round(rate, 2), "eta": round(todo / rate, 1) if rate > 0 else None})
+    finally:
+        reader.close()
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled; nothing was written")
+    if done == 0:
+        raise InferenceError(f"{source}: no frame could be decoded in the range asked for")
+    t_stage1 = time.perf_counter()
+    F = last_index + 1 - opts.start
+    if reader.skipped:
+        warnings.append(f"{reader.skipped} corrupt or unreadable frames were skipped (marked not valid)")
+    min_frames = max(1, int(round(opts.min_track_s * info.fps)))
+    tracks = stage.tracker.all_tracks(min_frames=min_frames)
+    tracks.sort(key=lambda t: t.frames[0])
+    stats = dict(stage.stats)
+    stats.update(frames=F, frames_decoded=done, frames_skipped=reader.skipped,
+                 tracks=len(tracks), tracks_dropped_short=len(stage.tracker.all_tracks()) - len(tracks))
+    j3, j2, sc, valid = _build_result(tracks, opts.start, F, info.fps, K, models, opts, warnings, stats)
+    if len(tracks) == 0:
+        warnings.append("no person was found in the video")
+    elif stats["frames_without_person"]:
+        warnings.append(f"no person found in {stats['frames_without_person']} of {done} frames")
+    t_end = time.perf_counter()
+    stats.update(seconds_total=round(t_end - t_start, 3), seconds_load=round(t_loaded - t_start, 3),
+                 seconds_decode_wait=round(t_decode, 3), seconds_detect=round(stage.t["detect"], 3),
+                 seconds_pose=round(stage.t["pose"], 3), seconds_track=round(stage.t["track"], 3),
+                 seconds_stage2=round(t_end - t_stage1, 3),
+                 fps_processing=round(done / max(t_end - t_loaded, 1e-9), 2))
+    if progress is not None:
+        progress({"frame": F, "total": F, "fps": stats["fps_processing"], "eta": 0.0})
+    meta = _meta(source, opts, models, info, stats, warnings)
+    return PoseResult(j3, j2, sc, valid, np.arange(len(tracks), dtype=np.int32), float(info.fps),
+                      (int(info.width), int(info.height)), K.astype(np.float32), meta, warnings, stats)
+
+
+def _meta(source, opts: PipelineOptions, models: Models, info, stats: dict, warnings: list[str]) -> dict:
+    import cv2
+    import torch
+
+    return {
+        "generator": "inference",
+        "engine_version": ENGINE_VERSION,
+        "versions": {"python": platform.python_version(), "numpy": np.__version__,
+                     "torch": torch.__version__, "opencv": cv2.__version__},
+        "weights_sha256": models.sha256,
+        "options": json.loads(json.dumps(asdict(opts), default=str)),
+        "source": os.path.basename(os.fspath(source)),
+        "source_kind": info.kind,
+        "frame_start": int(opts.start),
+        "camera_assumed": opts.focal is None,
+        "fov_deg": None if opts.focal is not None else float(opts.fov_deg),
+        "stats": stats,
+        "warnings": list(warnings),
+    }

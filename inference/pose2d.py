@@ -1,0 +1,178 @@
+"""Top-down 2D pose: person boxes -> square crops -> stacked-hourglass heatmaps -> joints.
+
+For each person box (cx, cy, size) (crops.py's definition) the crop is warped with
+``crops.crop_matrix`` (the geometry training used), normalised with ``train_2d.to_tensor`` (the
+same preprocessing as training), run through the network in batches, decoded with
+``codec.decode`` (arg-max + Taylor sub-pixel step) and mapped back to frame pixels with the
+inverse affine. Optional flip test: the mirrored crop's heatmaps are mirrored back, their
+left/right channels swapped, and averaged with the plain ones (Newell et al., ECCV 2016).
+
+Very large frames: a person much bigger than the crop is cut from a half- (quarter-, ...)
+resolution copy of the frame (area-averaged), so that the bilinear warp never shrinks more than
+2x and does not alias.
+
+Letters: N crops, J joints, S input side, H heatmap side.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from . import codec, crops
+from .errors import InferenceError
+from .joints import FLIP_PAIRS, JOINT_NAMES
+from .models.hourglass import HourglassConfig, StackedHourglass
+from .train_2d import to_tensor
+from .weights import WeightsError, load_manifest, load_state_dict
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' -> cuda when available else cpu; 'cuda' without a GPU is an InferenceError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InferenceError("--device cuda was asked for, but torch sees no CUDA GPU "
+                             "(use --device cpu or auto)")
+    if device not in ("cpu", "cuda"):
+        raise InferenceError(f"unknown device {device!r} (auto, cpu or cuda)")
+    return torch.device(device)
+
+
+def load_hourglass(name_or_path, kind: str, device: torch.device) -> tuple[StackedHourglass, dict]:
+    """Build and load a StackedHourglass from a checked manifest. Returns (model in eval mode on
+    device, manifest). Raises WeightsError."""
+    manifest = load_manifest(name_or_path, kind=kind)
+    try:
+        cfg = HourglassConfig.from_dict(manifest["config"])
+        model = StackedHourglass(cfg)
+        model.load_state_dict(load_state_dict(manifest))
+    except (TypeError, ValueError, RuntimeError, KeyError) as e:
+        raise WeightsError(f"weights {manifest['path']} do not fit their manifest's config: {e}") from e
+    model.eval().to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)  # about 2x faster convolutions on CPU
+    return model, manifest
+
+
+def run_network(model: StackedHourglass, batch_bgr: np.ndarray, device: torch.device) -> np.ndarray:
+    """(N, S, S, 3) uint8 BGR -> last stack's maps (N, C, S/4, S/4) float32 numpy."""
+    x = to_tensor(batch_bgr).to(device)
+    if device.type == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        out = model(x)[-1]
+    return out.float().cpu().numpy()
+
+
+class Pyramid:
+    """A frame and lazily built area-averaged half-resolution copies (level l = 2^-l)."""
+
+    def __init__(self, frame: np.ndarray):
+        self.levels = [frame]
+
+    def level(self, l: int) -> np.ndarray:
+        while len(self.levels) <= l:
+            prev = self.levels[-1]
+            h, w = prev.shape[:2]
+            if min(h, w) < 16:
+                break
+            self.levels.append(cv2.resize(prev, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA))
+        return self.levels[min(l, len(self.levels) - 1)]
+
+    def crop(self, M: np.ndarray, out_size: int) -> np.ndarray:
+        """Warp with the image->crop affine M (2, 3) of the full-resolution frame."""
+        scale = math.sqrt(abs(np.linalg.det(M[:, :2])))
+        l = max(0, math.ceil(math.log2(0.5 / scale))) if scale < 0.5 else 0
+        img = self.level(l)
+        if img is not self.levels[0]:
+            H0, W0 = self.levels[0].shape[:2]
+            h, w = img.shape[:2]
+            kx, ky = W0 / w, H0 / h   # level pixel centre x_l maps to (x_l + 0.5) * k - 0.5
+            A = M[:, :2] @ np.diag([kx, ky])
+            t = M[:, :2] @ np.array([0.5 * kx - 0.5, 0.5 * ky - 0.5]) + M[:, 2]
+            M = np.hstack([A, t[:, None]])
+        return crops.warp(img, M, out_size)
+
+
+class PoseEstimator:
+    """Single-person 2D pose on person boxes, batched across boxes and frames.
+
+    weights: manifest name ('pose_fast'), manifest path or weights path (kind '2d').
+    """
+
+    def __init__(self, weights="pose_fast", device: str = "auto", flip: bool = False, batch_size: int = 32):
+        self.device = resolve_device(device)
+        self.model, self.manifest = load_hourglass(weights, "2d", self.device)
+        self.cfg: HourglassConfig = self.model.cfg
+        if self.cfg.out_channels != len(JOINT_NAMES):
+            raise WeightsError(f"pose weights predict {self.cfg.out_channels} maps, expected {len(JOINT_NAMES)}")
+        self.flip = flip
+        self.batch_size = max(1, int(batch_size))
+        self.crops_run = 0
+
+    @property
+    def in_size(self) -> int:
+        return self.cfg.in_size
+
+    def estimate(self, frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]):
+        """frames: F images (H, W, 3) uint8 BGR; boxes: F arrays (n_f, 3) of (cx, cy, size).
+
+        Returns a list of F pairs (joints (n_f, J, 2) float32 frame pixels, scores (n_f, J)).
+        """
+        assert len(frames) == len(boxes)
+        S = self.in_size
+        mats, owner, patches = [], [], []
+        for f, (frame, fb) in enumerate(zip(frames, boxes)):
+            fb = np.asarray(fb, np.float32).reshape(-1, 3)
+            if len(fb) == 0:
+                continue
+            pyr = Pyramid(frame)
+            for b in fb:
+                M = crops.crop_matrix(b, S)
+                mats.append(M)
+                owner.append(f)
+                patches.append(pyr.crop(M, S))
+        joints, scores = self.estimate_crops(np.stack(patches) if patches else np.zeros((0, S, S, 3), np.uint8),
+                                             np.stack(mats) if mats else np.zeros((0, 2, 3)))
+        out = []
+        owner = np.asarray(owner, np.int64)
+        for f in range(len(frames)):
+            sel = owner == f
+            out.append((joints[sel], scores[sel]))
+        return out
+
+    def estimate_crops(self, patches: np.ndarray, mats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """patches (N, S, S, 3) uint8 BGR crops made with mats (N, 2, 3) -> joints (N, J, 2) in
+        the pixels the mats map from, scores (N, J)."""
+        N = len(patches)
+        J = len(JOINT_NAMES)
+        if N == 0:
+            return np.zeros((0, J, 2), np.float32), np.zeros((0, J), np.float32)
+        heat = self.heatmaps(patches)
+        coords, scores = codec.decode(heat)
+        stride = self.cfg.in_size / self.cfg.heatmap_size
+        in_crop = codec.from_heatmap(coords, stride)
+        joints = np.empty_like(in_crop)
+        for n in range(N):
+            joints[n] = crops.apply_affine(crops.invert_affine(mats[n]), in_crop[n])
+        return joints.astype(np.float32), scores.astype(np.float32)
+
+    def heatmaps(self, patches: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 BGR -> (N, J, H, H) float32 (flip-averaged when flip is on)."""
+        outs = []
+        for i in range(0, len(patches), self.batch_size):
+            chunk = patches[i:i + self.batch_size]
+            if self.flip:
+                both = np.concatenate([chunk, chunk[:, :, ::-1]])
+                hm = run_network(self.model, both, self.device)
+                n = len(chunk)
+                hm = 0.5 * (hm[:n] + codec.flip_heatmaps(hm[n:], FLIP_PAIRS))
+            else:
+                hm = run_network(self.model, chunk, self.device)
+            outs.append(hm)
+            self.crops_run += len(chunk)
+        return np.concatenate(outs)
