@@ -98,6 +98,22 @@ class Pyramid:
         return crops.warp(img, M, out_size)
 
 
+def decode_crops(heat: np.ndarray, mats: np.ndarray, in_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmaps of crops -> joints in the source image.
+
+    heat (N, J, H, H) of crops of side in_size made with the image->crop affines mats (N, 2, 3)
+    -> joints (N, J, 2) float32 image pixels, scores (N, J) float32.
+    """
+    heat = np.asarray(heat, np.float32)
+    assert heat.ndim == 4 and len(mats) == len(heat), (heat.shape, np.shape(mats))
+    coords, scores = codec.decode(heat)
+    in_crop = codec.from_heatmap(coords, in_size / heat.shape[-1])
+    joints = np.empty_like(in_crop)
+    for n in range(len(heat)):
+        joints[n] = crops.apply_affine(crops.invert_affine(mats[n]), in_crop[n])
+    return joints.astype(np.float32), scores.astype(np.float32)
+
+
 class PoseEstimator:
     """Single-person 2D pose on person boxes, batched across boxes and frames.
 
@@ -148,18 +164,10 @@ class PoseEstimator:
     def estimate_crops(self, patches: np.ndarray, mats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """patches (N, S, S, 3) uint8 BGR crops made with mats (N, 2, 3) -> joints (N, J, 2) in
         the pixels the mats map from, scores (N, J)."""
-        N = len(patches)
         J = len(JOINT_NAMES)
-        if N == 0:
+        if len(patches) == 0:
             return np.zeros((0, J, 2), np.float32), np.zeros((0, J), np.float32)
-        heat = self.heatmaps(patches)
-        coords, scores = codec.decode(heat)
-        stride = self.cfg.in_size / self.cfg.heatmap_size
-        in_crop = codec.from_heatmap(coords, stride)
-        joints = np.empty_like(in_crop)
-        for n in range(N):
-            joints[n] = crops.apply_affine(crops.invert_affine(mats[n]), in_crop[n])
-        return joints.astype(np.float32), scores.astype(np.float32)
+        return decode_crops(self.heatmaps(patches), mats, self.cfg.in_size)
 
     def heatmaps(self, patches: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 BGR -> (N, J, H, H) float32 (flip-averaged when flip is on)."""
