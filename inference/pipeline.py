@@ -302,6 +302,7 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
     j2 = np.full((P, F, J, 2), np.nan, np.float32)
     sc = np.zeros((P, F, J), np.float32)
     valid = np.zeros((P, F), bool)
+    filled_any = np.zeros((P, F), bool)
     max_gap = max(0, int(round(opts.max_gap_s * fps)))
     filled_total = 0
     t_lift = t_smooth = 0.0
@@ -309,6 +310,7 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
         joints, scores, v = dense_track(tr, frame0, F, J)
         joints, scores, v, filled = fill_gaps(joints, scores, v, max_gap)
         filled_total += int(filled.sum())
+        filled_any[p] = filled
         for a, b in runs(v):
             t0 = time.perf_counter()
             X = models.lifter.lift(joints[a:b], scores[a:b], K)
@@ -328,9 +330,18 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
             L = bone_lengths(j3[p], v)
             j3[p, v] = enforce_bone_lengths(j3[p, v], L)
         j2[p], sc[p], valid[p] = joints, scores, v
+    # Interpolated frames must not raise a frame above max_people: drop the weakest filled ones.
+    over = np.nonzero(valid.sum(0) > opts.max_people)[0]
+    for f in over:
+        cand = [p for p in range(P) if valid[p, f] and filled_any[p, f]]
+        cand.sort(key=lambda p: sc[p, f].mean())
+        for p in cand[: int(valid[:, f].sum()) - opts.max_people]:
+            valid[p, f] = False
+            filled_total -= 1
     sc = np.clip(np.nan_to_num(sc), 0.0, 1.0)
     j2[~valid] = np.nan
     j3[~valid] = np.nan
+    sc[~valid] = 0.0
     if filled_total:
         warnings.append(f"{filled_total} person-frames missing for up to {max_gap} frames were interpolated")
     stats["filled_person_frames"] = filled_total
@@ -366,6 +377,8 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
         raise InferenceError(str(e)) from e
     if models is None:
         models = load_models(opts)
+    models.detector.threshold = opts.detection_threshold   # options win over preloaded models
+    models.detector.max_people = opts.max_people
     t_loaded = time.perf_counter()
     stage = _Stage1(models, opts, info.fps)
     total = info.num_frames
@@ -374,6 +387,7 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
     t_decode = 0.0
     t_report = 0.0
     t_loop = time.perf_counter()
+    batches = None
     try:
         batches = reader.batches(opts.detect_every, prefetch=2)
         while True:
@@ -396,6 +410,8 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
                 progress({"frame": last_index + 1 - opts.start, "total": max(total, last_index + 1 - opts.start),
                           "fps": round(rate, 2), "eta": round(todo / rate, 1) if rate > 0 else None})
     finally:
+        if batches is not None:
+            batches.close()          # stops the decoding thread before the decoder is released
         reader.close()
     if cancel is not None and cancel.is_set():
         raise Cancelled("cancelled; nothing was written")

@@ -245,7 +245,8 @@ _DONE = object()
 
 def background(it: Iterable, depth: int) -> Iterator:
     """Run an iterator in a daemon thread, `depth` items ahead; exceptions re-raise in the caller.
-    Closing the returned generator stops the thread at its next item."""
+    Closing the returned generator (``.close()``) stops the thread at its next item and waits
+    for it to end."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -277,6 +278,13 @@ def background(it: Iterable, depth: int) -> Iterator:
                     raise item
                 yield item
         finally:
+            # Stop and wait for the thread, so that the caller may release the decoder safely.
             stop.set()
+            while t.is_alive():
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    pass
+                t.join(timeout=0.05)
 
     return gen()

@@ -1,0 +1,158 @@
+"""The whole engine on real video.
+
+Mechanics (shapes, ranges, caps, empty frames, huge frames, cancelling, errors) run with
+untrained networks of the real architectures; what the trained networks find on the sample
+clip runs with the shipped weights and is skipped only while they are missing.
+"""
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from blender_mocap_addon.core import posefile
+from engine_media import cut_sample, synthetic_frame, write_clip
+from engine_weights import shipped_weights, untrained_weights
+from inference import PipelineOptions, run
+from inference.errors import Cancelled, InferenceError
+from inference.joints import BONES
+from inference.pipeline import load_models
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    return untrained_weights(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="module")
+def models(untrained):
+    return load_models(PipelineOptions(weights_dir=str(untrained), detection_threshold=0.0, max_people=2))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("clip") / "c.mp4", 12, w=320, h=240)
+
+
+def _opts(untrained, **kw):
+    base = dict(weights_dir=str(untrained), detection_threshold=0.0, min_pose_score=0.0, max_people=2,
+                detect_every=4, min_track_s=0.0)
+    base.update(kw)
+    return PipelineOptions(**base)
+
+
+def test_result_has_pose_file_layout(untrained, models, clip, tmp_path):
+    updates = []
+    res = run(clip, _opts(untrained), progress=updates.append, models=models)
+    P, F = res.valid.shape
+    assert F == 12 and 1 <= P
+    assert res.joints3d.shape == (P, F, 16, 3) and res.joints2d.shape == (P, F, 16, 2)
+    assert res.scores.shape == (P, F, 16) and res.person_ids.tolist() == list(range(P))
+    assert res.image_size == (320, 240) and res.fps == pytest.approx(25.0)
+    assert res.valid.sum(0).max() <= 2                           # max_people
+    assert np.isfinite(res.joints3d[res.valid]).all()
+    assert set(updates[-1]) == {"frame", "total", "fps", "eta"} and updates[-1]["frame"] == 12
+    # Default camera: 60 degree horizontal field of view.
+    assert res.camera_K[0, 0] == pytest.approx(160 / np.tan(np.deg2rad(30)), rel=1e-5)
+    out = res.save(tmp_path / "out.npz")
+    back = posefile.load(out)
+    assert back.num_frames == 12 and back.meta["weights_sha256"]["pose"] == models.sha256["pose"]
+
+
+def test_range_focal_and_cap(untrained, models, clip):
+    res = run(clip, _opts(untrained, start=3, end=9, focal=500.0, max_people=1), models=models)
+    assert res.num_frames == 6
+    assert res.camera_K[0, 0] == pytest.approx(500.0)
+    assert res.valid.sum(0).max() <= 1
+    assert res.meta["frame_start"] == 3
+
+
+def test_frames_without_people_are_not_valid(untrained, models, clip, tmp_path):
+    res = run(clip, _opts(untrained, detection_threshold=1.01), models=models)
+    assert res.num_people == 0 and res.num_frames == 12
+    assert any("no person" in w for w in res.warnings)
+    posefile.load(res.save(tmp_path / "empty.npz"))     # still a valid pose file
+
+
+def test_very_high_resolution(untrained, models, tmp_path):
+    path = write_clip(tmp_path / "uhd.mp4", 3, w=3840, h=2160)
+    res = run(path, _opts(untrained), models=models)
+    assert res.image_size == (3840, 2160) and res.num_frames == 3
+
+
+def test_image_folder(untrained, models, tmp_path):
+    for i in range(5):
+        cv2.imwrite(str(tmp_path / f"img_{i:03d}.jpg"), synthetic_frame(i, 200, 150))
+    res = run(tmp_path, _opts(untrained, fps=10.0), models=models)
+    assert res.num_frames == 5 and res.fps == 10.0
+
+
+def test_cancel_stops_without_result(untrained, models, clip):
+    ev = threading.Event()
+    ev.set()
+    with pytest.raises(Cancelled):
+        run(clip, _opts(untrained), cancel=ev, models=models)
+
+
+def test_accurate_preset_without_weights_says_so(untrained, clip):
+    with pytest.raises(InferenceError, match="accurate.*GPU"):
+        run(clip, PipelineOptions(preset="accurate", weights_dir=str(untrained)))
+
+
+def test_missing_and_corrupt_weights(untrained, clip, tmp_path):
+    with pytest.raises(InferenceError, match="pose weights not found"):
+        run(clip, PipelineOptions(weights_dir=str(tmp_path)))
+    bad = tmp_path / "w"
+    bad.mkdir()
+    for f in untrained.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    (bad / "pose_fast.pt").write_bytes(b"not the weights")
+    with pytest.raises(InferenceError, match="corrupt|sha256"):
+        run(clip, PipelineOptions(weights_dir=str(bad)))
+
+
+def test_bad_options(clip):
+    for kw in ({"max_people": 0}, {"focal": -3.0}, {"smoothing": -1.0}, {"preset": "huge"}):
+        with pytest.raises(InferenceError):
+            run(clip, PipelineOptions(**kw))
+
+
+def test_bad_input_fails_before_weights(tmp_path):
+    with pytest.raises(InferenceError, match="not found"):
+        run(tmp_path / "missing.mp4", PipelineOptions(weights_dir=str(tmp_path)))
+
+
+# ---------------------------------------------------------------------------- trained weights
+@pytest.fixture(scope="module")
+def sample_clip(tmp_path_factory):
+    if shipped_weights() is None:
+        pytest.skip("trained weights (weights/pose_fast.json, detector_fast.json, lifter.json) not there yet")
+    path = cut_sample(tmp_path_factory.mktemp("sample") / "sample.mp4", 60, 24)
+    if path is None:
+        pytest.skip("sample video not found")
+    return path
+
+
+def test_trained_engine_on_sample_clip(sample_clip):
+    res = run(sample_clip, PipelineOptions())
+    assert res.num_frames == 24
+    assert res.num_people >= 1
+    # Someone is followed through most of the clip.
+    assert res.valid.sum(1).max() >= 18
+    W, H = res.image_size
+    j2 = res.joints2d[res.valid]
+    inside = (j2[..., 0] > -0.1 * W) & (j2[..., 0] < 1.1 * W) & (j2[..., 1] > -0.1 * H) & (j2[..., 1] < 1.1 * H)
+    assert inside.mean() > 0.95
+    z = res.joints3d[res.valid][..., 2]
+    assert (z > 0.5).all() and (z < 60).all()
+    # Constant bone lengths per person.
+    for p in range(res.num_people):
+        X = res.joints3d[p, res.valid[p]]
+        if len(X) > 2:
+            L = np.linalg.norm(X[:, BONES[:, 1]] - X[:, BONES[:, 0]], axis=-1)
+            assert np.ptp(L, axis=0).max() < 1e-3
