@@ -75,7 +75,7 @@ def solve_people(data: posefile.PoseData, options: ImportOptions, warnings: list
             continue
         try:
             m = motion.solve_person(data.joints3d[p], data.valid[p], data.joint_names,
-                                    person_id=pid, smoothing=options.smoothing)
+                                    person_id=pid, smoothing=options.smoothing, local=False)
         except (ValueError, KeyError) as ex:
             warnings.append(f"person {pid}: {ex}; skipped")
             continue

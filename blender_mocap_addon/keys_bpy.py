@@ -80,8 +80,10 @@ def _interp_linear_value() -> int:
 def write_channels(obj, action, channels, linear: bool = True) -> int:
     """Create and fill F-curves for ``channels`` on ``action`` (assigned to ``obj``).
 
-    Existing F-curves with the same data path and index are replaced.  Returns
-    the number of keyframes written.
+    Existing F-curves with the same data path and index are replaced.  Frames
+    must be increasing.  linear=True keys with LINEAR interpolation (what dense
+    mocap wants); otherwise Bezier with handles recalculated.  Returns the
+    number of keyframes written.
     """
     slot = assign_action(obj, action)
     bag = _fcurve_container(action, slot)
@@ -115,11 +117,12 @@ def write_channels(obj, action, channels, linear: bool = True) -> int:
         co[:, 1] = values
         flat = co.ravel()
         kp.foreach_set("co", flat)
-        kp.foreach_set("handle_left", flat)
-        kp.foreach_set("handle_right", flat)
         if linear:
+            # keys arrive sorted; linear segments need no handles, so the costly
+            # fc.update() (sort + handle recalculation) is skipped
             kp.foreach_set("interpolation", np.full(n, _interp_linear_value(), dtype=np.int32))
-        fc.update()
+        else:
+            fc.update()
         total += n
     return total
 

@@ -22,7 +22,8 @@ class PersonMotion:
 
     frames: (K,) int pose-file frame indices that are keyed (valid frames);
     joints_world: (K, J, 3) Blender-world joints used for the solve;
-    world_rot: (K, B, 3, 3) world deltas; local_quat: (K, B, 4) (w, x, y, z),
+    world_rot_cf: (B, 3, 3, K) world deltas, component-first (see the
+    ``world_rot`` property for (K, B, 3, 3)); local_quat: (K, B, 4) (w, x, y, z),
     sign-continuous, relative to ``rest.frames``; root_world: (K, 3) pelvis;
     root_location: (K, 3) root pose-bone location (rest-bone local axes).
     """
@@ -30,11 +31,16 @@ class PersonMotion:
     rest: sk.RestSkeleton
     frames: np.ndarray
     joints_world: np.ndarray
-    world_rot: np.ndarray
+    world_rot_cf: np.ndarray
     local_quat: np.ndarray
     root_world: np.ndarray
     root_location: np.ndarray
     warnings: list = field(default_factory=list)
+
+    @property
+    def world_rot(self) -> np.ndarray:
+        """(K, B, 3, 3) world rotations."""
+        return np.ascontiguousarray(self.world_rot_cf.transpose(3, 0, 1, 2))
 
 
 def smooth_tracks(x: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
@@ -62,13 +68,15 @@ def smooth_tracks(x: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def solve_person(joints_cam: np.ndarray, valid: np.ndarray, joint_names, person_id: int = 0,
-                 smoothing: float = 0.0, bone_rest: np.ndarray | None = None) -> PersonMotion:
+                 smoothing: float = 0.0, bone_rest: np.ndarray | None = None,
+                 local: bool = True) -> PersonMotion:
     """Solve one person.
 
     joints_cam: (F, J, 3) camera-frame joints (metres, OpenCV axes);
     valid: (F,) bool; smoothing: Gaussian sigma in frames (0 = off);
     bone_rest: optional (B, 3, 3) rest rotations actually used by the armature
     (Blender's ``bone.matrix_local``); defaults to the skeleton's own rest frames.
+    local=False skips the local quaternions (call :func:`localize` later).
     Raises ValueError when the person has no usable frame.
     """
     joints_cam = np.asarray(joints_cam, dtype=np.float64)
@@ -92,11 +100,13 @@ def solve_person(joints_cam: np.ndarray, valid: np.ndarray, joint_names, person_
     rest = sk.rest_skeleton(lengths)
     frames = np.flatnonzero(use)
     jw = world[frames]
-    W = rot.solve_world_rotations(jw, joint_names)
+    W = rot._solve_cf(jw, joint_names)                       # (B, 3, 3, K)
     pelvis = jw[:, sk.joint_indices(joint_names)[sk.ROOT_JOINT]]
     m = PersonMotion(person_id=int(person_id), rest=rest, frames=frames, joints_world=jw,
-                     world_rot=W, local_quat=None, root_world=pelvis, root_location=None,
+                     world_rot_cf=W, local_quat=None, root_world=pelvis, root_location=None,
                      warnings=warnings)
+    if not local:
+        return m
     return localize(m, rest.frames if bone_rest is None else bone_rest)
 
 
@@ -105,8 +115,7 @@ def localize(m: PersonMotion, bone_rest: np.ndarray) -> PersonMotion:
     rotations (B, 3, 3) the armature really has (Blender ``bone.matrix_local``)."""
     bone_rest = np.asarray(bone_rest, dtype=np.float64)
     assert bone_rest.shape == (len(sk.BONES), 3, 3), bone_rest.shape
-    L = rot.local_rotations(m.world_rot, sk.bone_parents(), bone_rest)
-    m.local_quat = rot.make_sign_continuous(rot.quat_from_matrix(L))
+    m.local_quat = rot.local_quaternions(m.world_rot_cf, sk.bone_parents(), bone_rest)
     root_i = sk.BONE_NAMES.index(sk.ROOT_BONE)
     m.root_location = (m.root_world - m.rest.heads[root_i]) @ bone_rest[root_i]  # R^T (p - h)
     return m

@@ -1,0 +1,71 @@
+"""Benchmark: import P people x F frames from a pose file into Blender (bpy wheel).
+
+    .venv/bin/python benchmarks/bench_keyframes.py [--people 10] [--frames 10000] [--repeat 3]
+
+Builds a synthetic pose file (constant bone lengths, core/synthetic.py), then
+times import_posefile.load on an empty factory scene, split into its stages:
+read+validate, solve (pure numpy), armatures + keys (bpy).  Prints a table;
+the best of --repeat runs counts.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="bench_bur_"))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import bpy  # noqa: E402
+import numpy as np  # noqa: E402
+
+from blender_mocap_addon import import_posefile  # noqa: E402
+from blender_mocap_addon.core import posefile, synthetic  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--people", type=int, default=10)
+    ap.add_argument("--frames", type=int, default=10000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="bench_kf_")
+    path = os.path.join(tmp, "bench.npz")
+    t = time.perf_counter()
+    posefile.write_posefile(path, **synthetic.pose_arrays(args.people, args.frames, gaps=True))
+    print(f"synthetic pose file: {args.people} people x {args.frames} frames "
+          f"({os.path.getsize(path) / 1e6:.1f} MB) in {time.perf_counter() - t:.1f} s")
+
+    rows = []
+    for r in range(args.repeat):
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        t0 = time.perf_counter()
+        data = import_posefile.read_pose_file(path)
+        t1 = time.perf_counter()
+        people = import_posefile.solve_people(data, import_posefile.ImportOptions(), [])
+        t2 = time.perf_counter()
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        t3 = time.perf_counter()
+        c3 = time.process_time()
+        res = import_posefile.load(path, import_posefile.ImportOptions(), report=lambda m: None)
+        t4 = time.perf_counter()
+        c4 = time.process_time()
+        rows.append((t1 - t0, t2 - t1, t4 - t3, res.keys, c4 - c3))
+    best = min(rows, key=lambda x: x[2])
+    print()
+    print("| people | frames | keys | read (s) | solve (s) | full import wall (s) | full import CPU (s) | keys/s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {args.people} | {args.frames} | {best[3]} | {best[0]:.2f} | {best[1]:.2f} | "
+          f"{best[2]:.2f} | {best[4]:.2f} | {best[3] / best[2] / 1e6:.1f} M |")
+    print(f"\nall runs, full import (s): {', '.join(f'{r[2]:.2f}' for r in rows)}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"(full import = read + solve + armatures + bulk keys; bpy {bpy.app.version_string}, "
+          f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average {load:.1f})")
+
+
+if __name__ == "__main__":
+    main()
