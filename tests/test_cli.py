@@ -1,0 +1,133 @@
+"""`python -m inference`: exit codes, messages, progress lines, Ctrl-C, pose file on disk."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from blender_mocap_addon.core import posefile
+from engine_media import REPO, cut_sample, synthetic_frame, write_clip
+from engine_weights import shipped_weights, untrained_weights
+from inference.__main__ import main
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    return untrained_weights(tmp_path_factory.mktemp("weights"))
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "inference", *map(str, args)], cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_missing_file(tmp_path, capsys):
+    out = tmp_path / "o.npz"
+    assert main([str(tmp_path / "nope.mp4"), "-o", str(out), "--progress", "none"]) == 1
+    assert "not found" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_not_a_video(tmp_path, capsys):
+    bad = tmp_path / "movie.mp4"
+    bad.write_bytes(os.urandom(4096))
+    assert main([str(bad), "-o", str(tmp_path / "o.npz")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and ("cannot open" in err or "no readable frames" in err)
+
+
+def test_zero_frames(tmp_path, capsys):
+    p = tmp_path / "empty.avi"
+    cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48)).release()
+    assert main([str(p), "-o", str(tmp_path / "o.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "zero frames" in err or "cannot open" in err
+
+
+def test_empty_folder(tmp_path, capsys):
+    assert main([str(tmp_path), "-o", str(tmp_path / "o.npz")]) == 1
+    assert "no image files" in capsys.readouterr().err
+
+
+def test_usage_errors(tmp_path, capsys):
+    assert main([str(tmp_path), "-o", str(tmp_path / "o.npz"), "--preset", "huge"]) == 2
+    assert main([str(tmp_path)]) == 2                       # -o is required
+    assert main([str(tmp_path), "-o", str(tmp_path / "no" / "dir" / "o.npz")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_accurate_preset_message(tmp_path, untrained, capsys):
+    clip = write_clip(tmp_path / "c.mp4", 3)
+    assert main([str(clip), "-o", str(tmp_path / "o.npz"), "--preset", "accurate", "--weights", str(untrained)]) == 1
+    err = capsys.readouterr().err
+    assert "accurate" in err and "GPU" in err and not (tmp_path / "o.npz").exists()
+
+
+def test_image_folder_in_process(tmp_path, untrained, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(folder / f"{i}.png"), synthetic_frame(i, 160, 120))
+    out = tmp_path / "o.npz"
+    assert main([str(folder), "-o", str(out), "--weights", str(untrained), "--progress", "none"]) == 0
+    data = posefile.load(out)
+    assert data.num_frames == 4 and data.image_size == (160, 120)
+    assert "wrote" in capsys.readouterr().err
+
+
+def test_jsonl_progress_subprocess(tmp_path, untrained):
+    clip = write_clip(tmp_path / "c.mp4", 10, w=320, h=240)
+    out = tmp_path / "o.npz"
+    r = _cli(clip, "-o", out, "--weights", untrained, "--progress", "jsonl", "--max-people", 2, "--smoothing", 0)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert lines and all({"frame", "total", "fps", "eta"} <= set(d) for d in lines)
+    assert lines[-1]["done"] is True and lines[-1]["frame"] == lines[-1]["total"] == 10
+    assert posefile.load(out).num_frames == 10
+
+
+def test_interrupt_writes_nothing(tmp_path, untrained):
+    clip = write_clip(tmp_path / "long.mp4", 300, w=160, h=120)
+    out = tmp_path / "o.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "inference", str(clip), "-o", str(out), "--weights",
+                             str(untrained), "--progress", "jsonl", "--max-people", "1"], cwd=REPO, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()          # the run has started
+        assert json.loads(first)["frame"] > 0
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "nothing was written" in err
+    assert not out.exists() and not list(tmp_path.glob(".posefile-*"))
+
+
+def test_end_to_end_on_sample_clip(tmp_path):
+    if shipped_weights() is None:
+        pytest.skip("trained weights (weights/pose_fast.json, detector_fast.json, lifter.json) not there yet")
+    clip = cut_sample(tmp_path / "sample.mp4", 100, 20)
+    if clip is None:
+        pytest.skip("sample video not found")
+    out = tmp_path / "sample.npz"
+    r = _cli(clip, "-o", out, "--progress", "none", "--max-people", 4, timeout=300)
+    assert r.returncode == 0, r.stderr
+    data = posefile.load(out)
+    assert data.num_frames == 20 and data.num_people >= 1 and data.valid.any()
+    assert data.image_size == (1768, 994)
+    assert np.isfinite(data.joints3d[data.valid]).all()
