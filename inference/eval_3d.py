@@ -10,7 +10,8 @@ clip's mean pelvis.  Two 2D inputs: ground truth (all joints, score 1) and noisy
 (cameras.corrupt_2d with difficulty ``--difficulty``, out-of-image joints dropped, fixed seed).
 Figures (frame-weighted over all sequences): MPJPE and PA-MPJPE of the root-relative pose (mm),
 root depth error (% of the true distance) with and without the learned correction, jitter of the
-absolute prediction (mm/frame^2 at the clip's ~30 fps, GT jitter alongside).
+absolute prediction and of the root-relative pose (mm/frame^2 at the clip's ~30 fps, GT alongside).
+Jitter is averaged per sequence, then frame-weighted.
 """
 from __future__ import annotations
 
@@ -94,7 +95,9 @@ def evaluate(lifter: Lifter, seqs, noisy: bool, difficulty: float = 0.5, seed: i
         r = {"mpjpe": mpjpe(pr, gr), "pa_mpjpe": p_mpjpe(pr, gr),
              "root_err": root_depth_error(pred[:, PELVIS, 2], gt[:, PELVIS, 2]),
              "root_err_pinhole": root_depth_error(k, gt[:, PELVIS, 2]),
-             "jitter": np.full(len(gt), jitter(pred)), "jitter_gt": np.full(len(gt), jitter(gt))}
+             "jitter": np.full(len(gt), jitter(pred)), "jitter_gt": np.full(len(gt), jitter(gt)),
+             "jitter_rel": np.full(len(gt), jitter(pr)), "jitter_rel_gt": np.full(len(gt), jitter(gr)),
+             "few_joints": (mask.mean(-1) < 0.5).astype(float)}
         for g in ("all", s["group"]):
             d = rows.setdefault(g, {k_: [] for k_ in r})
             for k_, v in r.items():
@@ -109,7 +112,10 @@ def evaluate(lifter: Lifter, seqs, noisy: bool, difficulty: float = 0.5, seed: i
                   "root_depth_err_pct_median": round(float(np.median(cat["root_err"])) * 100, 2),
                   "root_depth_err_pct_pinhole_only": round(float(np.nanmean(cat["root_err_pinhole"])) * 100, 2),
                   "jitter_mm_per_frame2": round(float(np.mean(cat["jitter"])) * 1000, 2),
-                  "jitter_gt_mm_per_frame2": round(float(np.mean(cat["jitter_gt"])) * 1000, 2)}
+                  "jitter_gt_mm_per_frame2": round(float(np.mean(cat["jitter_gt"])) * 1000, 2),
+                  "jitter_rel_mm_per_frame2": round(float(np.mean(cat["jitter_rel"])) * 1000, 2),
+                  "jitter_rel_gt_mm_per_frame2": round(float(np.mean(cat["jitter_rel_gt"])) * 1000, 2),
+                  "frames_under_half_joints_seen": int(cat["few_joints"].sum())}
     res = out.pop("all")
     res["groups"] = out
     return res
@@ -167,14 +173,16 @@ def to_markdown(res: dict) -> str:
              f"{res['sequences']} sequences = {res['clips']} held-out clips x {res['cams_per_clip']} cameras, "
              f"seed {res['seed']}; noisy 2D difficulty {res['noise_difficulty']}.", "",
              "| input | group | frames | MPJPE mm | PA-MPJPE mm | root depth err % (median) | pinhole only % | "
-             "jitter mm/f^2 (GT) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "jitter abs mm/f^2 (GT) | jitter rel mm/f^2 (GT) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for inp in ("gt_2d", "noisy_2d"):
         r = res[inp]
         for g, v in [("all", r)] + sorted(r["groups"].items()):
             lines.append(f"| {inp} | {g} | {v['frames']} | {v['mpjpe_mm']} | {v['pa_mpjpe_mm']} | "
                          f"{v['root_depth_err_pct']} ({v['root_depth_err_pct_median']}) | "
                          f"{v['root_depth_err_pct_pinhole_only']} | {v['jitter_mm_per_frame2']} "
-                         f"({v['jitter_gt_mm_per_frame2']}) |")
+                         f"({v['jitter_gt_mm_per_frame2']}) | {v['jitter_rel_mm_per_frame2']} "
+                         f"({v['jitter_rel_gt_mm_per_frame2']}) |")
     return "\n".join(lines) + "\n"
 
 

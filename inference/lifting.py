@@ -38,12 +38,38 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
+def smooth_log_depth(logz: np.ndarray, weight: np.ndarray, half: int = 4, inlier: float = 0.1) -> np.ndarray:
+    """Robust temporal smoothing of per-frame log root depth, (F,) -> (F,).
+
+    A person's distance changes slowly while the box-based depth jumps when joints are missed or the
+    person is cut by the image border.  For each frame: weighted median over +-half frames (weights =
+    visible-joint fraction), then a Gaussian-weighted mean of the window's values within ``inlier``
+    (log units, ~10%) of that median.  half=0 returns logz unchanged.
+    """
+    if half <= 0 or len(logz) < 2:
+        return logz
+    pz = np.pad(logz, half, mode="edge")
+    pw = np.pad(weight, half, mode="constant", constant_values=0.0)
+    win = np.lib.stride_tricks.sliding_window_view(pz, 2 * half + 1)    # (F, 2h+1)
+    ww = np.lib.stride_tricks.sliding_window_view(pw, 2 * half + 1) + 1e-9
+    order = np.argsort(win, axis=1)
+    ws = np.take_along_axis(ww, order, 1)
+    cs = np.cumsum(ws, 1)
+    mid = (cs < 0.5 * cs[:, -1:]).sum(1)
+    med = np.take_along_axis(win, order, 1)[np.arange(len(win)), mid]
+    g = np.exp(-0.5 * ((np.arange(-half, half + 1)) / max(half / 2.0, 1.0)) ** 2)
+    wt = ww * g * (np.abs(win - med[:, None]) < inlier)
+    return np.where(wt.sum(1) > 1e-6, (wt * win).sum(1) / np.maximum(wt.sum(1), 1e-12), med)
+
+
 class Lifter:
     def __init__(self, model: torch.nn.Module, manifest: dict):
         self.model = model.eval()
         self.manifest = manifest
         self.receptive_field = int(getattr(model, "receptive_field", 1))
         self.last_filled = 0
+        self.depth_half_window = 8
+        self.min_depth_fraction = 0.5
 
     @classmethod
     def load(cls, path: str | None = None) -> "Lifter":
@@ -88,7 +114,16 @@ class Lifter:
         with torch.no_grad():
             out = self.model(torch.from_numpy(x)[None], strided=False)[0]
             rel, logc = split_output(out)
-        z = k * np.exp(logc.numpy().astype(np.float64))
+        logz = np.log(k) + logc.numpy().astype(np.float64)
+        frac = np.where(valid, (scores > 0).sum(-1) / J, 0.0)
+        good = frac >= self.min_depth_fraction
+        if good.any() and not good.all():
+            # box-based depth is unreliable when most joints are missing (occlusion, image border):
+            # take it from the nearest well-seen frames instead (linear in log depth, held at the ends)
+            t = np.arange(F_)
+            logz = np.where(good, logz, np.interp(t, t[good], logz[good]))
+        w = np.where(good, frac ** 2, 1e-3)
+        z = np.exp(smooth_log_depth(logz, w, self.depth_half_window))
         return rel.numpy().astype(np.float64), z, root
 
     def lift(self, joints2d: np.ndarray, scores: np.ndarray, K, image_size=None) -> np.ndarray:

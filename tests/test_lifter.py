@@ -1,0 +1,199 @@
+"""Lifter: metrics, input features, model equivalences, training steps, shipped weights."""
+import json
+import os
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from inference import camera
+from inference.lifting import Lifter, LifterError, default_manifest
+from inference.metrics import jitter, mpjpe, p_mpjpe, root_depth_error
+from inference.models.lifter import MLPLifter, TemporalLifter, pose_features
+from inference.training import mocap
+from inference.training.bvh import parse_bvh
+from inference.training.cameras import sample_cameras, world_to_camera
+
+torch.set_num_threads(1)
+
+
+def _rot(a, b, c):
+    ca, sa, cb, sb, cc, sc = np.cos(a), np.sin(a), np.cos(b), np.sin(b), np.cos(c), np.sin(c)
+    Rz = np.array([[ca, -sa, 0], [sa, ca, 0], [0, 0, 1]])
+    Ry = np.array([[cb, 0, sb], [0, 1, 0], [-sb, 0, cb]])
+    Rx = np.array([[1, 0, 0], [0, cc, -sc], [0, sc, cc]])
+    return Rz @ Ry @ Rx
+
+
+def test_metrics():
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(10, 16, 3))
+    np.testing.assert_allclose(mpjpe(gt + [0.03, 0.04, 0], gt), 0.05)
+    moved = 1.7 * gt @ _rot(0.3, -1.1, 2.0).T + [1, 2, 3]
+    np.testing.assert_allclose(p_mpjpe(moved, gt), 0, atol=1e-9)
+    assert (p_mpjpe(moved + rng.normal(0, 0.01, gt.shape), gt) < mpjpe(moved, gt)).all()
+    # a mirrored pose is not aligned by a rotation (reflections excluded)
+    assert (p_mpjpe(gt * [-1, 1, 1], gt) > 0.1).all()
+    line = np.arange(5)[:, None, None] * np.ones((5, 2, 3))
+    assert jitter(line) == 0.0
+    np.testing.assert_allclose(root_depth_error(np.array([11.0]), np.array([10.0])), 0.1)
+
+
+def test_features_are_image_size_and_depth_invariant():
+    rng = np.random.default_rng(1)
+    X = rng.normal(0, 0.3, (4, 16, 3)) + [0.2, -0.1, 5.0]
+    sc = np.ones((4, 16))
+    f1, r1, k1, v1 = pose_features(X[..., :2] / X[..., 2:], sc)
+    Y = X * 2.0  # same rays when scaled about the camera centre
+    f2, r2, k2, v2 = pose_features(Y[..., :2] / Y[..., 2:], sc)
+    np.testing.assert_allclose(f1, f2, atol=1e-6)
+    np.testing.assert_allclose(k1, k2)
+    assert v1.all()
+    # pixels via two different K give identical features
+    K1, K2 = camera.intrinsics((640, 480), 500.0), camera.intrinsics((1920, 1080), 1700.0)
+    fa = pose_features(camera.normalize_pixels(camera.project(X, K1), K1), sc)[0]
+    fb = pose_features(camera.normalize_pixels(camera.project(X, K2), K2), sc)[0]
+    np.testing.assert_allclose(fa, fb, atol=1e-5)
+    # missing joints are zeros; a frame with < 2 joints is invalid
+    sc2 = sc.copy()
+    sc2[0, 10] = 0
+    sc2[1, :] = 0
+    sc2[1, 3] = 1
+    f3, _, k3, v3 = pose_features(X[..., :2] / X[..., 2:], sc2)
+    assert f3[0, 20] == 0 and f3[0, 21] == 0 and f3[0, 32 + 10] == 0
+    assert not v3[1] and np.isnan(k3[1]) and (f3[1] == 0).all()
+
+
+def test_tcn_dilated_matches_strided_windows():
+    m = TemporalLifter((3, 3, 3), channels=32).eval()
+    x = torch.randn(1, 40, 50)
+    with torch.no_grad():
+        full = m(x, strided=False)[0]             # (40 - 26, 49)
+        assert full.shape == (14, 49)
+        for t in (0, 5, 13):
+            win = m(x[:, t:t + 27], strided=True)[0, 0]
+            torch.testing.assert_close(win, full[t], atol=1e-5, rtol=1e-5)
+
+
+def test_few_training_steps_lower_the_loss():
+    from inference.train_3d import lifter_loss
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 0.3, (256, 16, 3)) + [0, 0, 6.0]
+    sc = np.ones((256, 16))
+    feats, _, k, _ = pose_features(X[..., :2] / X[..., 2:], sc)
+    rel = torch.from_numpy((X - X[:, 6:7]).astype(np.float32))
+    logc = torch.from_numpy(np.log(X[:, 6, 2] / k).astype(np.float32))
+    ok = torch.ones(256, dtype=torch.bool)
+    m = MLPLifter(hidden=128, blocks=1, dropout=0.0)
+    opt = torch.optim.Adam(m.parameters(), 1e-3)
+    x = torch.from_numpy(feats)[:, None]
+    losses = []
+    for _ in range(40):
+        loss, _, _ = lifter_loss(m(x)[:, 0], rel, logc, ok)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_pair_sampler_batch_shapes():
+    pytest.importorskip("inference.train_3d")
+    from inference.train_3d import PairSampler
+    rng = np.random.default_rng(0)
+    n = 200
+    t = np.arange(n)
+    root = np.stack([np.zeros(n), np.full(n, 0.9), t * 0.04], -1).astype(np.float32)
+    rel = np.random.default_rng(1).normal(0, 0.3, (n, 16, 3)).astype(np.float16)
+    rel[:, 6] = 0
+    ms = mocap.MocapSet(root, rel, np.array([0, 100]), np.array([100, 100]), np.array(["a", "b"]),
+                        np.array(["x", "x"]), np.array(["train", "test"]), np.array([30.0, 30.0]))
+    s = PairSampler(ms, "train", 27)
+    feats, r, logc, ok = s.batch(32, rng)
+    assert feats.shape == (32, 27, 50) and r.shape == (32, 16, 3) and logc.shape == (32,)
+    assert ok.mean() > 0.9 and np.isfinite(feats).all()
+    np.testing.assert_allclose(r[:, 6], 0, atol=1e-6)
+
+
+# --- shipped weights -------------------------------------------------------------------------
+
+def _manifest():
+    p = default_manifest()
+    if not os.path.exists(p):
+        pytest.skip("weights/lifter.json not shipped yet")
+    return p
+
+
+def test_shipped_weights_load_and_check_sha(tmp_path):
+    p = _manifest()
+    lifter = Lifter.load(p)
+    with open(p) as f:
+        man = json.load(f)
+    assert man["kind"] == "3d" and len(man["sha256"]) == 64
+    assert "CC BY-NC" in man["data"] and man["eval"]
+    assert os.path.getsize(os.path.join(os.path.dirname(p), man["file"])) < 8e6
+    assert lifter.receptive_field >= 1
+    # a tampered manifest is refused
+    bad = dict(man, sha256="0" * 64)
+    shutil.copy(os.path.join(os.path.dirname(p), man["file"]), tmp_path / man["file"])
+    (tmp_path / "lifter.json").write_text(json.dumps(bad))
+    with pytest.raises(LifterError):
+        Lifter.load(str(tmp_path / "lifter.json"))
+
+
+def _heldout_clip():
+    """First held-out CMU walk clip (subject 02), parsed straight from the archive."""
+    arch = os.path.join(mocap.default_data_dir(), "cmu_walk_cs229.tar.xz")
+    if not os.path.exists(arch):
+        pytest.skip("shared mocap data not available")
+    with tarfile.open(arch) as tf:
+        for m in tf:
+            if m.name.endswith("02_01.bvh"):
+                assert mocap.clip_split("cmu_walk_cs229", m.name) == "test"
+                return mocap.prepare_clip(parse_bvh(tf.extractfile(m).read().decode("ascii")), "cmu31")[0]
+
+
+def test_shipped_weights_accuracy_on_heldout_sample():
+    lifter = Lifter.load(_manifest())
+    X = _heldout_clip()                                  # (86, 16, 3) world, metres
+    errs, depth = [], []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        cams = sample_cameras(X[:, 6].mean(0)[None], rng)
+        Xc = world_to_camera(X[None], cams)[0]
+        if (Xc[..., 2] < 0.5).any():
+            continue
+        K = cams.K[0]
+        uv = camera.project(Xc, K)
+        pred = lifter.lift(uv, np.ones(uv.shape[:2]), K)
+        assert pred.shape == Xc.shape and pred.dtype == np.float32 and np.isfinite(pred).all()
+        errs.append(mpjpe(pred - pred[:, 6:7], Xc - Xc[:, 6:7]).mean())
+        depth.append(root_depth_error(pred[:, 6, 2], Xc[:, 6, 2]).mean())
+        # the pelvis reprojects onto its 2D position (absolute x, y come from unprojection)
+        np.testing.assert_allclose(camera.project(pred[:, 6], K), uv[:, 6], atol=0.5)
+    assert errs, "no usable camera"
+    assert np.mean(errs) < 0.09, errs        # ceiling: 90 mm on ground-truth 2D
+    assert np.mean(depth) < 0.15, depth
+
+
+def test_lift_handles_missing_joints_and_frames():
+    lifter = Lifter.load(_manifest())
+    X = _heldout_clip()[:30]
+    cams = sample_cameras(X[:, 6].mean(0)[None], np.random.default_rng(5))
+    Xc = world_to_camera(X[None], cams)[0]
+    K = cams.K[0]
+    uv = camera.project(Xc, K)
+    sc = np.ones(uv.shape[:2])
+    sc[:, 10] = 0                       # a wrist never seen
+    sc[4] = 0                           # a frame with nobody
+    uv[4] = np.nan
+    sc[7, 6] = 0                        # pelvis missing in one frame: mid-hips root
+    pred = lifter.lift(uv, sc, K)
+    assert np.isfinite(pred).all() and lifter.last_filled == 1
+    with pytest.raises(LifterError):
+        lifter.lift(uv, np.zeros_like(sc), K)
+    with pytest.raises(LifterError):
+        lifter.lift(uv[:, :14], sc[:, :14], K)
