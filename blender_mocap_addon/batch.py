@@ -68,6 +68,10 @@ def parse_args(argv=None):
     ap.add_argument("--python", default=None, help="Python that runs inference")
     ap.add_argument("--project-root", default=None, help="folder containing inference/")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per video")
+    ap.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                    help="one Ray task per input on a cluster (see docs/scale.md); resumes, retries")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="N > 1: convert N inputs at once in a local process pool (resumes, retries)")
     args = ap.parse_args(_argv(argv))
     fmts = [f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()]
     bad = [f for f in fmts if f not in FORMATS]
@@ -169,6 +173,9 @@ def main(argv=None) -> int:
     if not items:
         print(f"batch: no inputs found in {args.pose_file or args.input}", file=sys.stderr)
         return 1
+    if args.ray or args.workers > 1:   # scale-out: one task per input (batch_pool.py)
+        from blender_mocap_addon import batch_pool
+        return batch_pool.batch_main(items, args, _argv(argv))
     results = []
     for i, item in enumerate(items, 1):
         print(f"[{i}/{len(items)}] {item}", flush=True)
