@@ -78,6 +78,32 @@ def default_python(project_root: str | None) -> str:
     return sys.executable
 
 
+def venv_of(python: str) -> str | None:
+    """The virtual-environment folder a Python executable belongs to (pyvenv.cfg), or None."""
+    d = os.path.dirname(os.path.dirname(os.path.abspath(python)))
+    return d if os.path.isfile(os.path.join(d, "pyvenv.cfg")) else None
+
+
+def install_deps_argv(python: str, project_root: str, blender: str | None = None,
+                      install: bool = False) -> list:
+    """Command line for ``install_deps.py`` (project root): a dry run that lists what is
+    missing, or the install itself.  ``blender``: this Blender's executable (its Python
+    gets the runtime packages too); the venv is the one ``python`` lives in, if any."""
+    argv = [python, os.path.join(project_root, "install_deps.py")]
+    argv += ["--blender", blender] if blender else ["--no-blender"]
+    venv = venv_of(python)
+    if venv:
+        argv += ["--venv", venv]
+    if not install:
+        argv.append("--dry-run")
+    return argv
+
+
+def missing_from_install_log(lines) -> list:
+    """Lines of install_deps output that name a package still needed."""
+    return [l.strip() for l in lines if " needed (" in l or "error" in l.lower()]
+
+
 def parse_progress(line: str):
     """One stdout line -> dict (JSON object) or None for plain text."""
     line = line.strip()

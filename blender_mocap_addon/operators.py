@@ -7,6 +7,7 @@ MocapError; the operator reports it and returns CANCELLED.
 from __future__ import annotations
 
 import os
+import sys
 
 import bpy
 from bpy_extras.io_utils import ImportHelper, ExportHelper
@@ -91,6 +92,28 @@ class ConvertTask:
             pass
 
 
+def prepare_convert(context, report=print) -> ConvertTask:
+    """A ConvertTask from the panel settings and preferences (not started yet).
+
+    Raises MocapError for a missing video or project root.
+    """
+    s = settings_of(context)
+    video = bpy.path.abspath(s.video_path)
+    if not video or not os.path.isfile(video):
+        raise MocapError(f"video not found: {video or '(none chosen)'}")
+    python, root = prefs.resolve_paths(context)
+    if root is None:
+        raise MocapError("project root (folder with inference/) not found; set it in the "
+                         "add-on preferences")
+    out = bpy.path.abspath(s.pose_path) if s.pose_path else default_pose_path(video)
+    opts = jobs.InferenceOptions(preset=s.preset.lower(), device=s.device.lower(),
+                                 max_people=s.max_people, focal=s.focal,
+                                 start=s.range_start if s.use_range else None,
+                                 end=s.range_end if s.use_range else None)
+    return ConvertTask(lambda tmp: jobs.inference_argv(python, video, tmp, opts),
+                       out, import_options_from(s), cwd=root, report=report)
+
+
 class MOCAP_OT_convert(bpy.types.Operator):
     """Run video motion capture in a background process, then import the result (Esc cancels)"""
     bl_idname = "mocap.convert"
@@ -106,27 +129,11 @@ class MOCAP_OT_convert(bpy.types.Operator):
         return MOCAP_OT_convert.running is None
 
     def invoke(self, context, event):
-        s = settings_of(context)
-        video = bpy.path.abspath(s.video_path)
         try:
-            if not video or not os.path.isfile(video):
-                raise MocapError(f"video not found: {video or '(none chosen)'}")
-            python, root = prefs.resolve_paths(context)
-            if root is None:
-                raise MocapError("project root (folder with inference/) not found; set it in the "
-                                 "add-on preferences")
-            out = bpy.path.abspath(s.pose_path) if s.pose_path else default_pose_path(video)
-            opts = jobs.InferenceOptions(preset=s.preset.lower(), device=s.device.lower(),
-                                         max_people=s.max_people, focal=s.focal,
-                                         start=s.range_start if s.use_range else None,
-                                         end=s.range_end if s.use_range else None)
-            self._task = ConvertTask(lambda tmp: jobs.inference_argv(python, video, tmp, opts),
-                                     out, import_options_from(s), cwd=root,
-                                     report=_reporter(self)).start()
+            self._task = prepare_convert(context, report=_reporter(self)).start()
         except MocapError as ex:
             self.report({'ERROR'}, str(ex))
             return {'CANCELLED'}
-        s.pose_path = out
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.25, window=context.window)
         wm.progress_begin(0, 100)
@@ -176,6 +183,7 @@ class MOCAP_OT_convert(bpy.types.Operator):
         if state == jobs.FINISHED:
             self._finish(context)
             r = self._task.result
+            settings_of(context).pose_path = self._task.out_path
             self.report({'INFO'}, f"Imported {len(r.armatures)} people, frames {r.frame_start}-{r.frame_end}")
             return {'FINISHED'}
         self._status(context, f"Mocap: {job.stage or 'running'} {job.fraction * 100:.0f}%"
@@ -398,10 +406,13 @@ class MOCAP_OT_export(bpy.types.Operator):
 
 # --------------------------------------------------------------------------- dependencies
 class MOCAP_OT_check_dependencies(bpy.types.Operator):
-    """Run install_deps.py --blender with the configured Python and show what is missing"""
+    """Run install_deps.py (dry run, or install) for the configured Python and this Blender,
+    in a background process, and show what is missing"""
     bl_idname = "mocap.check_dependencies"
-    bl_label = "Check / Install Dependencies"
+    bl_label = "Check Dependencies"
 
+    install: bpy.props.BoolProperty(name="Install", default=False,
+                                    description="Install what is missing instead of only listing it")
     _job = None
     _timer = None
 
@@ -411,7 +422,9 @@ class MOCAP_OT_check_dependencies(bpy.types.Operator):
         try:
             if root is None or not os.path.isfile(os.path.join(root, "install_deps.py")):
                 raise MocapError("install_deps.py not found; set the project root in the preferences")
-            self._job = jobs.Job(prefs.install_deps_argv(python, root), cwd=root).start()
+            runner = python if os.path.isfile(python) else sys.executable
+            argv = jobs.install_deps_argv(runner, root, bpy.app.binary_path or None, self.install)
+            self._job = jobs.Job(argv, cwd=root).start()
         except MocapError as ex:
             self.report({'ERROR'}, str(ex))
             return {'CANCELLED'}
@@ -433,7 +446,7 @@ class MOCAP_OT_check_dependencies(bpy.types.Operator):
         if state == jobs.RUNNING:
             return {'PASS_THROUGH'}
         lines = list(self._job.log) + list(self._job.stderr_tail)
-        missing = [l for l in lines if "missing" in l.lower()]
+        missing = jobs.missing_from_install_log(lines)
         summary = ("OK: all dependencies present" if state == jobs.FINISHED and not missing
                    else f"{state}: " + ("; ".join(missing) if missing else self._job.error))
         self._end(context, "\n".join(lines[-12:] + [summary]))

@@ -49,12 +49,11 @@ class MOCAP_AddonPreferences(bpy.types.AddonPreferences):
         col.label(text=f"Using Python: {python}")
         col.label(text=f"Project root: {root or 'not found - set it above'}",
                   icon='NONE' if root else 'ERROR')
-        layout.operator("mocap.check_dependencies", icon='CHECKMARK')
+        row = layout.row(align=True)
+        row.operator("mocap.check_dependencies", icon='CHECKMARK').install = False
+        row.operator("mocap.check_dependencies", text="Install Missing", icon='IMPORT').install = True
         if self.deps_report:
             box = layout.box()
             for line in self.deps_report.splitlines()[-15:]:
                 box.label(text=line)
 
-
-def install_deps_argv(python: str, root: str) -> list:
-    return [python, os.path.join(root, "install_deps.py"), "--blender"]

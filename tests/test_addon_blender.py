@@ -354,3 +354,51 @@ def test_export_reads_back(tmp_path, fmt):
     assert ob.animation_data is not None and ob.animation_data.action is not None
     for bone, r in ref.items():   # importers may shift time by one frame
         assert _closest_frame_error(ob, bone, r, range(10, 15)) < 1e-3, bone
+
+
+def test_panel_operators_bonemap_retarget_export(tmp_path):
+    import blender_mocap_addon as addon
+    write_pose(tmp_path / "p.npz", P=1, F=15)
+    addon.register()
+    try:
+        s = bpy.context.scene.mocap
+        s.pose_path = str(tmp_path / "p.npz")
+        assert bpy.ops.mocap.import_from_panel() == {'FINISHED'}
+        assert s.source_rig.name == "Mocap_P1"
+        s.target_rig = build_rig("RigifyLike", RIGIFY_LIKE)
+        s.bonemap_preset = 'AUTO'
+        assert bpy.ops.mocap.bonemap_fill() == {'FINISHED'}
+        items = {it.source: it.target for it in s.bone_map}
+        assert items["forearm.L"] == "forearm.L" and items["neck"] == "spine.004"
+        # edit one entry in the list, save, clear, load back
+        next(it for it in s.bone_map if it.source == "head").target = "spine.005"
+        preset = str(tmp_path / "map.json")
+        assert bpy.ops.mocap.bonemap_save(filepath=preset) == {'FINISHED'}
+        s.bone_map.clear()
+        assert bpy.ops.mocap.bonemap_load(filepath=preset) == {'FINISHED'}
+        assert {it.source: it.target for it in s.bone_map}["head"] == "spine.005"
+        assert bpy.ops.mocap.retarget() == {'FINISHED'}
+        assert s.target_rig.animation_data.action.name.startswith("Mocap_P1")
+        s.export_format = 'BVH'
+        s.export_path = str(tmp_path / "exp" / "take")
+        bpy.ops.object.select_all(action='DESELECT')
+        s.source_rig.select_set(True)
+        assert bpy.ops.mocap.export() == {'FINISHED'}
+        assert (tmp_path / "exp" / "take.bvh").exists()
+        # Convert (modal; needs a window, so its preparation is called directly)
+        from blender_mocap_addon import operators
+        s.video_path = str(tmp_path / "missing.mp4")
+        with pytest.raises(MocapError, match="video not found"):
+            operators.prepare_convert(bpy.context)
+        (tmp_path / "clip.mp4").write_bytes(b"x")
+        s.video_path = str(tmp_path / "clip.mp4")
+        s.pose_path = ""
+        s.max_people, s.use_range, s.range_start, s.range_end = 2, True, 3, 9
+        task = operators.prepare_convert(bpy.context)
+        argv = task.job.argv
+        assert argv[1:4] == ["-m", "inference", str(tmp_path / "clip.mp4")]
+        assert argv[argv.index("-o") + 1] == task.tmp_path
+        assert task.out_path == str(tmp_path / "clip_mocap.npz")
+        assert argv[argv.index("--max-people") + 1] == "2" and argv[argv.index("--end") + 1] == "9"
+    finally:
+        addon.unregister()

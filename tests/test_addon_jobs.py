@@ -161,3 +161,19 @@ def test_convert_success_imports(tmp_path, bpy_scene):
     assert task.job.state == jobs.FINISHED and out.exists()
     assert task.result.armatures == ["Mocap_P1", "Mocap_P4"]
     assert all(n in bpy.data.objects for n in task.result.armatures)
+
+
+def test_install_deps_command(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    py = str(venv / "bin" / "python")
+    a = jobs.install_deps_argv(py, ROOT, "/opt/blender/blender", install=False)
+    assert a[:2] == [py, os.path.join(ROOT, "install_deps.py")]
+    assert a[a.index("--blender") + 1] == "/opt/blender/blender"
+    assert a[a.index("--venv") + 1] == str(venv) and a[-1] == "--dry-run"
+    b = jobs.install_deps_argv("/usr/bin/python3", ROOT, None, install=True)
+    assert "--no-blender" in b and "--venv" not in b and "--dry-run" not in b
+    log = ["[install_deps] venv: torch==2.13.0 needed (not installed)",
+           "[install_deps] venv: all 4 packages already satisfied", "[install_deps] dry run finished"]
+    assert jobs.missing_from_install_log(log) == [log[0]]
