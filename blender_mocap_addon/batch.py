@@ -64,7 +64,10 @@ def parse_args(argv=None):
     ap.add_argument("--focal", type=float, default=0.0)
     ap.add_argument("--start", type=int, default=None)
     ap.add_argument("--end", type=int, default=None)
-    ap.add_argument("--smoothing", type=float, default=0.0, help="import smoothing sigma (frames)")
+    ap.add_argument("--smoothing", type=float, default=None,
+                    help="inference's temporal smoothing (0 off, 1 default, larger is smoother)")
+    ap.add_argument("--import-smoothing", type=float, default=0.0,
+                    help="extra Gaussian smoothing of joints on import (sigma, frames)")
     ap.add_argument("--python", default=None, help="Python that runs inference")
     ap.add_argument("--project-root", default=None, help="folder containing inference/")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per video")
@@ -115,7 +118,8 @@ def run_inference(video, out_path, args, python, root) -> str:
     if root is None:
         raise MocapError("cannot find the project root (folder with inference/); pass --project-root")
     opts = jobs.InferenceOptions(preset=args.preset, device=args.device, max_people=args.max_people,
-                                 focal=args.focal, start=args.start, end=args.end)
+                                 focal=args.focal, start=args.start, end=args.end,
+                                 smoothing=args.smoothing)
     tmp = out_path + ".part.npz"
     job = jobs.Job(jobs.inference_argv(python, video, tmp, opts), cwd=root).start()
     try:
@@ -128,6 +132,8 @@ def run_inference(video, out_path, args, python, root) -> str:
             os.remove(tmp)
     if state != jobs.FINISHED:
         raise MocapError(f"inference failed on {video}: {job.error}")
+    for w in job.warnings:
+        print(f"  WARNING: inference: {w}", flush=True)
     if not os.path.isfile(tmp):
         raise MocapError(f"inference wrote no pose file for {video}")
     os.replace(tmp, out_path)
@@ -143,7 +149,7 @@ def convert_one(item, args, python, root) -> list:
     else:
         pose = run_inference(item, os.path.join(args.output, stem + ".npz"), args, python, root)
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    opts = import_posefile.ImportOptions(smoothing=args.smoothing,
+    opts = import_posefile.ImportOptions(smoothing=args.import_smoothing,
                                          add_camera=not args.pose_file,
                                          video_path="" if args.pose_file else os.path.abspath(item))
     res = import_posefile.load(pose, opts, report=lambda m: print("  " + m, flush=True))

@@ -6,10 +6,11 @@ wheel, ``sys.executable``.  Output pipes are drained by two reader threads into
 a queue, so :meth:`Job.poll` never blocks Blender's UI.  :meth:`Job.cancel`
 terminates the process, then kills it if it has not gone after a grace period.
 
-Progress lines are JSON objects, one per line.  Recognised keys (others are
-kept in ``Job.events``): ``fraction`` (0..1) or ``done``/``total`` (or
-``frame``/``frames``), ``stage``, ``message``, ``event`` ("done", "error").
-Other stdout lines are kept as log text.
+Progress lines are JSON objects, one per line, as ``python -m inference
+--progress jsonl`` prints them: ``{"frame", "total", "fps", "eta"}`` and a last
+``{"done": true, "output", "people", "warnings"}``.  Also understood:
+``fraction`` (0..1), ``stage``, ``message``, ``event`` ("error").  Every event
+is kept in ``Job.events``; other stdout lines are kept as log text.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class InferenceOptions:
     focal: float = 0.0
     start: int | None = None
     end: int | None = None
+    smoothing: float | None = None
 
 
 def inference_argv(python: str, video: str, out_path: str, opts: InferenceOptions) -> list:
@@ -51,6 +53,8 @@ def inference_argv(python: str, video: str, out_path: str, opts: InferenceOption
         argv += ["--start", str(int(opts.start))]
     if opts.end is not None:
         argv += ["--end", str(int(opts.end))]
+    if opts.smoothing is not None:
+        argv += ["--smoothing", repr(float(opts.smoothing))]
     return argv
 
 
@@ -116,17 +120,37 @@ def parse_progress(line: str):
     return ev if isinstance(ev, dict) else None
 
 
+def _num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def event_fraction(ev: dict):
     """0..1 progress of an event, or None."""
+    if ev.get("done") is True:
+        return 1.0
     for key in ("fraction", "progress"):
-        v = ev.get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return min(max(float(v), 0.0), 1.0)
-    for num, den in (("done", "total"), ("frame", "frames"), ("frame", "total"), ("current", "total")):
+        if _num(ev.get(key)):
+            return min(max(float(ev[key]), 0.0), 1.0)
+    for num, den in (("frame", "total"), ("frame", "frames"), ("done", "total"), ("current", "total")):
         a, b = ev.get(num), ev.get(den)
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b > 0:
+        if _num(a) and _num(b) and b > 0:
             return min(max(float(a) / float(b), 0.0), 1.0)
     return None
+
+
+def event_message(ev: dict) -> str:
+    """Short status text for an event ("" if it has nothing to say)."""
+    if isinstance(ev.get("message"), str):
+        return ev["message"]
+    if _num(ev.get("frame")) and _num(ev.get("total")):
+        text = f"frame {int(ev['frame'])}/{int(ev['total'])}"
+        if _num(ev.get("fps")):
+            text += f", {float(ev['fps']):.1f} fps"
+        if _num(ev.get("eta")) and ev.get("done") is not True:
+            eta = int(ev["eta"])
+            text += f", {eta // 60}:{eta % 60:02d} left"
+        return text
+    return ""
 
 
 class Job:
@@ -146,6 +170,7 @@ class Job:
         self.stage = ""
         self.message = ""
         self.error = ""
+        self.warnings = []
         self.events = []
         self.log = collections.deque(maxlen=200)
         self.stderr_tail = collections.deque(maxlen=40)
@@ -206,8 +231,11 @@ class Job:
                 self.fraction = fr
             if isinstance(ev.get("stage"), str):
                 self.stage = ev["stage"]
-            if isinstance(ev.get("message"), str):
-                self.message = ev["message"]
+            msg = event_message(ev)
+            if msg:
+                self.message = msg
+            if ev.get("done") is True and isinstance(ev.get("warnings"), list):
+                self.warnings = [str(w) for w in ev["warnings"]]
             if ev.get("event") == "error" or ev.get("stage") == "error":
                 self.error = str(ev.get("message") or ev.get("error") or "error")
         if self.state == RUNNING and self.proc.poll() is not None:

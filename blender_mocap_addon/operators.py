@@ -32,7 +32,7 @@ def settings_of(context):
 
 
 def import_options_from(s) -> import_posefile.ImportOptions:
-    return import_posefile.ImportOptions(smoothing=s.smoothing, add_camera=s.add_camera,
+    return import_posefile.ImportOptions(smoothing=s.import_smoothing, add_camera=s.add_camera,
                                          video_path=bpy.path.abspath(s.video_path) if s.add_camera else "")
 
 
@@ -79,6 +79,9 @@ class ConvertTask:
                 raise MocapError("inference finished but wrote no pose file")
             os.replace(self.tmp_path, self.out_path)
             self.result = import_posefile.load(self.out_path, self.options, report=self.report)
+            for w in self.job.warnings:
+                self.result.warnings.append(f"inference: {w}")
+                self.report(f"WARNING: inference: {w}")
         return state
 
     def cancel(self):
@@ -109,7 +112,7 @@ def prepare_convert(context, report=print) -> ConvertTask:
     opts = jobs.InferenceOptions(preset=s.preset.lower(), device=s.device.lower(),
                                  max_people=s.max_people, focal=s.focal,
                                  start=s.range_start if s.use_range else None,
-                                 end=s.range_end if s.use_range else None)
+                                 end=s.range_end if s.use_range else None, smoothing=s.smoothing)
     return ConvertTask(lambda tmp: jobs.inference_argv(python, video, tmp, opts),
                        out, import_options_from(s), cwd=root, report=report)
 

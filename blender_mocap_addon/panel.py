@@ -33,8 +33,12 @@ class MocapSettings(bpy.types.PropertyGroup):
     max_people: bpy.props.IntProperty(name="Max People", min=0, default=0, description="0: no limit")
     focal: bpy.props.FloatProperty(name="Focal (px)", min=0.0, default=0.0,
                                    description="Focal length in pixels; 0: estimate")
-    smoothing: bpy.props.FloatProperty(name="Smoothing", min=0.0, max=20.0, default=0.0,
-                                       description="Gaussian smoothing on import (sigma, frames)")
+    smoothing: bpy.props.FloatProperty(name="Smoothing", min=0.0, max=10.0, default=1.0,
+                                       description="Temporal smoothing done by inference: 0 off, 1 default, "
+                                                   "larger is smoother")
+    import_smoothing: bpy.props.FloatProperty(name="Import Smoothing", min=0.0, max=20.0, default=0.0,
+                                              description="Extra Gaussian smoothing of the joints when "
+                                                          "importing (sigma in frames; 0 off)")
     use_range: bpy.props.BoolProperty(name="Frame Range", default=False)
     range_start: bpy.props.IntProperty(name="Start", min=0, default=0)
     range_end: bpy.props.IntProperty(name="End", min=0, default=250)
@@ -99,6 +103,7 @@ class MOCAP_PT_convert(_Base, bpy.types.Panel):
             layout.operator("mocap.cancel_convert", icon='CANCEL')
         layout.separator()
         layout.prop(s, "pose_path")
+        layout.prop(s, "import_smoothing")
         layout.operator("mocap.import_from_panel", icon='IMPORT')
 
 

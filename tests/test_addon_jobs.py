@@ -36,7 +36,8 @@ if mode == "ok":
     from blender_mocap_addon.core import posefile, synthetic
     posefile.write_posefile(out, **synthetic.pose_arrays(2, 15))
 print("plain log line", flush=True)
-print(json.dumps({"event": "done", "fraction": 1.0}), flush=True)
+print(json.dumps({"frame": n, "total": n, "fps": 9.0, "eta": 0.0, "done": True, "output": out,
+                  "people": 2, "warnings": ["fake warning"]}), flush=True)
 '''
 
 
@@ -54,15 +55,27 @@ def wait_for(cond, timeout=20.0):
 
 def test_inference_argv():
     a = jobs.inference_argv("py", "v.mp4", "o.npz", jobs.InferenceOptions(
-        preset="accurate", device="cpu", max_people=2, focal=1200.0, start=5, end=50))
+        preset="accurate", device="cpu", max_people=2, focal=1200.0, start=5, end=50, smoothing=0.5))
     assert a[:8] == ["py", "-m", "inference", "v.mp4", "-o", "o.npz", "--progress", "jsonl"]
     assert a[a.index("--preset") + 1] == "accurate" and a[a.index("--max-people") + 1] == "2"
     assert a[a.index("--start") + 1] == "5" and a[a.index("--end") + 1] == "50"
+    assert a[a.index("--smoothing") + 1] == "0.5"
+    # every option we pass is one the real CLI accepts
+    import re
+    cli = open(os.path.join(ROOT, "inference", "__main__.py")).read()
+    for opt in [x for x in a[4:] if x.startswith("-")]:
+        assert re.search(r'add_argument\([^)]*"' + re.escape(opt) + '"', cli), opt
     assert "--focal" not in jobs.inference_argv("py", "v", "o", jobs.InferenceOptions())
 
 
 def test_progress_parsing():
     assert jobs.event_fraction({"done": 3, "total": 12}) == 0.25
+    # the schema python -m inference prints
+    ev = {"frame": 30, "total": 120, "fps": 12.5, "eta": 75.0}
+    assert jobs.event_fraction(ev) == 0.25
+    assert jobs.event_message(ev) == "frame 30/120, 12.5 fps, 1:15 left"
+    last = {"frame": 120, "total": 120, "done": True, "output": "o.npz", "people": 2, "warnings": []}
+    assert jobs.event_fraction(last) == 1.0
     assert jobs.event_fraction({"fraction": 1.7}) == 1.0
     assert jobs.event_fraction({"frame": 5, "frames": 10}) == 0.5
     assert jobs.event_fraction({"stage": "load"}) is None
@@ -76,7 +89,7 @@ def test_project_root_detection():
 def test_job_runs_and_reports_progress(tmp_path):
     job = jobs.Job(fake_argv(str(tmp_path / "o.npz"), "plain"), cwd=ROOT).start()
     assert job.wait(timeout=30) == jobs.FINISHED
-    assert job.fraction == 1.0 and job.stage == "frames"
+    assert job.fraction == 1.0 and job.stage == "frames" and job.warnings == ["fake warning"]
     assert any(ev.get("done") == 5 for ev in job.events)
     assert "plain log line" in job.log
 
