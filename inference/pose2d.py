@@ -42,6 +42,27 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """Fold every BatchNorm2d that directly follows a Conv2d inside an nn.Sequential into that
+    convolution (eval-mode statistics), in place; returns the model. Exact up to rounding;
+    pre-activation norms (BN before the conv) stay."""
+    for seq in [m for m in model.modules() if isinstance(m, torch.nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if not (isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d)):
+                continue
+            with torch.no_grad():
+                k = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                fused = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                                        conv.padding, conv.dilation, conv.groups, bias=True)
+                fused.weight.copy_(conv.weight * k[:, None, None, None])
+                fused.bias.copy_((bias - bn.running_mean) * k + bn.bias)
+            seq[i] = fused.to(conv.weight.device)
+            seq[i + 1] = torch.nn.Identity()
+    return model
+
+
 def load_hourglass(name_or_path, kind: str, device: torch.device) -> tuple[StackedHourglass, dict]:
     """Build and load a StackedHourglass from a checked manifest. Returns (model in eval mode on
     device, manifest). Raises WeightsError."""
@@ -52,7 +73,7 @@ def load_hourglass(name_or_path, kind: str, device: torch.device) -> tuple[Stack
         model.load_state_dict(load_state_dict(manifest))
     except (TypeError, ValueError, RuntimeError, KeyError) as e:
         raise WeightsError(f"weights {manifest['path']} do not fit their manifest's config: {e}") from e
-    model.eval().to(device)
+    model = fold_batchnorm(model.eval()).to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # about 2x faster convolutions on CPU
     return model, manifest

@@ -9,7 +9,7 @@ from inference import codec, crops
 from inference.joints import FLIP_PAIRS
 from inference.models.hourglass import HourglassConfig, StackedHourglass
 from inference.people import decode_people, letterbox
-from inference.pose2d import Pyramid, decode_crops
+from inference.pose2d import Pyramid, decode_crops, fold_batchnorm
 
 torch.set_num_threads(1)
 
@@ -27,6 +27,26 @@ def test_network_shapes(cfg):
     for o in outs:
         assert o.shape == (2, cfg.out_channels, cfg.in_size // 4, cfg.in_size // 4)
         assert torch.isfinite(o).all()
+
+
+def test_batchnorm_folding_is_exact():
+    torch.manual_seed(0)
+    model = StackedHourglass(HourglassConfig(stacks=2, features=32, depth=3, in_size=64, out_channels=16))
+    for m in model.modules():          # non-trivial statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)[-1]
+        n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        fold_batchnorm(model)
+        out = model(x)[-1]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) < n_bn / 2
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
 
 
 def test_bad_input_size_is_refused():

@@ -1,0 +1,185 @@
+"""Speed of the inference engine: the networks alone, and the whole process on a video.
+
+    .venv/bin/python benchmarks/bench_inference.py                      # both tables, CPU, 2 threads
+    .venv/bin/python benchmarks/bench_inference.py --untrained          # no trained weights needed
+    .venv/bin/python benchmarks/bench_inference.py --device cuda        # on a GPU machine
+
+Model-only: images per second through each preset's pose network (and the detector) for
+batches of crops, with random weights (speed does not depend on the values).
+Whole process: `python -m inference VIDEO -o out.npz` in a subprocess, timed from spawn to exit
+(Python and torch start-up, weight loading, decoding, every stage, writing the file), plus the
+pipeline's own rate after loading (from the pose file's meta).
+
+Every rate is given twice: wall clock, and "cpu-est": frames / (CPU seconds used / threads), an
+estimate of the rate with the threads' cores to itself; on a shared machine the wall clock
+understates the speed. The load average is printed with each table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DEFAULT_VIDEO = next((p for p in (REPO / "examples" / "sports2d_demo.mp4",
+                                  REPO.parent / "shared" / "data" / "video" / "sports2d_demo.mp4") if p.is_file()), None)
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def bench_model(cfg, batch: int, device, seconds: float, threads: int) -> tuple[float, float]:
+    """-> (images/s wall, images/s cpu-est) of a StackedHourglass(cfg) on `batch` inputs."""
+    import torch
+
+    from inference.models.hourglass import StackedHourglass
+    from inference.pose2d import fold_batchnorm
+
+    model = fold_batchnorm(StackedHourglass(cfg).eval()).to(device)
+    x = torch.randn(batch, 3, cfg.in_size, cfg.in_size, device=device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t, c, n = time.perf_counter(), time.process_time(), 0
+        while True:
+            model(x)[-1].float().cpu()
+            n += batch
+            if time.perf_counter() - t > seconds:
+                break
+    wall = n / (time.perf_counter() - t)
+    cpu = n / max((time.process_time() - c) / threads, 1e-9) if device.type == "cpu" else float("nan")
+    return wall, cpu
+
+
+def model_table(args) -> None:
+    import torch
+
+    from inference.presets import DETECTOR_PRESETS, POSE_PRESETS
+    from inference.pose2d import resolve_device
+
+    device = resolve_device(args.device)
+    print(f"\n## Networks alone ({device.type}, {args.threads} threads, load average {loadavg()})\n")
+    print("| network | config | batch | images/s wall | images/s cpu-est |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    rows = []
+    for preset in args.presets:
+        cfg = POSE_PRESETS[preset]
+        big = cfg.in_size >= 256 and device.type == "cpu"
+        for b in ((1, 4) if big else (1, 8, 32)):
+            rows.append((f"pose {preset}", cfg, b, 20.0 if big else args.seconds))
+    for b in (1, 8):
+        rows.append(("detector fast", DETECTOR_PRESETS["fast"], b, args.seconds))
+    for name, cfg, b, secs in rows:
+        wall, cpu = bench_model(cfg, b, device, secs, args.threads)
+        desc = f"{cfg.stacks} stacks x {cfg.features} ch, {cfg.in_size} px"
+        print(f"| {name} | {desc} | {b} | {wall:.1f} | {cpu:.1f} |", flush=True)
+
+
+def process_table(args) -> None:
+    video = Path(args.video)
+    print(f"\n## Whole process on {video.name} (first {args.frames} frames, {args.device}, "
+          f"{args.threads} threads, load average {loadavg()})\n")
+    print("| preset | frames | people | seconds wall | fps wall | fps cpu-est | pipeline fps (after loading) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for preset in args.presets:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out.npz"
+            if args.untrained:
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--_untrained-run", str(video), str(out),
+                       str(args.frames), preset, args.device]
+            else:
+                cmd = [sys.executable, "-m", "inference", str(video), "-o", str(out), "--preset", preset,
+                       "--device", args.device, "--end", str(args.frames), "--progress", "none",
+                       "--max-people", str(args.max_people)]
+                if args.weights:
+                    cmd += ["--weights", args.weights]
+            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
+                       OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(REPO))
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - t
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if r.returncode != 0:
+                msg = (r.stderr.strip().splitlines() or ["?"])[-1]
+                print(f"| {preset} | - | - | - | - | - | failed: {msg} |", flush=True)
+                continue
+            sys.path.insert(0, str(REPO))
+            from blender_mocap_addon.core import posefile
+
+            data = posefile.load(out)
+            cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+            F = data.num_frames
+            stats = data.meta.get("stats", {})
+            print(f"| {preset}{' (untrained)' if args.untrained else ''} | {F} | {data.num_people} | {wall:.1f} | "
+                  f"{F / wall:.1f} | {F / max(cpu / args.threads, 1e-9):.1f} | {stats.get('fps_processing', '?')} |",
+                  flush=True)
+            if args.verbose:
+                print(json.dumps(stats), file=sys.stderr)
+
+
+def _untrained_run(video, out, frames, preset, device) -> None:
+    """Child process for --untrained: the pipeline with random networks, 2 people per frame."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from engine_weights import untrained_weights
+
+    from inference import PipelineOptions, run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        w = untrained_weights(Path(tmp))
+        if preset != "fast":
+            raise SystemExit(f"--untrained has only the fast preset's architecture")
+        opts = PipelineOptions(preset=preset, device=device, end=int(frames), weights_dir=str(w),
+                               detection_threshold=0.0, min_pose_score=0.0, max_people=2)
+        run(video, opts).save(out)
+
+
+def main(argv=None) -> None:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--_untrained-run":
+        _untrained_run(*sys.argv[2:7])
+        return
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video", default=str(DEFAULT_VIDEO) if DEFAULT_VIDEO else None)
+    p.add_argument("--frames", type=int, default=230)
+    p.add_argument("--presets", nargs="+", default=["fast", "accurate"], choices=["fast", "accurate"])
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--weights", default=None, help="weights folder (default: weights/)")
+    p.add_argument("--untrained", action="store_true", help="whole-process run with random networks (speed only)")
+    p.add_argument("--max-people", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=5.0, help="time per model measurement")
+    p.add_argument("--skip-model", action="store_true")
+    p.add_argument("--skip-process", action="store_true")
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if not args.skip_model:
+        model_table(args)
+    if not args.skip_process:
+        if not args.video:
+            raise SystemExit("no video: pass --video")
+        if args.untrained:
+            args.presets = [p for p in args.presets if p == "fast"]
+        process_table(args)
+
+
+if __name__ == "__main__":
+    main()
