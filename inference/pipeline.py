@@ -294,6 +294,7 @@ class _Stage1:
 def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models: Models,
                   opts: PipelineOptions, warnings: list[str], stats: dict) -> tuple:
     from .filters import bone_lengths, enforce_bone_lengths, runs, smooth
+    from .lifting import LifterError
     from .tracking import dense_track, fill_gaps
 
     J = len(JOINT_NAMES)
@@ -313,7 +314,12 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
         filled_any[p] = filled
         for a, b in runs(v):
             t0 = time.perf_counter()
-            X = models.lifter.lift(joints[a:b], scores[a:b], K)
+            try:
+                X = models.lifter.lift(joints[a:b], scores[a:b], K)
+            except LifterError as e:   # e.g. no frame of the run has 2 confident joints
+                v[a:b] = False
+                warnings.append(f"person {p}: frames {frame0 + a}..{frame0 + b - 1} could not be lifted ({e})")
+                continue
             t1 = time.perf_counter()
             if opts.smoothing > 0:
                 mc, beta = opts.min_cutoff / opts.smoothing, opts.beta / opts.smoothing

@@ -131,3 +131,8 @@ def test_end_to_end_on_sample_clip(tmp_path):
     assert data.num_frames == 20 and data.num_people >= 1 and data.valid.any()
     assert data.image_size == (1768, 994)
     assert np.isfinite(data.joints3d[data.valid]).all()
+
+
+def test_help(capsys):
+    assert main(["--help"]) == 0
+    assert "--max-people" in capsys.readouterr().out
