@@ -14,47 +14,73 @@ def ensure_object_mode():
 
 
 def build_armature(name: str, rest: sk.RestSkeleton, collection):
-    """Create armature object ``name`` (suffixed by Blender if taken) in ``collection``.
+    """One armature; see :func:`build_armatures`."""
+    return build_armatures([(name, rest)], collection)[0]
 
-    Bones follow skeleton.BONES: heads/tails from ``rest``, roll so the bone's
-    local X is ``rest_x``, rotation mode quaternion.  Returns the object.
+
+def build_armatures(specs, collection) -> list:
+    """Create one armature object per (name, RestSkeleton) in ``collection``.
+
+    Names are suffixed by Blender if taken.  Bones follow skeleton.BONES:
+    heads/tails from the rest skeleton, roll so the bone's local X is ``rest_x``,
+    rotation mode quaternion.  All armatures are edited in one multi-object
+    edit-mode session (each mode switch updates the whole view layer).
+    Returns the objects, in order.
     """
     ensure_object_mode()
-    arm = bpy.data.armatures.new(name)
-    obj = bpy.data.objects.new(name, arm)
-    collection.objects.link(obj)
     vl = bpy.context.view_layer
     prev_active = vl.objects.active
-    vl.objects.active = obj
+    prev_selected = [o for o in vl.objects if o.select_get()]
+    objs = []
+    for name, _ in specs:
+        arm = bpy.data.armatures.new(name)
+        obj = bpy.data.objects.new(name, arm)
+        collection.objects.link(obj)
+        objs.append(obj)
     try:
+        for o in prev_selected:
+            o.select_set(False)
+        for o in objs:
+            o.select_set(True)
+        vl.objects.active = objs[0]
         bpy.ops.object.mode_set(mode='EDIT')
-        ebs = {}
-        for i, b in enumerate(sk.BONES):
-            eb = arm.edit_bones.new(b.name)
-            eb.head = rest.heads[i].tolist()
-            eb.tail = rest.tails[i].tolist()
-            eb.align_roll(rest.frames[i][:, 2].tolist())   # local Z = x cross dir
-            if b.parent:
-                eb.parent = ebs[b.parent]
-                eb.use_connect = bool(np.allclose(ebs[b.parent].tail, eb.head, atol=1e-6))
-            ebs[b.name] = eb
+        for obj, (_, rest) in zip(objs, specs):
+            ebs = {}
+            arm = obj.data
+            for i, b in enumerate(sk.BONES):
+                eb = arm.edit_bones.new(b.name)
+                eb.head = rest.heads[i].tolist()
+                eb.tail = rest.tails[i].tolist()
+                eb.align_roll(rest.frames[i][:, 2].tolist())   # local Z = x cross dir
+                if b.parent:
+                    eb.parent = ebs[b.parent]
+                    eb.use_connect = bool(np.allclose(ebs[b.parent].tail, eb.head, atol=1e-6))
+                ebs[b.name] = eb
         bpy.ops.object.mode_set(mode='OBJECT')
     finally:
-        vl.objects.active = prev_active if prev_active is not None else obj
-    for pb in obj.pose.bones:
-        pb.rotation_mode = 'QUATERNION'
-    arm.display_type = 'STICK'
-    obj.show_in_front = True
-    return obj
+        for o in objs:
+            o.select_set(False)
+        for o in prev_selected:
+            if o.name in vl.objects:
+                o.select_set(True)
+        vl.objects.active = prev_active if prev_active is not None else objs[0]
+    for obj in objs:
+        for pb in obj.pose.bones:
+            pb.rotation_mode = 'QUATERNION'
+        obj.data.display_type = 'STICK'
+        obj.show_in_front = True
+    return objs
 
 
 def bone_rest_rotations(obj, names) -> np.ndarray:
-    """(B, 3, 3) rotation part of ``bone.matrix_local`` for ``names`` (armature space)."""
+    """(B, 3, 3) rotation part of ``bone.matrix_local`` for ``names`` (armature space),
+    made exactly orthonormal (Blender stores float32)."""
     out = np.empty((len(names), 3, 3))
     for i, n in enumerate(names):
         m = obj.data.bones[n].matrix_local
         out[i] = np.array([[m[r][c] for c in range(3)] for r in range(3)])
-    return out
+    u, _, vt = np.linalg.svd(out)
+    return u @ vt
 
 
 def rig_rest(obj):

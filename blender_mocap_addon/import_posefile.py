@@ -225,10 +225,11 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
     try:
         armature_bpy.ensure_object_mode()
         coll = _collection(scene, options.collection, undo)
-        for m in people:
-            obj = armature_bpy.build_armature(f"Mocap_P{m.person_id}", m.rest, coll)
+        objs = armature_bpy.build_armatures([(f"Mocap_P{m.person_id}", m.rest) for m in people], coll)
+        for obj in objs:
             undo.objects.append(obj)
             undo.data.append(obj.data)
+        for m, obj in zip(people, objs):
             obj["mocap_person_id"] = m.person_id
             obj["mocap_source"] = os.path.basename(pose_path)
             obj["mocap_hip_height"] = float(m.rest.root_head[2])

@@ -266,3 +266,16 @@ def test_retarget_errors():
         rt.retarget(src, tgt, {"spine": "hips"}, None)
     with pytest.raises(rt.RetargetError, match="empty"):
         rt.retarget(src, tgt, {}, None)
+
+
+def test_component_first_quaternions_match():
+    rng = np.random.default_rng(12)
+    q = rot.normalize_quat(rng.normal(size=(3000, 4)))
+    q[:500] = rot.normalize_quat(q[:500] * [0.05, 1, 1, 1])   # big rotations: w not the largest
+    q[:5, 0] = 0
+    R = rot.matrix_from_quat(rot.normalize_quat(q))
+    a = rot.quat_from_matrix(R)
+    b = rot._quat_from_matrix_cf(R.reshape(30, 100, 3, 3).transpose(0, 2, 3, 1))   # (30, 4, 100)
+    b = b.transpose(0, 2, 1).reshape(-1, 4)
+    assert np.allclose(np.abs(np.sum(a * b, -1)), 1, atol=1e-12)
+    assert np.allclose(rot.matrix_from_quat(b), R, atol=1e-12)

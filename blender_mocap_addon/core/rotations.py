@@ -333,24 +333,40 @@ def local_quaternions(world_rot_cf: np.ndarray, parents: np.ndarray, bone_rest: 
 
 
 def _quat_from_matrix_cf(R):
-    """(..., 3, 3, N) -> (..., 4, N), same method as quat_from_matrix."""
+    """(..., 3, 3, N) -> (..., 4, N), same method as quat_from_matrix.
+
+    Most mocap rotations are under 90 degrees, where w is the largest component
+    (row 0 of M); the other rows are only evaluated where they are needed.
+    """
     r = [[R[..., i, j, :] for j in range(3)] for i in range(3)]
-    d = np.stack([1 + r[0][0] + r[1][1] + r[2][2], 1 + r[0][0] - r[1][1] - r[2][2],
-                  1 - r[0][0] + r[1][1] - r[2][2], 1 - r[0][0] - r[1][1] + r[2][2]], -2)
-    sx, sy, sz = r[2][1] - r[1][2], r[0][2] - r[2][0], r[1][0] - r[0][1]
-    pxy, pxz, pyz = r[0][1] + r[1][0], r[0][2] + r[2][0], r[1][2] + r[2][1]
-    k = np.argmax(d, axis=-2)                                           # (..., N)
-    dk = np.take_along_axis(d, k[..., None, :], axis=-2)[..., 0, :]
-    inv = 1.0 / (2.0 * np.sqrt(np.maximum(dk, _EPS)))
-    d0, d1, d2, d3 = (d[..., i, :] for i in range(4))
-    # row k of M = 4 q q^T (see quat_from_matrix), picked per element
-    k0, k1, k2 = k == 0, k == 1, k == 2
-    q = np.stack([np.where(k0, d0, np.where(k1, sx, np.where(k2, sy, sz))),
-                  np.where(k0, sx, np.where(k1, d1, np.where(k2, pxy, pxz))),
-                  np.where(k0, sy, np.where(k1, pxy, np.where(k2, d2, pyz))),
-                  np.where(k0, sz, np.where(k1, pxz, np.where(k2, pyz, d3)))], -2) * inv[..., None, :]
-    q = q / np.maximum(np.sqrt((q * q).sum(-2, keepdims=True)), _EPS)
-    return np.where(q[..., :1, :] < 0, -q, q)
+    tr_ = r[0][0] + r[1][1] + r[2][2]
+    d = np.stack([1 + tr_, 1 + r[0][0] - r[1][1] - r[2][2],
+                  1 - r[0][0] + r[1][1] - r[2][2], 1 - r[0][0] - r[1][1] + r[2][2]], 0)   # (4, ..., N)
+    k = np.argmax(d, axis=0)
+    q = np.empty((4,) + k.shape)
+    inv = 0.5 / np.sqrt(np.maximum(d[0], _EPS))
+    q[0] = d[0] * inv
+    q[1] = (r[2][1] - r[1][2]) * inv
+    q[2] = (r[0][2] - r[2][0]) * inv
+    q[3] = (r[1][0] - r[0][1]) * inv
+    other = k != 0
+    if np.any(other):
+        Rs = np.moveaxis(R, (-3, -2), (0, 1))[:, :, other]          # (3, 3, n)
+        ks = k[other]
+        ds = d[:, other]
+        m = {(i, j): Rs[i, j] for i in range(3) for j in range(3)}
+        sx, sy, sz = m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]
+        pxy, pxz, pyz = m[0, 1] + m[1, 0], m[0, 2] + m[2, 0], m[1, 2] + m[2, 1]
+        k1, k2 = ks == 1, ks == 2
+        rows = np.stack([np.where(k1, sx, np.where(k2, sy, sz)),
+                         np.where(k1, ds[1], np.where(k2, pxy, pxz)),
+                         np.where(k1, pxy, np.where(k2, ds[2], pyz)),
+                         np.where(k1, pxz, np.where(k2, pyz, ds[3]))])
+        dk = np.take_along_axis(ds, ks[None], 0)[0]
+        q[:, other] = rows * (0.5 / np.sqrt(np.maximum(dk, _EPS)))
+    q /= np.maximum(np.sqrt((q * q).sum(0)), _EPS)
+    q = np.where(q[:1] < 0, -q, q)
+    return np.moveaxis(q, 0, -2)
 
 
 def world_from_local(local_rot: np.ndarray, parents: np.ndarray, bone_rest: np.ndarray) -> np.ndarray:
