@@ -60,8 +60,9 @@ def pick_frames(valid: np.ndarray, n: int) -> np.ndarray:
 
 def preview_grid(joints3d: np.ndarray, valid: np.ndarray, person_ids: np.ndarray, out_png: str,
                  n: int = 8, cols: int = 4, fps: float = 30.0, title: str = "",
-                 elev: float = 12.0, azim: float = -70.0, dpi: int = 90) -> np.ndarray:
-    """Save a grid of n 3D frames (all people, same axes limits in every panel) to out_png.
+                 elev: float = 12.0, azim: float = -70.0, dpi: int = 90, frames=None) -> np.ndarray:
+    """Save a grid of n 3D frames (all people, same axes limits in every panel) to out_png;
+    frames: the frame indices to draw instead of n spread over the video.
 
     joints3d (P, F, J, 3) metres, camera frame; valid (P, F); person_ids (P,).
     Returns the frame indices drawn (n,).
@@ -70,7 +71,7 @@ def preview_grid(joints3d: np.ndarray, valid: np.ndarray, person_ids: np.ndarray
     valid = np.asarray(valid, bool)
     P, F, J, _ = j3.shape
     assert valid.shape == (P, F) and J == len(JOINT_NAMES), (j3.shape, valid.shape)
-    frames = pick_frames(valid, n)
+    frames = pick_frames(valid, n) if frames is None else np.asarray(frames, int)
     if len(frames) == 0:
         raise ValueError("nobody is present in any frame: nothing to preview")
     W = to_world(j3)
@@ -103,9 +104,9 @@ def preview_grid(joints3d: np.ndarray, valid: np.ndarray, person_ids: np.ndarray
         ax.tick_params(labelsize=5, pad=0)
         for setter in (ax.set_xlabel, ax.set_ylabel, ax.set_zlabel):
             setter("")
+    fig.subplots_adjust(left=0.0, right=1.0, bottom=0.02, top=0.9 if title else 0.95, wspace=0.0, hspace=0.12)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     fig.savefig(out_png)
     return frames
 
