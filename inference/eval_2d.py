@@ -26,10 +26,8 @@ from .joints import INDEX, JOINT_NAMES
 from .models.hourglass import HourglassConfig, StackedHourglass
 from .train_2d import to_tensor
 from .training.lsp import load_annotations
-from .weights import load_manifest, load_state_dict
 
 LSP_JOINTS = [i for i, n in enumerate(JOINT_NAMES) if n not in ("pelvis", "thorax")]
-FLIP_PAIRS_ALL = None
 
 
 def torso_size(joints: np.ndarray, visible: np.ndarray) -> np.ndarray:
@@ -71,18 +69,18 @@ def predict_crops(model: StackedHourglass, crops_bgr: np.ndarray, flip: bool = F
     return codec.from_heatmap(xy, cfg.in_size / cfg.heatmap_size), scores
 
 
-def load_model(weights: str | None = None, checkpoint: str | None = None) -> tuple[StackedHourglass, dict]:
+def load_model(weights: str | None = None, checkpoint: str | None = None,
+               kind: str = "2d") -> tuple[StackedHourglass, dict]:
+    """A network in eval mode on the CPU, from a training checkpoint or shipped weights."""
     if checkpoint:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model = StackedHourglass(HourglassConfig.from_dict(state["config"]))
         model.load_state_dict(state["model"])
-        info = {"checkpoint": str(checkpoint), "step": state["step"]}
-    else:
-        manifest = load_manifest(weights or "pose_fast", kind="2d")
-        model = StackedHourglass(HourglassConfig.from_dict(manifest["config"]))
-        model.load_state_dict(load_state_dict(manifest))
-        info = {"weights": manifest["file"], "sha256": manifest["sha256"]}
-    return model.eval(), info
+        return model.eval(), {"checkpoint": str(checkpoint), "step": state["step"]}
+    from .pose2d import load_hourglass
+
+    model, manifest = load_hourglass(weights or "pose_fast", kind, torch.device("cpu"))
+    return model, {"weights": manifest["file"], "sha256": manifest["sha256"]}
 
 
 def evaluate(model: StackedHourglass, data_root: str, flip: bool = False, limit: int = 0,

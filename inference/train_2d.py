@@ -52,9 +52,12 @@ def make_batch(data: CropSet, idx: np.ndarray, cfg: HourglassConfig, aug: Augmen
     return to_tensor(imgs), torch.from_numpy(tgt), torch.from_numpy(wts)
 
 
-def heatmap_loss(outs: list[torch.Tensor], target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Masked MSE summed over stacks (intermediate supervision)."""
-    w = weights[:, :, None, None]
+def heatmap_loss(outs: list[torch.Tensor], target: torch.Tensor, weights: torch.Tensor,
+                 peak_weight: float = 0.0) -> torch.Tensor:
+    """Masked MSE summed over stacks (intermediate supervision). With peak_weight > 0 the
+    pixels near a joint weigh (1 + peak_weight * target): plain MSE is dominated by the
+    empty background and first learns to predict zeros, which makes CPU training crawl."""
+    w = weights[:, :, None, None] * (1.0 + peak_weight * target)
     return sum(((o.float() - target) ** 2 * w).mean() for o in outs)
 
 
@@ -86,6 +89,8 @@ def train(args) -> Path:
         train_idx = train_idx[: args.subset]
     cfg = POSE_PRESETS[args.preset]
     model = StackedHourglass(cfg).to(device)
+    if device.type == "cpu":  # NHWC convolutions are about twice as fast on the CPU
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     step = 0
     ckpt = out / "last.pt"
@@ -109,11 +114,13 @@ def train(args) -> Path:
             idx = rng.choice(train_idx, args.batch, replace=False)
             x, tgt, w = make_batch(data, idx, cfg, aug, rng)
             x, tgt, w = x.to(device), tgt.to(device), w.to(device)
+            if device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, args.steps, args.lr)
             with autocast:
                 outs = model(x)
-            loss = heatmap_loss(outs, tgt, w)
+            loss = heatmap_loss(outs, tgt, w, args.peak_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -149,6 +156,7 @@ def parse_args(argv=None):
     p.add_argument("--minutes", type=float, default=0, help="stop (with a checkpoint) after this long")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--peak-weight", type=float, default=10.0, help="extra loss weight near joints")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)

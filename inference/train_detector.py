@@ -67,6 +67,8 @@ def train(args):
     pool = np.where(~data.is_test)[0]
     cfg = DETECTOR_PRESETS[args.preset]
     model = StackedHourglass(cfg).to(device)
+    if device.type == "cpu":  # NHWC convolutions are about twice as fast on the CPU
+        model = model.to(memory_format=torch.channels_last)
     with torch.no_grad():  # start the centre logits at a low prior (CenterNet's bias init)
         for head in model.heads:
             head.bias[0] = -2.19
@@ -90,6 +92,8 @@ def train(args):
     try:
         while step < args.steps and not stop["now"] and time.time() < t_end:
             x, heat, reg, mask = (t.to(device) for t in make_batch(data, pool, args.batch, rng))
+            if device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, args.steps, args.lr)
             with autocast:

@@ -1,0 +1,74 @@
+"""Turn a training checkpoint into shipped weights: fp16 state dict + manifest with the
+training config and the held-out evaluation.
+
+    python -m inference.export_weights pose --checkpoint runs/pose_fast/last.pt --name pose_fast
+    python -m inference.export_weights detector --checkpoint runs/detector_fast/last.pt --name detector_fast
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from .models.hourglass import HourglassConfig, StackedHourglass
+from .weights import REPO_WEIGHTS, save_state_dict, write_manifest
+
+LSP_DATA = ("LSP extended (Johnson and Everingham, CVPR 2011), images im00001-im09000; "
+            "research use only (Flickr images)")
+
+
+def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, eval_limit: int = 0) -> Path:
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    cfg = HourglassConfig.from_dict(state["config"])
+    model = StackedHourglass(cfg)
+    model.load_state_dict(state["model"])
+    model.eval()
+    # Round-trip through fp16 first, so the figures describe the file that ships.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wfile = save_state_dict(model.state_dict(), out_dir / f"{name}.pt", fp16=True)
+    model.load_state_dict({k: v.float() for k, v in torch.load(wfile, weights_only=True).items()})
+    args = state.get("args", {})
+    batch = args.get("batch", 16)
+    training = {"steps": state["step"], "batch": batch, "lr": args.get("lr"), "seed": args.get("seed"),
+                "script": f"inference/train_{'2d' if kind == 'pose' else 'detector'}.py"}
+    if kind == "pose":
+        from .eval_2d import evaluate
+
+        data_root = args.get("data") or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp")
+        training["epochs"] = round(state["step"] * batch / 9000, 2)
+        ev = {"pck@0.2": evaluate(model, data_root, flip=False, limit=eval_limit),
+              "pck@0.2_flip": evaluate(model, data_root, flip=True, limit=eval_limit)}
+        for v in ev.values():
+            v.pop("seconds", None)
+        return write_manifest(wfile, "2d", cfg.to_dict(), LSP_DATA, ev, training=training,
+                              input="BGR crop -> RGB, /255, ImageNet mean/std; crop side = box size x 1.3",
+                              eval_command=f"python -m inference.eval_2d --weights weights/{name}.json [--flip]")
+    from .eval_detector import evaluate as eval_det
+
+    training["mosaics_seen"] = state["step"] * batch
+    ev = eval_det(model, args.get("data") or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp"))
+    return write_manifest(wfile, "detector", cfg.to_dict(), LSP_DATA + "; composed into multi-person mosaics",
+                          ev, training=training,
+                          input="frame letterboxed to in_size (top-left), BGR -> RGB, ImageNet mean/std",
+                          eval_command=f"python -m inference.eval_detector --weights weights/{name}.json")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("kind", choices=["pose", "detector"])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--out-dir", default=str(REPO_WEIGHTS))
+    p.add_argument("--eval-limit", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    mpath = export(args.kind, args.checkpoint, args.name, Path(args.out_dir), args.eval_limit)
+    print(json.dumps(json.loads(mpath.read_text())["eval"], indent=1)[:2000])
+    print(f"wrote {mpath}")
+
+
+if __name__ == "__main__":
+    main()
