@@ -299,6 +299,8 @@ class MOCAP_OT_bonemap_fill(bpy.types.Operator):
                 if tgt is None:
                     raise MocapError("choose a target rig first")
                 m = bm.best_map([b.name for b in tgt.data.bones])
+            elif s.bonemap_preset.startswith("USER:"):
+                m = bm.load_json(s.bonemap_preset[len("USER:"):])
             else:
                 m = bm.preset(s.bonemap_preset)
         except (MocapError, bm.BoneMapError) as ex:
@@ -321,11 +323,19 @@ class MOCAP_OT_bonemap_save(bpy.types.Operator, ExportHelper):
     filename_ext = ".json"
     filter_glob: bpy.props.StringProperty(default="*.json", options={'HIDDEN'})
 
+    def invoke(self, context, event):
+        from .panel import user_preset_dir
+        if not self.filepath:
+            self.filepath = os.path.join(user_preset_dir(), "my_rig.json")
+        context.window_manager.fileselect_add(self)
+        return {'RUNNING_MODAL'}
+
     def execute(self, context):
         m = bone_map_from_settings(settings_of(context))
         try:
             if m is None:
                 raise MocapError("the bone map is empty")
+            m.name = os.path.splitext(os.path.basename(self.filepath))[0]
             bm.save_json(self.filepath, m)
         except (MocapError, bm.BoneMapError) as ex:
             self.report({'ERROR'}, str(ex))

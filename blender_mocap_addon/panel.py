@@ -10,11 +10,25 @@ def _is_armature(self, obj):
     return obj.type == 'ARMATURE'
 
 
+def user_preset_dir() -> str:
+    """Folder of the user's bone-map presets (JSON), in Blender's config folder."""
+    return bpy.utils.user_resource('CONFIG', path="video_mocap_bonemaps", create=True)
+
+
+_ENUM_CACHE = []   # Blender needs the strings of dynamic enum items to stay alive
+
+
 def _bonemap_items(self, context):
     items = [('AUTO', "Auto", "Best preset for the target rig, else match bone names")]
     for pid, make in bm.PRESETS.items():
         items.append((pid, make().name, ""))
-    return items
+    try:
+        for name, path in bm.list_user_presets(user_preset_dir()):
+            items.append(("USER:" + path, name, f"User preset {path}"))
+    except (OSError, ValueError):
+        pass
+    _ENUM_CACHE[:] = items
+    return _ENUM_CACHE
 
 
 class MocapBoneMapItem(bpy.types.PropertyGroup):

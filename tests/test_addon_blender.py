@@ -402,3 +402,24 @@ def test_panel_operators_bonemap_retarget_export(tmp_path):
         assert argv[argv.index("--max-people") + 1] == "2" and argv[argv.index("--end") + 1] == "9"
     finally:
         addon.unregister()
+
+
+def test_user_bonemap_presets_listed_and_used(tmp_path):
+    import blender_mocap_addon as addon
+    addon.register()
+    try:
+        from blender_mocap_addon import panel
+        folder = panel.user_preset_dir()
+        assert folder.startswith(os.environ["BLENDER_USER_RESOURCES"])
+        m = bm.preset("MIXAMO")
+        m.bones["head"] = "mixamorig:HeadTop_End"
+        bm.save_json(os.path.join(folder, "my_mixamo.json"), m)
+        s = bpy.context.scene.mocap
+        items = panel._bonemap_items(s, bpy.context)
+        user = [it for it in items if it[1] == "my_mixamo"]
+        assert user and user[0][0].startswith("USER:")
+        s.bonemap_preset = user[0][0]
+        assert bpy.ops.mocap.bonemap_fill() == {'FINISHED'}
+        assert {it.source: it.target for it in s.bone_map}["head"] == "mixamorig:HeadTop_End"
+    finally:
+        addon.unregister()
