@@ -121,7 +121,7 @@ class MOCAP_OT_convert(bpy.types.Operator):
     """Run video motion capture in a background process, then import the result (Esc cancels)"""
     bl_idname = "mocap.convert"
     bl_label = "Convert Video"
-    bl_options = {'REGISTER'}
+    bl_options = {'REGISTER', 'UNDO'}
 
     _task = None
     _timer = None
