@@ -1,0 +1,72 @@
+"""The shipped 2D weights are real: they load, match their sha256, and reach an accuracy floor
+on a small fixed held-out sample (LSPET im09001-, never used for training)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inference.eval_2d import evaluate
+from inference.pose2d import load_hourglass
+from inference.training.lsp import build_cache
+from inference.weights import WeightsError, load_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+LSP = REPO.parent / "shared" / "data" / "lsp"
+needs_lsp = pytest.mark.skipif(not (LSP / "joints.npz").exists(), reason="shared LSP data not present")
+
+# Floors sit well below the figures in the manifests (a regression check, not the headline).
+PCK_FLOOR_50 = 10.0
+DETECTOR_RECALL_FLOOR = 20.0
+
+
+@pytest.mark.parametrize("name, kind", [("pose_fast", "2d"), ("detector_fast", "detector")])
+def test_manifest_matches_file(name, kind):
+    m = load_manifest(name, kind=kind)
+    assert Path(m["path"]).stat().st_size < 50 * 2 ** 20
+    assert m["data"] and m["eval"] and m["config"]["in_size"] > 0
+
+
+def test_corrupt_weights_are_refused(tmp_path):
+    src = load_manifest("pose_fast", kind="2d")
+    shutil.copy(REPO / "weights" / "pose_fast.json", tmp_path / "pose_fast.json")
+    data = bytearray(Path(src["path"]).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "pose_fast.pt").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256"):
+        load_manifest(tmp_path / "pose_fast.json")
+    (tmp_path / "pose_fast.pt").unlink()
+    with pytest.raises(WeightsError, match="missing"):
+        load_manifest(tmp_path / "pose_fast.json")
+
+
+def test_wrong_kind_is_refused():
+    with pytest.raises(WeightsError, match="expected"):
+        load_manifest("pose_fast", kind="detector")
+
+
+@needs_lsp
+def test_pose_weights_reach_pck_floor():
+    torch.set_num_threads(1)
+    model, _ = load_hourglass("pose_fast", "2d", torch.device("cpu"))
+    result = evaluate(model, str(LSP), limit=50)
+    assert result["n_images"] >= 40
+    assert result["mean"] >= PCK_FLOOR_50, result["mean"]
+
+
+@needs_lsp
+def test_detector_weights_find_people(tmp_path):
+    from inference.eval_detector import evaluate as eval_det
+
+    torch.set_num_threads(1)
+    model, manifest = load_hourglass("detector_fast", "detector", torch.device("cpu"))
+    threshold = manifest.get("threshold", 0.3)
+    # a tiny held-out crop cache keeps this fast (the full cache is 1 GB)
+    cache = build_cache(LSP, side=192, indices=np.arange(9000, 9100))
+    np.savez(tmp_path / "lsp_crops_192.npz", images=cache.images, joints=cache.joints,
+              visible=cache.visible, is_test=cache.is_test, names=cache.names)
+    result = eval_det(model, str(LSP), n=32, threshold=threshold, cache=str(tmp_path))
+    assert result["recall"] >= DETECTOR_RECALL_FLOOR, result
