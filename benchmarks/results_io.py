@@ -1,0 +1,88 @@
+"""Where benchmark scripts put their numbers: one JSON file per benchmark in docs/bench/.
+
+    from results_io import write_result            # benchmarks/ is on sys.path when run as a script
+    write_result("memory", tables=[{"title": ..., "columns": [...], "rows": [[...], ...]}],
+                 notes="...")
+
+Each file holds the exact command that made it (``sys.argv`` of the running script, relative to
+the repository), the date, the machine (CPU, cores, load average, torch and GPU when present) and
+the tables. ``python -m inference.report`` turns all of them into docs/REPORT.md. A script that
+only prints markdown can be recorded as is: ``python -m inference.report --capture NAME -- CMD``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_DIR = os.path.join(REPO, "docs", "bench")
+
+
+def machine() -> dict:
+    """CPU model, cores, memory, load average, and torch / GPU when torch is already imported."""
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cores": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as fh:
+            info["memory_gb"] = round(int(fh.readline().split()[1]) / 2**20, 1)
+    except OSError:
+        info["cpu"] = platform.processor()
+    try:
+        info["loadavg"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def command_line(argv: list | None = None) -> str:
+    """The running command, with the script path relative to the repository."""
+    argv = list(sys.argv if argv is None else argv)
+    if argv and os.path.isabs(argv[0]) and argv[0].startswith(REPO):
+        argv[0] = os.path.relpath(argv[0], REPO)
+    return ".venv/bin/python " + " ".join(shlex.quote(a) for a in argv)
+
+
+def write_result(name: str, tables: list, notes: str = "", command: str | None = None,
+                 extra: dict | None = None, folder: str | None = None) -> str:
+    """Write docs/bench/<name>.json (atomically) and return its path.
+
+    tables: [{"title": str, "columns": [str], "rows": [[value, ...]]}]
+    """
+    for t in tables:
+        assert all(len(r) == len(t["columns"]) for r in t["rows"]), t["title"]
+    folder = folder or BENCH_DIR
+    os.makedirs(folder, exist_ok=True)
+    doc = {"benchmark": name, "command": command or command_line(), "date": time.strftime("%Y-%m-%d %H:%M"),
+           "machine": machine(), "tables": tables, "notes": notes}
+    if extra:
+        doc.update(extra)
+    path = os.path.join(folder, f"{name}.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(doc, fh, indent=1, default=float)
+    os.replace(tmp, path)
+    print(f"wrote {os.path.relpath(path, REPO)}", file=sys.stderr)
+    return path
+
+
+def markdown_table(columns: list, rows: list) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+        return str(v)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
