@@ -90,33 +90,34 @@ def run_network(model: StackedHourglass, batch_bgr: np.ndarray, device: torch.de
 
 
 class Pyramid:
-    """A frame and lazily built area-averaged half-resolution copies (level l = 2^-l)."""
+    """Crops from one frame, area-averaged first where the crop shrinks the image more than 2x.
+
+    Only the part of the frame under the crop is shrunk (by 2^l), so a big frame costs little.
+    """
 
     def __init__(self, frame: np.ndarray):
-        self.levels = [frame]
-
-    def level(self, l: int) -> np.ndarray:
-        while len(self.levels) <= l:
-            prev = self.levels[-1]
-            h, w = prev.shape[:2]
-            if min(h, w) < 16:
-                break
-            self.levels.append(cv2.resize(prev, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA))
-        return self.levels[min(l, len(self.levels) - 1)]
+        self.frame = frame
 
     def crop(self, M: np.ndarray, out_size: int) -> np.ndarray:
         """Warp with the image->crop affine M (2, 3) of the full-resolution frame."""
         scale = math.sqrt(abs(np.linalg.det(M[:, :2])))
-        l = max(0, math.ceil(math.log2(0.5 / scale))) if scale < 0.5 else 0
-        img = self.level(l)
-        if img is not self.levels[0]:
-            H0, W0 = self.levels[0].shape[:2]
-            h, w = img.shape[:2]
-            kx, ky = W0 / w, H0 / h   # level pixel centre x_l maps to (x_l + 0.5) * k - 0.5
-            A = M[:, :2] @ np.diag([kx, ky])
-            t = M[:, :2] @ np.array([0.5 * kx - 0.5, 0.5 * ky - 0.5]) + M[:, 2]
-            M = np.hstack([A, t[:, None]])
-        return crops.warp(img, M, out_size)
+        if scale >= 0.5:
+            return crops.warp(self.frame, M, out_size)
+        k = 2 ** max(1, math.ceil(math.log2(0.5 / scale)))
+        H, W = self.frame.shape[:2]
+        corners = np.array([[-1, -1], [out_size, -1], [-1, out_size], [out_size, out_size]], np.float64)
+        src = crops.apply_affine(crops.invert_affine(M), corners)
+        x0, y0 = np.floor(src.min(0)).astype(int) - 2
+        x1, y1 = np.ceil(src.max(0)).astype(int) + 2
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return np.zeros((out_size, out_size, 3), self.frame.dtype)
+        w, h = max(1, round((x1 - x0) / k)), max(1, round((y1 - y0) / k))
+        small = cv2.resize(self.frame[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA)
+        kx, ky = (x1 - x0) / w, (y1 - y0) / h   # small pixel centre u -> x0 + (u + 0.5) * kx - 0.5
+        A = M[:, :2] @ np.diag([kx, ky])
+        t = M[:, :2] @ np.array([x0 + 0.5 * kx - 0.5, y0 + 0.5 * ky - 0.5]) + M[:, 2]
+        return crops.warp(small, np.hstack([A, t[:, None]]), out_size)
 
 
 def decode_crops(heat: np.ndarray, mats: np.ndarray, in_size: int) -> tuple[np.ndarray, np.ndarray]:
