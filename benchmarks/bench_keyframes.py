@@ -54,14 +54,16 @@ def main():
         res = import_posefile.load(path, import_posefile.ImportOptions(), report=lambda m: None)
         t4 = time.perf_counter()
         c4 = time.process_time()
-        rows.append((t1 - t0, t2 - t1, t4 - t3, res.keys, c4 - c3))
+        rows.append((t1 - t0, t2 - t1, t4 - t3, res.keys, c4 - c3, dict(res.cpu_seconds)))
     best = min(rows, key=lambda x: x[2])
     print()
     print("| people | frames | keys | read (s) | solve (s) | full import wall (s) | full import CPU (s) | keys/s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| {args.people} | {args.frames} | {best[3]} | {best[0]:.2f} | {best[1]:.2f} | "
           f"{best[2]:.2f} | {best[4]:.2f} | {best[3] / best[2] / 1e6:.1f} M |")
-    print(f"\nall runs, full import (s): {', '.join(f'{r[2]:.2f}' for r in rows)}")
+    print("\nCPU seconds by stage (same run): " +
+          ", ".join(f"{k} {v:.2f}" for k, v in best[5].items()))
+    print(f"all runs, full import wall (s): {', '.join(f'{r[2]:.2f}' for r in rows)}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"(full import = read + solve + armatures + bulk keys; bpy {bpy.app.version_string}, "
           f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average {load:.1f})")

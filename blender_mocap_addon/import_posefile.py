@@ -9,6 +9,7 @@ scene as it was.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 import bpy
@@ -47,6 +48,7 @@ class ImportResult:
     fps: float = 0.0
     keys: int = 0
     warnings: list = field(default_factory=list)
+    cpu_seconds: dict = field(default_factory=dict)   # stage -> CPU time (read, solve, armatures, keys)
 
 
 def read_pose_file(pose_path: str) -> posefile.PoseData:
@@ -209,6 +211,19 @@ def _video_start(data) -> int:
     return 0
 
 
+class _StageClock:
+    """Adds the CPU time since the previous call to ``totals[stage]``."""
+
+    def __init__(self, totals: dict):
+        self.totals = totals
+        self.t = time.process_time()
+
+    def __call__(self, stage: str):
+        now = time.process_time()
+        self.totals[stage] = self.totals.get(stage, 0.0) + now - self.t
+        self.t = now
+
+
 def load(pose_path: str, options: ImportOptions | None = None, report=print,
          scene=None) -> ImportResult:
     """Import ``pose_path`` into ``scene`` (default: the context scene).
@@ -218,8 +233,11 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
     options = options or ImportOptions()
     scene = scene or bpy.context.scene
     result = ImportResult()
+    clock = _StageClock(result.cpu_seconds)
     data = read_pose_file(pose_path)
+    clock("read")
     people = solve_people(data, options, result.warnings)
+    clock("solve")
     stem = os.path.splitext(os.path.basename(pose_path))[0]
     undo = _Undo(scene)
     try:
@@ -229,14 +247,17 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
         for obj in objs:
             undo.objects.append(obj)
             undo.data.append(obj.data)
+        clock("armatures")
         for m, obj in zip(people, objs):
             obj["mocap_person_id"] = m.person_id
             obj["mocap_source"] = os.path.basename(pose_path)
             obj["mocap_hip_height"] = float(m.rest.root_head[2])
             motion.localize(m, armature_bpy.bone_rest_rotations(obj, sk.BONE_NAMES))
+            clock("solve")
             action = keys_bpy.new_action(f"{obj.name}_{stem}")
             undo.actions.append(action)
             result.keys += keys_bpy.write_channels(obj, action, person_channels(m, options.frame_offset))
+            clock("keys")
             result.armatures.append(obj.name)
             result.person_ids.append(m.person_id)
             report(f"person {m.person_id}: {len(m.frames)} frames -> {obj.name}")
@@ -249,6 +270,7 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
         if options.add_camera:
             _add_camera(data, options, coll, undo, result, options.frame_offset)
         scene.frame_set(first)
+        clock("scene")
     except MocapError:
         undo.rollback()
         raise
