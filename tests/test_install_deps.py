@@ -55,7 +55,7 @@ def test_constraints_pin_what_matters():
     names = [p.name for p in deps.PACKAGES]
     assert len(names) == len(set(names))
     assert {p.where for p in deps.PACKAGES} <= {"venv", "both"}
-    assert [p.name for p in deps.PACKAGES if p.where == "venv"] == ["bpy", "pytest"]
+    assert [p.name for p in deps.PACKAGES if p.where == "venv"] == ["bpy", "pytest", "matplotlib", "ray"]
 
 
 # --------------------------------------------------------------------------- dry runs
