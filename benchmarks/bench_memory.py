@@ -116,6 +116,9 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="resize the frames (1.0 = as the video)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--weights", default=None)
+    ap.add_argument("--untrained", action="store_true",
+                    help="random networks of the real architectures (tests/engine_weights.py): memory and "
+                         "speed do not depend on the weight values; cap the people with --max-people")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temp folder, removed)")
     ap.add_argument("--name", default="memory", help="docs/bench/<name>.json")
     args = ap.parse_args(argv)
@@ -125,6 +128,17 @@ def main(argv=None) -> int:
     work = args.work or tempfile.mkdtemp(prefix="bench_mem_")
     rows, runs = [], []
     try:
+        if args.untrained:
+            sys.path.insert(0, os.path.join(REPO, "tests"))
+            from engine_weights import untrained_weights
+
+            args.weights = str(untrained_weights(os.path.join(work, "weights")))
+        man = os.path.join(args.weights or os.path.join(REPO, "weights"), f"pose_{args.preset}.json")
+        try:
+            with open(man) as fh:
+                wdesc = json.load(fh).get("data", "?")
+        except (OSError, ValueError):
+            wdesc = "?"
         src = extract_frames(args.video, os.path.join(work, "src"), args.scale)
         for sec in lengths:
             n = int(round(sec * FPS))
@@ -141,7 +155,9 @@ def main(argv=None) -> int:
 
             shutil.rmtree(work, ignore_errors=True)
     h, w = _frame_size(args.video, args.scale)
-    notes = (f"Frames {w}x{h} (sample video looped ping-pong), {args.preset} preset on {args.device}, "
+    wname = "untrained (--untrained)" if args.untrained else (args.weights or "weights/")
+    notes = (f"Weights: {wname} (pose network data: {wdesc}). "
+             f"Frames {w}x{h} (sample video looped ping-pong), {args.preset} preset on {args.device}, "
              f"{args.threads} threads. Peak = ru_maxrss of the inference process; RSS at x % = VmRSS when "
              "the progress line for that share of the frames arrived.")
     write_result(args.name, [{"title": "Memory vs video length (whole `python -m inference` process)",
