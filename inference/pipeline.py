@@ -383,6 +383,9 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
         raise InferenceError(str(e)) from e
     if models is None:
         models = load_models(opts)
+    if opts.preset == "accurate" and getattr(models.pose.device, "type", "cpu") == "cpu":
+        warnings.append("the accurate preset runs on the CPU here: expect well under 1 frame per second "
+                        "(use a CUDA GPU, or --preset fast)")
     models.detector.threshold = opts.detection_threshold   # options win over preloaded models
     models.detector.max_people = opts.max_people
     t_loaded = time.perf_counter()
