@@ -156,3 +156,15 @@ def test_trained_engine_on_sample_clip(sample_clip):
         if len(X) > 2:
             L = np.linalg.norm(X[:, BONES[:, 1]] - X[:, BONES[:, 0]], axis=-1)
             assert np.ptp(L, axis=0).max() < 1e-3
+
+
+def test_box_rules():
+    from inference.pipeline import _covered, _needs_refine
+
+    a = np.array([100.0, 100.0, 200.0])
+    assert _covered(a, [np.array([400.0, 100.0, 200.0]), np.array([130.0, 90.0, 220.0])]) == 1
+    assert _covered(a, [np.array([100.0, 100.0, 60.0])]) == -1          # same place, other size
+    assert not _needs_refine(a, np.array([110.0, 95.0, 210.0]))
+    assert _needs_refine(a, np.array([140.0, 100.0, 200.0]))            # 20% off-centre
+    assert _needs_refine(a, np.array([100.0, 100.0, 140.0]))            # much smaller
+    assert not _needs_refine(a, None)
