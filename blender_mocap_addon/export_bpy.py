@@ -74,6 +74,9 @@ def export(objects, path: str, fmt: str, scene=None, report=print) -> list:
         bpy.ops.object.mode_set(mode='OBJECT')
     written = []
     fs, fe = _frame_range(objects, scene)
+    vl = bpy.context.view_layer
+    prev_active = vl.objects.active
+    prev_selected = [o for o in vl.objects if o.select_get()]
     try:
         if fmt == "bvh":
             stem, _ = os.path.splitext(path)
@@ -96,6 +99,10 @@ def export(objects, path: str, fmt: str, scene=None, report=print) -> list:
             written.append(path)
     except RuntimeError as ex:
         raise MocapError(f"{fmt.upper()} export to {path} failed: {ex}") from ex
+    finally:   # give the user back their selection
+        for ob in vl.objects:
+            ob.select_set(ob in prev_selected)
+        vl.objects.active = prev_active
     for out in written:
         if not os.path.isfile(out):
             raise MocapError(f"{fmt.upper()} exporter wrote nothing to {out}")

@@ -115,8 +115,9 @@ class _Undo:
         self.scene = scene
         self.objects, self.data, self.actions, self.clips, self.collections = [], [], [], [], []
         self.linked = []
-        self.scene_state = (scene.render.fps, scene.render.fps_base, scene.frame_start,
-                            scene.frame_end, scene.frame_current)
+        r = scene.render
+        self.scene_state = (r.fps, r.fps_base, scene.frame_start, scene.frame_end, scene.frame_current)
+        self.render_state = (r.resolution_x, r.resolution_y, r.resolution_percentage, scene.camera)
 
     def rollback(self):
         for ob in self.objects:
@@ -140,6 +141,10 @@ class _Undo:
                 bpy.data.collections.remove(c)
         s = self.scene
         s.render.fps, s.render.fps_base, s.frame_start, s.frame_end, cur = self.scene_state
+        rx, ry, rp, cam = self.render_state
+        s.render.resolution_x, s.render.resolution_y, s.render.resolution_percentage = rx, ry, rp
+        if cam is None or cam.name in bpy.data.objects:
+            s.camera = cam
         s.frame_set(cur)
 
 

@@ -43,7 +43,8 @@ def snapshot():
     return (sorted(bpy.data.objects.keys()), sorted(bpy.data.armatures.keys()),
             sorted(bpy.data.actions.keys()), sorted(bpy.data.cameras.keys()),
             sorted(bpy.data.collections.keys()), sorted(bpy.data.movieclips.keys()),
-            s.render.fps, s.render.fps_base, s.frame_start, s.frame_end, s.frame_current)
+            s.render.fps, s.render.fps_base, s.frame_start, s.frame_end, s.frame_current,
+            s.render.resolution_x, s.render.resolution_y, s.camera)
 
 
 def world_joints(ob):
@@ -167,6 +168,13 @@ def test_bad_pose_files_leave_scene_untouched(tmp_path, make, match):
 
 def test_failure_midway_rolls_back(tmp_path, monkeypatch):
     write_pose(tmp_path / "two.npz", P=2, F=20)
+    with pytest.raises(MocapError, match="simulated camera"):   # the very last step fails
+        monkeypatch.setattr(import_posefile.axes, "camera_lens_from_K",
+                            lambda *a: (_ for _ in ()).throw(ValueError("simulated camera failure")))
+        before = snapshot()
+        import_posefile.load(str(tmp_path / "two.npz"), import_posefile.ImportOptions(add_camera=True))
+    assert snapshot() == before
+    monkeypatch.undo()
     real = keys_bpy.write_channels
     calls = []
 
@@ -334,7 +342,11 @@ def test_export_reads_back(tmp_path, fmt):
     write_pose(tmp_path / "e.npz", P=2, F=30)
     res = import_posefile.load(str(tmp_path / "e.npz"))
     objs = [bpy.data.objects[n] for n in res.armatures]
+    objs[1].select_set(True)
+    bpy.context.view_layer.objects.active = objs[1]
     out = export_bpy.export(objs, str(tmp_path / f"out.{fmt}"), fmt, report=lambda m: None)
+    assert [o.name for o in bpy.context.selected_objects] == [objs[1].name]   # selection given back
+    assert bpy.context.view_layer.objects.active == objs[1]
     assert len(out) == (2 if fmt == "bvh" else 1) and all(os.path.getsize(p) > 0 for p in out)
     scene = bpy.context.scene
     scene.frame_set(12)
