@@ -30,7 +30,8 @@ one on this machine; ``"local"`` always starts one here; anything else is a clus
 ``gpus_per_task`` (default 1) GPU, so Ray places it on a GPU node and sets
 ``CUDA_VISIBLE_DEVICES`` for it; otherwise tasks are CPU tasks (``cpus_per_task``, default 1).
 On a multi-machine cluster every node needs the checkout (and its ``.venv``) at the same path
-and ``output_dir`` on a shared file system; see docs/scale.md.
+and ``output_dir`` on a shared file system; see docs/scale.md. Ray tasks get the driver's
+``MOCAP_*`` environment variables (e.g. ``MOCAP_WEIGHTS``) and ``PYTHONPATH`` = ``sys_path``.
 
 No bpy and no torch here. ``batch_main`` is the glue used by ``blender_mocap_addon.batch``
 (``--ray`` / ``--workers``); ``batch_worker`` converts one input by running that same CLI on it
@@ -360,8 +361,9 @@ def _ray_connect(ray_mod, address: str, sys_path) -> tuple[bool, str]:
     """Initialise Ray for ``address``; returns (we started it, description)."""
     if ray_mod.is_initialized():
         return False, "ray (session already open)"
-    kw = dict(include_dashboard=False, log_to_driver=False,
-              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys_path)}})
+    env = {k: v for k, v in os.environ.items() if k.startswith("MOCAP_")}   # the project's settings
+    env["PYTHONPATH"] = os.pathsep.join(sys_path)
+    kw = dict(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     try:
         if address == "local":
             ray_mod.init(**kw)

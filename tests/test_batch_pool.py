@@ -236,3 +236,31 @@ def test_batch_cli_with_ray_on_pose_files(ray_cluster, tmp_path):
     assert [r["ok"] for r in summary["results"]] == [False, True, True]   # sorted: corrupt, take0, take1
     p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert "0 converted, 2 skipped (done before), 1 failed" in p.stdout, p.stdout + p.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.blender
+def test_batch_cli_with_ray_on_videos(ray_cluster, tmp_path):
+    """The whole chain per task: `batch --input DIR --ray ADDRESS` on two short clips of the sample
+    video and a corrupt one; real inference (networks of the real architectures, untrained, given
+    through MOCAP_WEIGHTS, which run_many forwards to the tasks) and real Blender."""
+    from blender_mocap_addon.core import posefile
+    from engine_weights import untrained_weights
+
+    weights = untrained_weights(tmp_path / "weights")
+    src = tmp_path / "in"
+    paths = _clips(src, n=2, frames=6)
+    for p in paths[:2]:                       # bigger frames than the other tests' thumbnails
+        cut_sample(p, start=40 * int(p.stem[-1]), n=6, scale=0.25)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "blender_mocap_addon.batch", "--input", str(src), "--output", str(out),
+           "--format", "blend", "--max-people", "1", "--ray", ray_cluster]
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", MOCAP_WEIGHTS=str(weights))
+    p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert "2 converted, 0 skipped (done before), 1 failed" in p.stdout, p.stdout + p.stderr
+    assert p.returncode == 1
+    for k in range(2):
+        d = posefile.load(out / f"clip{k}.npz")
+        assert d.num_frames == 6 and d.meta["source"] == f"clip{k}.mp4"
+        assert (out / f"clip{k}.blend").stat().st_size > 10_000
+    assert "broken" in p.stdout and not (out / "broken.npz").exists() and not (out / "broken.blend").exists()
