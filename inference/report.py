@@ -205,18 +205,52 @@ def _render_bench(d: dict, heading: bool = True) -> list:
     return lines
 
 
+def _natural(name: str):
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _merge_captured(docs: list):
+    """Captured outputs that each print one markdown table with the same header -> one table
+    (a row per run, in order) and the list of commands; None when they do not fit that shape."""
+    header, rows, cmds = None, [], []
+    for d in docs:
+        if d.get("stdout") is None or d.get("tables"):
+            return None
+        tab = [ln.strip() for ln in d["stdout"].splitlines() if ln.strip().startswith("|")]
+        if len(tab) < 3 or (header is not None and tab[:2] != header):
+            return None
+        header = tab[:2]
+        rows += tab[2:]
+        cmds.append(d.get("command", ""))
+    first = docs[0]
+    out = header + rows + [""]
+    out += ["Commands (one per row):", ""] + [f"- `{c}`" for c in cmds] + [""]
+    dates = sorted(d.get("date", "") for d in docs if d.get("date"))
+    if dates:
+        out.append(f"Dates: {dates[0]} to {dates[-1]}  ")
+    if first.get("machine"):
+        out.append(_machine(first["machine"]))
+    return out + [""]
+
+
 def section_speed() -> list:
     files = sorted(f for f in os.listdir(BENCH) if f.endswith(".json")) if os.path.isdir(BENCH) else []
     docs = {f[:-5]: _load(os.path.join(BENCH, f)) for f in files}
     docs = {k: v for k, v in docs.items() if isinstance(v, dict) and k != "demo"}
     lines, used = [], set()
     for prefix, title in SPEED_ORDER + [("", "Other")]:
-        names = [k for k in docs if k not in used and k.startswith(prefix)]
+        names = sorted((k for k in docs if k not in used and k.startswith(prefix)), key=_natural)
         if not names:
             continue
         lines += [f"### {title}", ""]
+        used.update(names)
+        merged = _merge_captured([docs[k] for k in names]) if len(names) > 1 else None
+        if merged:
+            lines += merged
+            continue
         for k in names:
-            used.add(k)
             if len(names) > 1:
                 lines += [f"#### {k}", ""]
             lines += _render_bench(docs[k])
