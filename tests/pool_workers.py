@@ -21,7 +21,8 @@ def probe_video(job, workdir):
             total += float(np.mean(frame))
     out = os.path.join(workdir, job.name + ".json")
     with open(out, "w") as fh:
-        json.dump({"frames": n, "mean": total / max(n, 1), "pid": os.getpid()}, fh)
+        json.dump({"frames": n, "mean": total / max(n, 1), "pid": os.getpid(),
+                   "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}, fh)
     return [out]
 
 

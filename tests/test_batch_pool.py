@@ -155,13 +155,16 @@ def test_ray_missing_is_a_clear_error(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A throwaway one-node Ray cluster (2 CPUs) started with `ray start --head`; its address."""
+    """A throwaway one-node Ray cluster started with `ray start --head`; its address. It declares
+    2 CPUs and 1 GPU: Ray's GPU is a logical resource, so the GPU path of run_many (each task asks
+    for one GPU; Ray sets CUDA_VISIBLE_DEVICES for it) runs here too; torch finds no CUDA device
+    in the tasks and inference stays on the CPU."""
     pytest.importorskip("ray")
     ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")      # short: Unix socket paths are limited
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     log = open(os.path.join(temp, "start.log"), "w+")
-    proc = subprocess.Popen([ray_bin, "start", "--head", "--num-cpus=2", "--num-gpus=0", "--port=0",
+    proc = subprocess.Popen([ray_bin, "start", "--head", "--num-cpus=2", "--num-gpus=1", "--port=0",
                              "--include-dashboard=false", f"--temp-dir={temp}", "--block"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     address = None
@@ -195,13 +198,14 @@ def test_ray_cluster_runs_one_task_per_video(ray_cluster, tmp_path, monkeypatch)
     out = tmp_path / "out"
     s = bp.run_many(_jobs(paths, out), "pool_workers:probe_video", ray=ray_cluster, retries=1,
                     sys_path=SYS_PATH)
-    assert "ray (cluster at" in s.backend and "1 node(s), 2 CPU, 0 GPU" in s.backend
+    assert "ray (cluster at" in s.backend and "1 node(s), 2 CPU, 1 GPU, 1 GPU per task" in s.backend
     assert [r.name for r in s.converted] == ["clip0", "clip1", "clip2"]
     (bad,) = s.failed
     assert bad.name == "broken" and bad.attempts == 2 and "InferenceError" in bad.error
     _check_outputs(s, out, frames=10)
-    pids = {json.loads((out / f"clip{k}.json").read_text())["pid"] for k in range(3)}
-    assert os.getpid() not in pids
+    done = [json.loads((out / f"clip{k}.json").read_text()) for k in range(3)]
+    assert os.getpid() not in {d["pid"] for d in done}
+    assert {d["cuda_visible_devices"] for d in done} == {"0"}      # each task got the GPU
     s2 = bp.run_many(_jobs(paths, out), "pool_workers:probe_video", ray=ray_cluster, retries=0,
                      sys_path=SYS_PATH)
     assert len(s2.skipped) == 3 and [r.name for r in s2.failed] == ["broken"]
