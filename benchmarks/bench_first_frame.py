@@ -58,6 +58,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-people", type=int, default=10)
     ap.add_argument("--end", type=int, default=None, help="stop before this frame")
     ap.add_argument("--weights", default=None)
+    ap.add_argument("--untrained", action="store_true",
+                    help="random networks of the real architectures (tests/engine_weights.py): speed does not "
+                         "depend on the weight values")
     ap.add_argument("--name", default="first_frame", help="docs/bench/<name>.json")
     args = ap.parse_args(argv)
     from blender_mocap_addon.core import posefile
@@ -65,6 +68,11 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "o.npz")
+        if args.untrained:
+            sys.path.insert(0, os.path.join(REPO, "tests"))
+            from engine_weights import untrained_weights
+
+            args.weights = str(untrained_weights(os.path.join(tmp, "weights")))
         cmd = [sys.executable, "-m", "inference", args.video, "-o", out, "--progress", "jsonl",
                "--preset", args.preset, "--device", args.device, "--max-people", str(args.max_people)]
         if args.weights:
@@ -87,7 +95,8 @@ def main(argv=None) -> int:
         load = os.getloadavg()[0]
     except OSError:
         load = float("nan")
-    notes = (f"{args.threads} torch threads; load average {load:.1f} at the end (the machine may be shared: "
+    notes = (f"Weights: {'untrained (--untrained)' if args.untrained else (args.weights or 'weights/')}. "
+             f"{args.threads} torch threads; load average {load:.1f} at the end (the machine may be shared: "
              "wall-clock rates then understate the speed). 'first result' = spawn to the first progress line "
              "(first chunk through detection + 2D + tracking).")
     write_result(args.name, [{"title": f"Time to first frame and whole-process rate ({os.path.basename(args.video)})",
