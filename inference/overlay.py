@@ -67,7 +67,11 @@ def draw_people(frame: np.ndarray, joints2d: np.ndarray, scores: np.ndarray, pre
         for j in np.nonzero(ok)[0]:
             cv2.circle(frame, tuple(ip[j]), rad, (255, 255, 255), -1, cv2.LINE_AA, shift=4)
             cv2.circle(frame, tuple(ip[j]), rad, col, max(1, th // 2), cv2.LINE_AA, shift=4)
-        top = pts[ok]
+        w = frame.shape[1]
+        inside = ok & (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
+        if not inside.any():              # the whole person is off the frame: no label
+            continue
+        top = pts[inside]
         x, y = float(top[:, 0].mean()), float(top[:, 1].min())
         label = f"#{int(ids[p])}"
         fs = 0.9 * scale * h / 1000.0 + 0.3
