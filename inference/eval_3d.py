@@ -93,6 +93,7 @@ def evaluate(lifter: Lifter, seqs, noisy: bool, difficulty: float = 0.5, seed: i
         area = bbox_area(uv, mask)
         k = root_depth(area, s["K"])
         r = {"mpjpe": mpjpe(pr, gr), "pa_mpjpe": p_mpjpe(pr, gr),
+             "per_joint": np.linalg.norm(pr - gr, axis=-1),
              "root_err": root_depth_error(pred[:, PELVIS, 2], gt[:, PELVIS, 2]),
              "root_err_pinhole": root_depth_error(k, gt[:, PELVIS, 2]),
              "jitter": np.full(len(gt), jitter(pred)), "jitter_gt": np.full(len(gt), jitter(gt)),
@@ -116,6 +117,9 @@ def evaluate(lifter: Lifter, seqs, noisy: bool, difficulty: float = 0.5, seed: i
                   "jitter_rel_mm_per_frame2": round(float(np.mean(cat["jitter_rel"])) * 1000, 2),
                   "jitter_rel_gt_mm_per_frame2": round(float(np.mean(cat["jitter_rel_gt"])) * 1000, 2),
                   "frames_under_half_joints_seen": int(cat["few_joints"].sum())}
+        if g == "all":
+            out[g]["per_joint_mpjpe_mm"] = {n: round(float(v) * 1000, 1) for n, v in
+                                            zip(mocap.JOINT_NAMES, cat["per_joint"].mean(0))}
     res = out.pop("all")
     res["groups"] = out
     return res
