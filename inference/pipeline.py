@@ -64,6 +64,8 @@ class PipelineOptions:
     fps: float | None = None             # override the source frame rate (image folders)
     batch_size: int = 32                 # crops per network call
     threads: int = 0                     # torch CPU threads (0: torch's default)
+    initial_boxes: list | None = None    # [(cx, cy, size), ...] px: people to follow from the first
+                                         # frame, in addition to what the detector finds
 
     def check(self) -> None:
         if self.preset not in PRESETS:
@@ -82,6 +84,9 @@ class PipelineOptions:
             raise InferenceError("detect_every and batch_size must be >= 1")
         if self.fps is not None and not self.fps > 0:
             raise InferenceError(f"fps must be > 0, got {self.fps}")
+        for b in self.initial_boxes or []:
+            if np.shape(b) != (3,) or not np.all(np.isfinite(b)) or b[2] <= 0:
+                raise InferenceError(f"initial box {b!r} is not (cx, cy, size) with size > 0")
 
 
 @dataclass
@@ -211,10 +216,12 @@ class _Stage1:
         from .tracking import Tracker, TrackerConfig
 
         self.m, self.opts = models, opts
-        self.tracker = Tracker(TrackerConfig(max_age=max(3, int(round(0.5 * fps)))))
+        self.tracker = Tracker(TrackerConfig(max_age=max(3, int(round(0.5 * fps))),
+                                             propose_age=max(3, opts.detect_every)))
         self.stats = {"detector_frames": 0, "crops": 0, "refined_crops": 0, "poses": 0,
                       "frames_without_person": 0}
         self.t = {"detect": 0.0, "pose": 0.0, "track": 0.0}
+        self.first = True
 
     def chunk(self, idxs: list[int], frames: list[np.ndarray]) -> None:
         from .tracking import pose_box, suppress_duplicates
@@ -223,20 +230,24 @@ class _Stage1:
         t0 = time.perf_counter()
         dets = self.m.detector.detect([frames[0]])[0]
         self.stats["detector_frames"] += 1
+        if self.first and opts.initial_boxes:
+            dets = [(np.asarray(b, np.float32).reshape(3), 1.0) for b in opts.initial_boxes] + dets
+        self.first = False
         t1 = time.perf_counter()
         # Boxes at the chunk's first frame: the tracker's predictions (fresh, from poses), then
         # the detections that no prediction covers (new or lost people).
         props = self.tracker.proposals(idxs[0])
         vel = {tr.id: tr.velocity for tr in self.tracker.tracks}
-        seeds = [(b, vel.get(tid, np.zeros(2))) for tid, b in props]
+        seeds = [(b, vel.get(tid, np.zeros(2)), tid) for tid, b in props]
         for b, _score in dets:
             if _covered(b, [s[0] for s in seeds]) < 0:
-                seeds.append((b, np.zeros(2)))
+                seeds.append((b, np.zeros(2), -1))
         seeds = seeds[: max(opts.max_people + 2, len(props))]
+        seed_track = np.array([s[2] for s in seeds], np.int64)
         boxes = []
         for i in idxs:
             dt = i - idxs[0]
-            boxes.append(np.array([[b[0] + v[0] * dt, b[1] + v[1] * dt, b[2]] for b, v in seeds],
+            boxes.append(np.array([[b[0] + v[0] * dt, b[1] + v[1] * dt, b[2]] for b, v, _ in seeds],
                                   np.float32).reshape(-1, 3))
         results = self.m.pose.estimate(frames, boxes)
         self.stats["crops"] += sum(len(b) for b in boxes)
@@ -244,16 +255,18 @@ class _Stage1:
             results = self._refine(frames, boxes, results)
         t2 = time.perf_counter()
         for i, (joints, scores) in zip(idxs, results):
+            hint = seed_track.copy()
             ok = scores.mean(-1) >= opts.min_pose_score if len(scores) else np.zeros(0, bool)
-            joints, scores = joints[ok], scores[ok]
+            joints, scores, hint = joints[ok], scores[ok], hint[ok]
             keep = suppress_duplicates(joints, scores)
-            joints, scores = joints[keep], scores[keep]
+            joints, scores, hint = joints[keep], scores[keep], hint[keep]
             order = np.argsort(-scores.mean(-1), kind="stable")[: opts.max_people]
-            joints, scores = joints[order], scores[order]
-            if len(joints) == 0:
+            joints, scores, hint = joints[order], scores[order], hint[order]
+            # Only detections start tracks; a crop a track proposed is matched with a bonus to it.
+            ids = self.tracker.update(i, joints, scores, may_start=hint < 0, hint=hint)
+            if not (ids >= 0).any():
                 self.stats["frames_without_person"] += 1
-            self.stats["poses"] += len(joints)
-            self.tracker.update(i, joints, scores)
+            self.stats["poses"] += int((ids >= 0).sum())
         t3 = time.perf_counter()
         self.t["detect"] += t1 - t0
         self.t["pose"] += t2 - t1

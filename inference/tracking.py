@@ -101,22 +101,29 @@ def pose_distance(a: np.ndarray, sa: np.ndarray, b: np.ndarray, sb: np.ndarray, 
     return float(np.linalg.norm(a[ok] - b[ok], axis=-1).mean() / max(size, MIN_SIZE))
 
 
-def suppress_duplicates(joints: np.ndarray, scores: np.ndarray, max_distance: float = 0.1) -> np.ndarray:
+def suppress_duplicates(joints: np.ndarray, scores: np.ndarray, max_distance: float = 0.15,
+                        max_centre: float = 0.15) -> np.ndarray:
     """Indices of the poses to keep when several crops found the same person.
 
-    joints (N, J, 2), scores (N, J). Poses closer than max_distance (mean joint distance over the
-    person's size) to a better-scoring kept pose are dropped. Returns sorted int indices.
+    joints (N, J, 2), scores (N, J). A pose is dropped when a better-scoring kept pose is closer
+    than max_distance (mean joint distance over the person's size), or when their boxes have
+    centres closer than max_centre sizes and sizes within a factor 1.3. Returns sorted indices.
     """
     n = len(joints)
-    order = np.argsort(-scores.mean(-1)) if n else np.zeros(0, int)
+    order = np.argsort(-scores.mean(-1), kind="stable") if n else np.zeros(0, int)
     keep: list[int] = []
+    boxes = [pose_box(joints[i], scores[i]) for i in range(n)]
     for i in order:
-        bi = pose_box(joints[i], scores[i])
+        bi = boxes[i]
         size = bi[2] if bi is not None else MIN_SIZE
         dup = False
         for k in keep:
             d = pose_distance(joints[i], scores[i], joints[k], scores[k], size)
-            if d == d and d < max_distance:
+            bk = boxes[k]
+            same_box = (bi is not None and bk is not None
+                        and np.linalg.norm(bi[:2] - bk[:2]) < max_centre * max(bi[2], bk[2])
+                        and max(bi[2], bk[2]) / max(min(bi[2], bk[2]), 1e-6) < 1.3)
+            if (d == d and d < max_distance) or same_box:
                 dup = True
                 break
         if not dup:
@@ -136,6 +143,8 @@ class TrackerConfig:
     w_scale: float = 0.5
     velocity_smoothing: float = 0.5   # weight of the new displacement in the velocity EMA
     size_smoothing: float = 0.3
+    min_joints_for_box: int = 6       # confident joints a pose needs to move the track's box
+    hint_factor: float = 0.5          # cost factor for a pose found in the track's own proposed crop
 
 
 @dataclass
@@ -171,8 +180,10 @@ class Tracker:
 
     # -- association --------------------------------------------------------
     def cost_matrix(self, frame: int, joints: np.ndarray, scores: np.ndarray,
-                    boxes: np.ndarray) -> np.ndarray:
-        """(T, N) matching costs of live tracks against poses; GATED where not allowed."""
+                    boxes: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
+        """(T, N) matching costs of live tracks against poses; GATED where not allowed.
+        hint (N,): id of the track whose proposed crop gave the pose (-1: none); that pair's cost
+        is scaled by cfg.hint_factor."""
         cfg = self.cfg
         T, N = len(self.tracks), len(joints)
         cost = np.full((T, N), GATED)
@@ -186,16 +197,25 @@ class Tracker:
                 dp = pose_distance(pj, tr.scores, joints[n], scores[n], size)
                 if dp != dp:
                     dp = dc
-                ds = abs(np.log(max(float(boxes[n, 2]), MIN_SIZE) / max(tr.size, MIN_SIZE)))
+                # A pose that shows little of the body says little about its size.
+                full = (scores[n] > 0.2).sum() >= cfg.min_joints_for_box
+                ds = abs(np.log(max(float(boxes[n, 2]), MIN_SIZE) / max(tr.size, MIN_SIZE))) if full else 0.0
                 c = cfg.w_centre * dc + cfg.w_pose * dp + cfg.w_scale * ds
+                if hint is not None and hint[n] == tr.id:
+                    c *= cfg.hint_factor
                 if c <= gate:
                     cost[t, n] = c
         return cost
 
-    def update(self, frame: int, joints: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    def update(self, frame: int, joints: np.ndarray, scores: np.ndarray,
+               may_start: np.ndarray | None = None, hint: np.ndarray | None = None) -> np.ndarray:
         """Associate the poses of one frame. joints (N, J, 2), scores (N, J) -> ids (N,) int.
 
-        Poses with fewer than 2 confident joints get id -1 and are not tracked.
+        may_start (N,) bool: whether an unmatched pose may start a new track (default all).
+        Poses found in crops that a track proposed should not: if they match no track they are
+        a duplicate or a drifted crop, not a new person. hint (N,) int: the id of the track that
+        proposed each pose's crop, -1 for none (favours that pairing). Poses that are not tracked (fewer than
+        2 confident joints, or unmatched and not allowed to start) get id -1.
         """
         joints = np.asarray(joints, np.float64)
         scores = np.asarray(scores, np.float64)
@@ -210,7 +230,8 @@ class Tracker:
             if b is not None:
                 boxes[n], usable[n] = b, True
         cand = np.nonzero(usable)[0]
-        cost = self.cost_matrix(frame, joints[cand], scores[cand], boxes[cand])
+        cost = self.cost_matrix(frame, joints[cand], scores[cand], boxes[cand],
+                                None if hint is None else np.asarray(hint)[cand])
         rows, cols = linear_assignment(cost) if cost.size else (np.zeros(0, int), np.zeros(0, int))
         matched = set()
         for t, c in zip(rows, cols):
@@ -221,7 +242,7 @@ class Tracker:
             ids[n] = self.tracks[t].id
             matched.add(n)
         for n in cand:
-            if int(n) not in matched:
+            if int(n) not in matched and (may_start is None or may_start[n]):
                 tr = Track(self._next_id, frame, joints[n].copy(), scores[n].copy(), boxes[n, :2].copy(),
                            float(boxes[n, 2]))
                 self._next_id += 1
@@ -234,12 +255,19 @@ class Tracker:
 
     def _observe(self, tr: Track, frame: int, joints, scores, box) -> None:
         cfg = self.cfg
-        dt = max(frame - tr.last_frame, 1)
-        step = (box[:2] - tr.centre) / dt
-        a = cfg.velocity_smoothing
-        tr.velocity = (1 - a) * tr.velocity + a * step if len(tr.frames) > 1 else step
-        tr.size = (1 - cfg.size_smoothing) * tr.size + cfg.size_smoothing * float(box[2])
-        tr.centre = box[:2].copy()
+        # The box that proposes the next crops moves only with poses that show most of the
+        # body, and its size changes at most 25% per observation, so a collapsed pose (a weak
+        # frame) cannot shrink or drag the crop away from the person.
+        if (scores > 0.2).sum() >= cfg.min_joints_for_box:
+            dt = max(frame - tr.last_frame, 1)
+            step = (box[:2] - tr.centre) / dt
+            a = cfg.velocity_smoothing
+            tr.velocity = (1 - a) * tr.velocity + a * step if len(tr.frames) > 1 else step
+            size = float(np.clip(box[2], 0.8 * tr.size, 1.25 * tr.size))
+            tr.size = (1 - cfg.size_smoothing) * tr.size + cfg.size_smoothing * size
+            tr.centre = box[:2].copy()
+        else:
+            tr.centre = tr.centre + tr.velocity * (frame - tr.last_frame)
         tr.joints, tr.scores, tr.last_frame = joints.copy(), scores.copy(), frame
         tr.frames.append(frame)
         tr.poses.append(joints.astype(np.float32))

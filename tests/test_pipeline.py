@@ -190,3 +190,13 @@ def test_box_rules():
     assert _needs_refine(a, np.array([140.0, 100.0, 200.0]))            # 20% off-centre
     assert _needs_refine(a, np.array([100.0, 100.0, 140.0]))            # much smaller
     assert not _needs_refine(a, None)
+
+
+def test_initial_boxes_start_tracks(untrained, models, clip):
+    # No detections at all: only the given box is followed (untrained pose net, so only the
+    # mechanics are checked: a track exists from the first frame).
+    res = run(clip, _opts(untrained, detection_threshold=1.01, initial_boxes=[(160.0, 120.0, 100.0)]),
+              models=models)
+    assert res.num_people >= 1 and res.valid[:, 0].any()
+    with pytest.raises(InferenceError):
+        run(clip, _opts(untrained, initial_boxes=[(1.0, 2.0)]), models=models)

@@ -158,3 +158,30 @@ def test_dense_track_and_pose_box():
     assert np.isnan(joints[0]).all() and (scores[0] == 0).all()
     box = pose_box(person(50, 50), np.full(16, 0.9))
     np.testing.assert_allclose(box, [50, 50, 100], atol=1e-4)
+
+
+def test_unmatched_pose_from_a_proposed_crop_starts_no_track():
+    tr = Tracker()
+    tr.update(0, person(100, 100)[None], np.full((1, 16), 0.9))
+    far = person(400, 100)[None]
+    ids = tr.update(1, np.concatenate([person(102, 100)[None], far]), np.full((2, 16), 0.9),
+                    may_start=np.array([False, False]))
+    assert ids[0] == 0 and ids[1] == -1 and len(tr.all_tracks()) == 1
+
+
+def test_weak_pose_does_not_drag_the_crop():
+    tr = Tracker()
+    tr.update(0, person(100, 100)[None], np.full((1, 16), 0.9))
+    weak = np.full((1, 16), 0.05)
+    weak[0, [6, 7, 8]] = 0.9               # only 3 joints seen, squeezed together
+    squeezed = person(100, 100, scale=0.3)[None]
+    tr.update(1, squeezed, weak)
+    (_, box), = tr.proposals(2)
+    assert box[2] == pytest.approx(100, abs=1) and abs(box[0] - 100) < 1
+
+
+def test_duplicates_by_box():
+    a = person(100, 100)
+    b = person(104, 98) + np.random.default_rng(0).normal(0, 12, a.shape)  # same person, noisy pose
+    keep = suppress_duplicates(np.stack([a, b]), np.full((2, 16), 0.8))
+    assert len(keep) == 1
