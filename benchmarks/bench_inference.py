@@ -92,19 +92,22 @@ def model_table(args) -> None:
 
 def process_table(args) -> None:
     video = Path(args.video)
-    print(f"\n## Whole process on {video.name} (first {args.frames} frames, {args.device}, "
+    print(f"\n## Whole process on {video.name} (frames {args.start}..{args.start + args.frames - 1}, {args.device}, "
           f"{args.threads} threads, load average {loadavg()})\n")
     print("| preset | frames | people | seconds wall | fps wall | fps cpu-est | pipeline fps (after loading) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for preset in args.presets:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out.npz"
-            if args.untrained:
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--_untrained-run", str(video), str(out),
-                       str(args.frames), preset, args.device]
+            if args.untrained or args.initial_boxes:
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--_api-run", str(video), str(out),
+                       str(args.start), str(args.start + args.frames), preset, args.device,
+                       "untrained" if args.untrained else (args.weights or ""), args.initial_boxes or "",
+                       str(args.max_people)]
             else:
                 cmd = [sys.executable, "-m", "inference", str(video), "-o", str(out), "--preset", preset,
-                       "--device", args.device, "--end", str(args.frames), "--progress", "none",
+                       "--device", args.device, "--start", str(args.start), "--end", str(args.start + args.frames),
+                       "--progress", "none",
                        "--max-people", str(args.max_people)]
                 if args.weights:
                     cmd += ["--weights", args.weights]
@@ -126,36 +129,50 @@ def process_table(args) -> None:
             cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             F = data.num_frames
             stats = data.meta.get("stats", {})
-            print(f"| {preset}{' (untrained)' if args.untrained else ''} | {F} | {data.num_people} | {wall:.1f} | "
+            tag = " (untrained)" if args.untrained else (" (initial boxes)" if args.initial_boxes else "")
+            print(f"| {preset}{tag} | {F} | {data.num_people} | {wall:.1f} | "
                   f"{F / wall:.1f} | {F / max(cpu / args.threads, 1e-9):.1f} | {stats.get('fps_processing', '?')} |",
                   flush=True)
             if args.verbose:
-                print(json.dumps(stats), file=sys.stderr)
+                keys = ("crops", "refined_crops", "poses", "detector_frames", "seconds_load", "seconds_detect",
+                        "seconds_pose", "seconds_decode_wait", "seconds_stage2", "seconds_total")
+                print("stats: " + json.dumps({k: stats.get(k) for k in keys}), flush=True)
 
 
-def _untrained_run(video, out, frames, preset, device) -> None:
-    """Child process for --untrained: the pipeline with random networks, 2 people per frame."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from engine_weights import untrained_weights
+def _api_run(video, out, start, end, preset, device, weights, boxes, max_people) -> None:
+    """Child process for --untrained / --initial-boxes: the pipeline through the Python API.
 
+    untrained: random networks, detector threshold 0 and 2 people per frame (speed only);
+    boxes "cx,cy,size;...": people to follow from the first frame (when the detector is weak)."""
     from inference import PipelineOptions, run
 
+    kw = dict(preset=preset, device=device, start=int(start), end=int(end), max_people=int(max_people))
+    if boxes:
+        kw["initial_boxes"] = [tuple(float(v) for v in b.split(",")) for b in boxes.split(";")]
     with tempfile.TemporaryDirectory() as tmp:
-        w = untrained_weights(Path(tmp))
-        if preset != "fast":
-            raise SystemExit(f"--untrained has only the fast preset's architecture")
-        opts = PipelineOptions(preset=preset, device=device, end=int(frames), weights_dir=str(w),
-                               detection_threshold=0.0, min_pose_score=0.0, max_people=2)
-        run(video, opts).save(out)
+        if weights == "untrained":
+            sys.path.insert(0, str(REPO / "tests"))
+            from engine_weights import untrained_weights
+
+            if preset != "fast":
+                raise SystemExit("--untrained has only the fast preset's architecture")
+            kw.update(weights_dir=str(untrained_weights(Path(tmp))), detection_threshold=0.0,
+                      min_pose_score=0.0, max_people=2)
+        elif weights:
+            kw["weights_dir"] = weights
+        run(video, PipelineOptions(**kw)).save(out)
 
 
 def main(argv=None) -> None:
-    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--_untrained-run":
-        _untrained_run(*sys.argv[2:7])
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--_api-run":
+        _api_run(*sys.argv[2:12])
         return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", default=str(DEFAULT_VIDEO) if DEFAULT_VIDEO else None)
     p.add_argument("--frames", type=int, default=230)
+    p.add_argument("--start", type=int, default=0)
+    p.add_argument("--initial-boxes", default=None, metavar="CX,CY,S;...",
+                   help="people to follow from the first frame (runs through the Python API)")
     p.add_argument("--presets", nargs="+", default=["fast", "accurate"], choices=["fast", "accurate"])
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=2)
