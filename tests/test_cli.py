@@ -89,9 +89,9 @@ def test_image_folder_in_process(tmp_path, untrained, capsys):
 
 
 def test_jsonl_progress_subprocess(tmp_path, untrained):
-    clip = write_clip(tmp_path / "c.mp4", 10, w=320, h=240)
+    clip = write_clip(tmp_path / "c.mp4", 10, w=160, h=120)
     out = tmp_path / "o.npz"
-    r = _cli(clip, "-o", out, "--weights", untrained, "--progress", "jsonl", "--max-people", 2, "--smoothing", 0)
+    r = _cli(clip, "-o", out, "--weights", untrained, "--progress", "jsonl", "--max-people", 1, "--smoothing", 0)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert lines and all({"frame", "total", "fps", "eta"} <= set(d) for d in lines)
@@ -121,7 +121,7 @@ def test_interrupt_writes_nothing(tmp_path, untrained):
 def test_end_to_end_on_sample_clip(tmp_path):
     if shipped_weights() is None:
         pytest.skip("trained weights (weights/pose_fast.json, detector_fast.json, lifter.json) not there yet")
-    clip = cut_sample(tmp_path / "sample.mp4", 100, 20)
+    clip = cut_sample(tmp_path / "sample.mp4", 100, 10)
     if clip is None:
         pytest.skip("sample video not found")
     out = tmp_path / "sample.npz"
@@ -130,7 +130,7 @@ def test_end_to_end_on_sample_clip(tmp_path):
     data = posefile.load(out)
     # Whether people are found depends on the weights' quality (test_pipeline checks that);
     # here: a valid pose file of the right length and size, sha256 of the weights recorded.
-    assert data.num_frames == 20 and data.image_size == (1768, 994)
+    assert data.num_frames == 10 and data.image_size == (1768, 994)
     assert set(data.meta["weights_sha256"]) == {"pose", "detector", "lifter"}
     assert np.isfinite(data.joints3d[data.valid]).all()
 
