@@ -200,3 +200,20 @@ def test_initial_boxes_start_tracks(untrained, models, clip):
     assert res.num_people >= 1 and res.valid[:, 0].any()
     with pytest.raises(InferenceError):
         run(clip, _opts(untrained, initial_boxes=[(1.0, 2.0)]), models=models)
+
+
+def test_memory_does_not_grow_with_video_length(untrained, models, tmp_path):
+    # Python/numpy allocations (frames included) at the peak of a run: a 4x longer video must not
+    # need more than a little extra (the per-frame results are tiny next to a frame).
+    import tracemalloc
+
+    peaks = []
+    for n in (24, 96):
+        clip = write_clip(tmp_path / f"m{n}.mp4", n, w=640, h=360)
+        tracemalloc.start()
+        res = run(clip, _opts(untrained, detection_threshold=1.01), models=models)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert res.num_frames == n
+    frame_bytes = 640 * 360 * 3
+    assert peaks[1] < peaks[0] + 10 * frame_bytes, peaks      # 72 more frames decoded, < 10 more held
