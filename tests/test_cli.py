@@ -138,3 +138,16 @@ def test_end_to_end_on_sample_clip(tmp_path):
 def test_help(capsys):
     assert main(["--help"]) == 0
     assert "--max-people" in capsys.readouterr().out
+
+
+def test_progress_bar_line():
+    import io
+
+    from inference.__main__ import Bar
+
+    buf = io.StringIO()
+    bar = Bar(buf, width=10)
+    bar({"frame": 5, "total": 10, "fps": 12.5, "eta": 65.0})
+    bar.close()
+    text = buf.getvalue()
+    assert text.startswith("\r[#####.....] 5/10 frames") and "12.5 fps" in text and "ETA 1:05" in text
