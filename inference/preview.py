@@ -75,11 +75,11 @@ def preview_grid(joints3d: np.ndarray, valid: np.ndarray, person_ids: np.ndarray
     if len(frames) == 0:
         raise ValueError("nobody is present in any frame: nothing to preview")
     W = to_world(j3)
-    pts = W[valid]                                  # (N, J, 3) of present person-frames
+    pts = W[:, frames][valid[:, frames]]            # (N, J, 3): the person-frames drawn
     pts = pts[np.isfinite(pts).all(-1)]
     lo, hi = np.percentile(pts, 1, axis=0), np.percentile(pts, 99, axis=0)
     centre = 0.5 * (lo + hi)
-    half = 0.55 * float(np.max(hi - lo))
+    half = max(0.55 * float(np.max(hi - lo)), 1.0)  # same limits in every panel, at least 2 m wide
     rows = int(np.ceil(len(frames) / cols))
     fig = _figure(3.2 * cols, 3.2 * rows + (0.4 if title else 0), dpi)
     for k, f in enumerate(frames):

@@ -80,6 +80,9 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default=None, help="weights folder (default weights/)")
     ap.add_argument("--max-people", type=int, default=10)
     ap.add_argument("--end", type=int, default=None, help="stop before this frame (default: whole video)")
+    ap.add_argument("--initial-boxes", default=None, metavar="CX,CY,S;...",
+                    help="people to follow from the first frame (pixels: centre x, centre y, size), in "
+                         "addition to what the detector finds (PipelineOptions.initial_boxes)")
     ap.add_argument("--formats", default="blend,bvh", help="Blender outputs (batch.py --format)")
     ap.add_argument("--overlay-width", type=int, default=960, help="overlay video width (px)")
     ap.add_argument("--card", default=None, help="also write the result picture here")
@@ -99,8 +102,14 @@ def main(argv=None) -> int:
     stem = os.path.join(out, args.name)
     times, files = {}, []
     t0 = time.perf_counter()
+    boxes = None
+    if args.initial_boxes:
+        try:
+            boxes = [tuple(float(v) for v in b.split(",")) for b in args.initial_boxes.split(";") if b.strip()]
+        except ValueError:
+            ap.error("--initial-boxes wants CX,CY,S;CX,CY,S;... in pixels")
     opts = PipelineOptions(preset=args.preset, device=args.device, weights_dir=args.weights,
-                           max_people=args.max_people, end=args.end)
+                           max_people=args.max_people, end=args.end, initial_boxes=boxes)
     last = [0.0]
 
     def progress(u):
