@@ -1,6 +1,14 @@
-"""Train the 2D stacked-hourglass pose network on single-person crops (LSP-extended).
+"""Train the 2D stacked-hourglass pose network on single-person crops (LSP-extended by default; MPII, COCO).
 
     python -m inference.train_2d --preset fast --out runs/pose_fast [--steps 6000] [--minutes 120]
+    python -m inference.train_2d --dataset mpii --annotations mpii/mpii_annotations.json --images mpii/images ...
+    python -m inference.train_2d --dataset coco --annotations coco/annotations/person_keypoints_train2017.json \
+        [--val-annotations coco/annotations/person_keypoints_val2017.json] ...
+
+Data: LSP-extended by default (`--data` folder); MPII or COCO keypoints with `--dataset`
+(readers in inference/training/mpii.py and coco.py). Held-out rows (LSP is_test, MPII
+isValidation, COCO `--val-annotations`) are never trained on. inference.eval_2d evaluates
+on LSP only.
 
 Resumes from `<out>/last.pt` when it exists (model, optimiser, step, RNG), logs one JSON
 line per interval to `<out>/log.jsonl`, and checkpoints every `--ckpt-every` steps and on
@@ -24,7 +32,7 @@ from . import codec
 from .models.hourglass import HourglassConfig, StackedHourglass
 from .presets import HEATMAP_SIGMA, POSE_PRESETS
 from .training.augment import AugmentConfig, augment
-from .training.lsp import CropSet, load_or_build_cache
+from .training.lsp import CropSet, DatasetError, load_dataset, load_or_build_cache
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # RGB, ImageNet statistics
 STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -75,6 +83,19 @@ def save_checkpoint(path: Path, model, opt, step: int, rng: np.random.Generator,
     os.replace(tmp, path)
 
 
+def load_training_data(args) -> CropSet:
+    """The crop cache of the data set chosen by args (--dataset, default LSP at --data)."""
+    progress = lambda i, n: print(f"caching {i}/{n}", flush=True)  # noqa: E731
+    kind = getattr(args, "dataset", "lsp")
+    if kind == "lsp":
+        return load_or_build_cache(args.data, args.cache, progress=progress)
+    if not args.annotations:
+        raise DatasetError(f"--dataset {kind} needs --annotations")
+    return load_dataset(kind, args.annotations, args.cache, images=args.images,
+                        val_annotations=args.val_annotations, val_images=args.val_images,
+                        max_people=args.max_people, progress=progress)
+
+
 def train(args) -> Path:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -83,10 +104,12 @@ def train(args) -> Path:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_or_build_cache(args.data, args.cache, progress=lambda i, n: print(f"caching {i}/{n}", flush=True))
+    data = load_training_data(args)
     train_idx = np.where(~data.is_test)[0]
     if args.subset:
         train_idx = train_idx[: args.subset]
+    if len(train_idx) < args.batch:
+        raise DatasetError(f"only {len(train_idx)} training crops, fewer than a batch ({args.batch})")
     cfg = POSE_PRESETS[args.preset]
     model = StackedHourglass(cfg).to(device)
     if device.type == "cpu":  # NHWC convolutions are about twice as fast on the CPU
@@ -150,6 +173,17 @@ def parse_args(argv=None):
     p.add_argument("--preset", default="fast", choices=sorted(POSE_PRESETS))
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp"),
                    help="LSP folder with joints.npz and images/")
+    p.add_argument("--dataset", default="lsp", choices=["lsp", "mpii", "coco"],
+                   help="lsp: --data folder; mpii / coco: --annotations (and --images)")
+    p.add_argument("--annotations", default=None,
+                   help="MPII JSON (mpii_annotations.json) or COCO person_keypoints_<split>.json")
+    p.add_argument("--images", default=None, help="image folder of --annotations (default: guessed from its path)")
+    p.add_argument("--val-annotations", default=None,
+                   help="COCO only: a second keypoint JSON whose people are held out (never trained on)")
+    p.add_argument("--val-images", default=None, help="image folder of --val-annotations")
+    p.add_argument("--max-people", type=int, default=0,
+                   help="MPII/COCO: cache at most this many training people, a seeded random subset "
+                        "(0: all; the cache holds 110 kB per person, in memory and on disk)")
     p.add_argument("--cache", default=".cache", help="folder for the crop cache")
     p.add_argument("--out", default="runs/pose_fast")
     p.add_argument("--steps", type=int, default=6000, help="total steps of the schedule")
@@ -168,4 +202,7 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
-    train(parse_args())
+    try:
+        train(parse_args())
+    except DatasetError as e:
+        raise SystemExit(f"train_2d: {e}")

@@ -3,6 +3,9 @@
 The cache holds, for every image, a square crop around the annotated person that is
 wider than the network's view (CACHE_ZOOM), so that scale, rotation and shift
 augmentation can be done from the small cached crop instead of the full JPEG.
+
+MPII and COCO (readers in mpii.py and coco.py) feed the same cache through PersonRecords,
+one row per annotated person: build_cache_from_records, and load_dataset for any set.
 """
 from __future__ import annotations
 
@@ -73,4 +76,172 @@ def load_or_build_cache(root: str | os.PathLike, cache_dir: str | os.PathLike, s
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, images=cs.images, joints=cs.joints, visible=cs.visible, is_test=cs.is_test, names=cs.names)
     os.replace(tmp, path)
+    return cs
+
+
+# --- Person records: the common input of the crop cache for every data set -------------
+#
+# LSP has one person per image and keeps its own reader above (unchanged). MPII and COCO
+# have several people per image; their readers (mpii.py, coco.py) turn every usable
+# annotated person into one row of a PersonRecords, and build_cache_from_records cuts
+# one cached crop per row exactly the way build_cache does for LSP.
+
+DATASETS = ("lsp", "mpii", "coco")
+MIN_JOINTS = 6            # fewer labelled joints than this: the person is skipped
+MIN_PERSON_SIZE = 48.0    # person box (longer side, image px) below this: skipped
+
+
+class DatasetError(ValueError):
+    """Missing or malformed annotations or images of a training data set."""
+
+
+@dataclass
+class PersonRecords:
+    """One row per annotated person.
+
+    images (N,) str image paths; joints (N, 16, 2) float32 image px in our joint order;
+    visible (N, 16) bool (the joint is labelled: trained on, else masked out of the loss);
+    boxes (N, 3) float32 person box (cx, cy, size) in image px that the crop is cut around;
+    is_test (N,) bool held out; names (N,) str, e.g. "015601864.jpg#1" (image # person).
+    """
+    images: np.ndarray
+    joints: np.ndarray
+    visible: np.ndarray
+    boxes: np.ndarray
+    is_test: np.ndarray
+    names: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def subset(self, idx) -> "PersonRecords":
+        return PersonRecords(self.images[idx], self.joints[idx], self.visible[idx], self.boxes[idx],
+                             self.is_test[idx], self.names[idx])
+
+    @staticmethod
+    def from_rows(rows: list[tuple]) -> "PersonRecords":
+        """rows of (image path, joints (16, 2), visible (16,), box (3,), is_test, name)."""
+        if not rows:
+            return PersonRecords(np.zeros(0, str), np.zeros((0, 16, 2), np.float32), np.zeros((0, 16), bool),
+                                 np.zeros((0, 3), np.float32), np.zeros(0, bool), np.zeros(0, str))
+        img, j, v, b, t, n = zip(*rows)
+        return PersonRecords(np.array(img), np.stack(j).astype(np.float32), np.stack(v).astype(bool),
+                             np.stack(b).astype(np.float32), np.array(t, bool), np.array(n))
+
+    @staticmethod
+    def concat(parts: list["PersonRecords"]) -> "PersonRecords":
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return PersonRecords.from_rows([])
+        return PersonRecords(*(np.concatenate([getattr(p, f) for p in parts])
+                               for f in ("images", "joints", "visible", "boxes", "is_test", "names")))
+
+
+def usable_person(visible: np.ndarray, box, min_joints: int = MIN_JOINTS,
+                  min_size: float = MIN_PERSON_SIZE) -> bool:
+    """visible (16,) labelled joints; box (3,) or None -> keep this person for training?"""
+    return box is not None and int(np.sum(visible)) >= min_joints and float(box[2]) >= min_size
+
+
+def build_cache_from_records(records: PersonRecords, side: int = 192, progress=None) -> CropSet:
+    """One square crop per record, CACHE_ZOOM x wider than the network's view of the record's
+    box; rows keep the records' order. Each image is decoded once, however many people it
+    holds. In crop pixels every record's box is CropSet.box."""
+    N = len(records)
+    images = np.zeros((N, side, side, 3), np.uint8)
+    out_joints = np.zeros((N, 16, 2), np.float32)
+    order = np.argsort(records.images, kind="stable")
+    current, img = None, None
+    for k, i in enumerate(order):
+        path = str(records.images[i])
+        if path != current:
+            img = cv2.imread(path, cv2.IMREAD_COLOR)
+            if img is None:
+                raise DatasetError(f"cannot read image {path}")
+            current = path
+        M = crops.crop_matrix(records.boxes[i], side, scale=CACHE_ZOOM)
+        images[i] = crops.warp(img, M, side)
+        out_joints[i] = crops.apply_affine(M, records.joints[i])
+        if progress and k % 500 == 0:
+            progress(k, N)
+    return CropSet(images, out_joints, records.visible.copy(), records.is_test.copy(), records.names.copy())
+
+
+def cache_path(cache_dir: str | os.PathLike, kind: str, side: int, key: str = "") -> Path:
+    """LSP keeps its historical name lsp_crops_<side>.npz; other sets add a key that
+    identifies their annotation files and options: <kind>_crops_<side>_<key>.npz."""
+    name = f"{kind}_crops_{side}" + (f"_{key}" if key else "") + ".npz"
+    return Path(cache_dir) / name
+
+
+def _save_cropset(path: Path, cs: CropSet) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, images=cs.images, joints=cs.joints, visible=cs.visible, is_test=cs.is_test, names=cs.names)
+    os.replace(tmp, path)
+
+
+def _files_key(files: list, options: dict) -> str:
+    """Short hash of the annotation files (absolute path, size, mtime) and reader options."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for f in files:
+        if f is None:
+            h.update(b"-")
+            continue
+        p = Path(f).resolve()
+        st = p.stat()
+        h.update(f"{p}|{st.st_size}|{int(st.st_mtime)}".encode())
+    h.update(repr(sorted(options.items())).encode())
+    return h.hexdigest()[:10]
+
+
+def load_dataset(kind: str, annotations: str | os.PathLike, cache_dir: str | os.PathLike, side: int = 192,
+                 images: str | None = None, val_annotations: str | None = None, val_images: str | None = None,
+                 max_people: int = 0, min_joints: int = MIN_JOINTS, min_size: float = MIN_PERSON_SIZE,
+                 progress=None) -> CropSet:
+    """Crop cache of any supported data set, built on first use and then loaded from cache_dir.
+
+    kind "lsp": annotations is the LSP folder (joints.npz, images/), exactly load_or_build_cache.
+    kind "mpii": annotations is the MPII JSON (see mpii.py), held-out rows = isValidation.
+    kind "coco": annotations is a person_keypoints_*.json (see coco.py); val_annotations
+    (optional) adds held-out rows, else nothing is held out.
+    images / val_images: image folders (defaults: see the readers). max_people > 0 keeps a
+    seeded random subset of that many training people (all held-out ones are kept).
+    """
+    if kind == "lsp":
+        return load_or_build_cache(annotations, cache_dir, side, progress)
+    if kind not in DATASETS:
+        raise DatasetError(f"unknown data set {kind!r}; expected one of {DATASETS}")
+    for f in (annotations, val_annotations):
+        if f is not None and not Path(f).is_file():
+            raise DatasetError(f"annotation file not found: {f}")
+    options = dict(images=str(Path(images).resolve()) if images else None,
+                   val_images=str(Path(val_images).resolve()) if val_images else None,
+                   max_people=int(max_people), min_joints=int(min_joints), min_size=float(min_size))
+    path = cache_path(cache_dir, kind, side, _files_key([annotations, val_annotations], options))
+    if path.exists():
+        d = np.load(path)
+        return CropSet(d["images"], d["joints"], d["visible"], d["is_test"], d["names"])
+    if kind == "mpii":
+        from .mpii import read_mpii
+
+        rec = read_mpii(annotations, images, min_joints=min_joints, min_size=min_size)
+    else:
+        from .coco import read_coco
+
+        parts = [read_coco(annotations, images, is_test=False, min_joints=min_joints, min_size=min_size)]
+        if val_annotations is not None:
+            parts.append(read_coco(val_annotations, val_images, is_test=True, min_joints=min_joints,
+                                   min_size=min_size))
+        rec = PersonRecords.concat(parts)
+    if max_people and (~rec.is_test).sum() > max_people:
+        train = np.where(~rec.is_test)[0]
+        keep = np.sort(np.random.default_rng(0).choice(train, max_people, replace=False))
+        rec = rec.subset(np.sort(np.r_[keep, np.where(rec.is_test)[0]]))
+    if len(rec) == 0:
+        raise DatasetError(f"no usable people in {annotations}")
+    cs = build_cache_from_records(rec, side, progress)
+    _save_cropset(path, cs)
     return cs
