@@ -77,6 +77,12 @@ def run_one(folder: str, n: int, args, env) -> dict:
                "--preset", args.preset, "--device", args.device, "--max-people", str(args.max_people)]
         if args.weights:
             cmd += ["--weights", args.weights]
+        if args.initial_boxes:     # not a CLI option: the same run through the Python API
+            boxes = [[float(v) * args.scale if i < 3 else float(v) for i, v in enumerate(b.split(","))]
+                     for b in args.initial_boxes.split(";") if b.strip()]
+            opts = {"preset": args.preset, "device": args.device, "max_people": args.max_people,
+                    "weights_dir": args.weights, "initial_boxes": boxes}
+            cmd = [sys.executable, os.path.abspath(__file__), "--_api-run", folder, out, json.dumps(opts)]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         samples = []                       # (frames done, RSS MB)
@@ -106,7 +112,22 @@ def run_one(folder: str, n: int, args, env) -> dict:
             "posefile_mb": round(size / 2**20, 2), "samples": samples}
 
 
+def _api_run(folder: str, out: str, opts_json: str) -> None:
+    """Child process for --initial-boxes: what `python -m inference --progress jsonl` does, with
+    PipelineOptions.initial_boxes (no CLI option for it)."""
+    from inference.pipeline import PipelineOptions, run
+
+    def progress(u):
+        sys.stdout.write(json.dumps(u) + "\n")
+        sys.stdout.flush()
+
+    run(folder, PipelineOptions(**json.loads(opts_json)), progress=progress).save(out)
+
+
 def main(argv=None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--_api-run":
+        _api_run(*sys.argv[2:5])
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--video", default=DEFAULT_VIDEO)
     ap.add_argument("--seconds", default="60,600", help="stream lengths in seconds of 30 fps video")
@@ -116,6 +137,9 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="resize the frames (1.0 = as the video)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--weights", default=None)
+    ap.add_argument("--initial-boxes", default=None, metavar="CX,CY,S;...",
+                    help="people to follow from the first frame, in the video's pixels (run through the "
+                         "Python API: PipelineOptions.initial_boxes)")
     ap.add_argument("--untrained", action="store_true",
                     help="random networks of the real architectures (tests/engine_weights.py): memory and "
                          "speed do not depend on the weight values; cap the people with --max-people")
