@@ -89,7 +89,7 @@ class PersonDetector:
     """Finds people in whole frames. weights: manifest name ('detector_fast') or path (kind
     'detector')."""
 
-    def __init__(self, weights="detector_fast", device: str = "auto", threshold: float = 0.3,
+    def __init__(self, weights="detector_fast", device: str = "auto", threshold: float | None = None,
                  max_people: int = 20, nms_radius: int = 2, batch_size: int = 8):
         self.device = resolve_device(device)
         self.model, self.manifest = load_hourglass(weights, "detector", self.device)
@@ -97,6 +97,9 @@ class PersonDetector:
         if cfg.out_channels != 4 or cfg.in_size != INPUT_SIZE:
             raise WeightsError(f"detector weights must map {INPUT_SIZE} px to 4 maps, "
                                f"got in_size {cfg.in_size}, {cfg.out_channels} maps")
+        # None: the threshold chosen at export (best F1 on held-out mosaics), else 0.3
+        if threshold is None:
+            threshold = float(self.manifest.get("threshold", 0.3))
         self.threshold, self.max_people, self.nms_radius = threshold, max_people, nms_radius
         self.batch_size = batch_size
         self.frames_run = 0

@@ -56,7 +56,7 @@ class PipelineOptions:
     bone_lengths: bool = True            # constant bone lengths per person
     flip_test: bool | None = None        # None: on for "accurate", off for "fast"
     detect_every: int = 8                # frames per chunk; the detector runs once per chunk
-    detection_threshold: float = 0.3     # least detector centre score
+    detection_threshold: float | None = None  # least detector centre score; None: the weights' own
     min_pose_score: float = 0.2          # least mean joint score for a pose to count
     refine_crops: bool = True            # re-run crops whose pose came out off-centre
     max_gap_s: float = 0.5               # dropouts up to this long (seconds) are interpolated
@@ -399,7 +399,8 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
     if opts.preset == "accurate" and getattr(models.pose.device, "type", "cpu") == "cpu":
         warnings.append("the accurate preset runs on the CPU here: expect well under 1 frame per second "
                         "(use a CUDA GPU, or --preset fast)")
-    models.detector.threshold = opts.detection_threshold   # options win over preloaded models
+    if opts.detection_threshold is not None:               # options win over preloaded models
+        models.detector.threshold = opts.detection_threshold
     models.detector.max_people = opts.max_people
     t_loaded = time.perf_counter()
     stage = _Stage1(models, opts, info.fps)
