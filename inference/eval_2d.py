@@ -24,7 +24,7 @@ import torch
 from . import codec, crops
 from .joints import INDEX, JOINT_NAMES
 from .models.hourglass import HourglassConfig, StackedHourglass
-from .train_2d import to_tensor
+from .preprocess import to_tensor
 from .training.lsp import load_annotations
 
 LSP_JOINTS = [i for i, n in enumerate(JOINT_NAMES) if n not in ("pelvis", "thorax")]

@@ -3,7 +3,7 @@
 Detector contract (the one ``train_detector`` trains for):
 
 * input: the frame letterboxed into a 256 x 256 square: scaled by s = 256 / max(W, H), placed
-  at the top-left, the rest black; BGR -> ``train_2d.to_tensor``.
+  at the top-left, the rest black; BGR -> ``preprocess.to_tensor``.
 * output: 4 maps at 64 x 64 (stride 4):
   channel 0: pelvis-centre heatmap (logits; sigmoid -> 0..1; each peak is a person),
   channels 1, 2: (box centre - peak cell) / 4, in heatmap pixels,

@@ -1,7 +1,7 @@
 """Top-down 2D pose: person boxes -> square crops -> stacked-hourglass heatmaps -> joints.
 
 For each person box (cx, cy, size) (crops.py's definition) the crop is warped with
-``crops.crop_matrix`` (the geometry training used), normalised with ``train_2d.to_tensor`` (the
+``crops.crop_matrix`` (the geometry training used), normalised with ``preprocess.to_tensor`` (the
 same preprocessing as training), run through the network in batches, decoded with
 ``codec.decode`` (arg-max + Taylor sub-pixel step) and mapped back to frame pixels with the
 inverse affine. Optional flip test: the mirrored crop's heatmaps are mirrored back, their
@@ -26,7 +26,7 @@ from . import codec, crops
 from .errors import InferenceError
 from .joints import FLIP_PAIRS, JOINT_NAMES
 from .models.hourglass import HourglassConfig, StackedHourglass
-from .train_2d import to_tensor
+from .preprocess import to_tensor
 from .weights import WeightsError, load_manifest, load_state_dict
 
 

@@ -30,19 +30,10 @@ import torch
 
 from . import codec
 from .models.hourglass import HourglassConfig, StackedHourglass
+from .preprocess import to_tensor
 from .presets import HEATMAP_SIGMA, POSE_PRESETS
 from .training.augment import AugmentConfig, augment
 from .training.lsp import CropSet, DatasetError, load_dataset, load_or_build_cache
-
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # RGB, ImageNet statistics
-STD = np.array([0.229, 0.224, 0.225], np.float32)
-
-
-def to_tensor(batch_bgr: np.ndarray) -> torch.Tensor:
-    """(N, S, S, 3) uint8 BGR -> (N, 3, S, S) float normalised RGB."""
-    x = batch_bgr[..., ::-1].astype(np.float32) / 255.0
-    x = (x - MEAN) / STD
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
 def make_batch(data: CropSet, idx: np.ndarray, cfg: HourglassConfig, aug: AugmentConfig,

@@ -19,7 +19,8 @@ import torch
 
 from .models.hourglass import StackedHourglass
 from .presets import DETECTOR_PRESETS
-from .train_2d import lr_at, save_checkpoint, to_tensor
+from .preprocess import to_tensor
+from .train_2d import lr_at, save_checkpoint
 from .training.lsp import load_or_build_cache
 from .training.mosaic import MosaicConfig, compose, detector_targets
 
