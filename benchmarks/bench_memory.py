@@ -107,7 +107,7 @@ def run_one(folder: str, n: int, args, env) -> dict:
         best = min(samples, key=lambda s: abs(s[0] - target)) if samples else (0, float("nan"))
         return round(best[1], 1)
 
-    return {"frames": n, "people": d.num_people, "peak_mb": round(usage.ru_maxrss / 1024.0, 1),
+    return {"frames": n, "people": d.num_people, "person_frames": int(d.valid.sum()), "peak_mb": round(usage.ru_maxrss / 1024.0, 1),
             "rss10": at(0.1), "rss50": at(0.5), "rss100": at(1.0), "wall_s": round(wall, 1),
             "posefile_mb": round(size / 2**20, 2), "samples": samples}
 
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
             folder = looped_folder(src, n, os.path.join(work, f"loop_{n}"))
             r = run_one(folder, n, args, env)
             runs.append(r)
-            row = [f"{sec / 60:g} min" if sec >= 60 else f"{sec:g} s", n, r["people"], r["peak_mb"], r["rss10"], r["rss50"], r["rss100"],
+            row = [f"{sec / 60:g} min" if sec >= 60 else f"{sec:g} s", n, r["people"], r["person_frames"], r["peak_mb"], r["rss10"], r["rss50"], r["rss100"],
                    r["posefile_mb"], r["wall_s"], round(n / r["wall_s"], 1)]
             rows.append(row)
             print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
@@ -200,7 +200,7 @@ def _frame_size(video, scale):
     return int(round(h * scale)), int(round(w * scale))
 
 
-COLUMNS = ["video length", "frames", "people", "peak RSS (MB)", "RSS at 10 % (MB)", "RSS at 50 % (MB)",
+COLUMNS = ["video length", "frames", "tracks", "person-frames", "peak RSS (MB)", "RSS at 10 % (MB)", "RSS at 50 % (MB)",
            "RSS at 100 % (MB)", "pose file (MB)", "wall (s)", "fps"]
 
 if __name__ == "__main__":
