@@ -188,8 +188,11 @@ def _machine(m: dict) -> str:
 
 def _render_bench(d: dict, heading: bool = True) -> list:
     lines = []
-    if d.get("stdout") is not None:                    # captured markdown output
-        lines += [ln.rstrip() for ln in d["stdout"].strip().splitlines()] + [""]
+    if d.get("stdout") is not None:                    # captured markdown output; its headings
+        for ln in d["stdout"].strip().splitlines():    # become bold lines under this page's own
+            ln = ln.rstrip()
+            lines.append(f"**{ln.lstrip('#').strip()}**" if ln.startswith("#") else ln)
+        lines.append("")
     for t in d.get("tables", []):
         if heading and t.get("title"):
             lines += [f"**{t['title']}**", ""]
