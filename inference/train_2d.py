@@ -18,11 +18,6 @@ Runs on CUDA with bf16 autocast when a GPU is present, else on the CPU.
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
-import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +27,7 @@ from . import codec
 from .models.hourglass import HourglassConfig, StackedHourglass
 from .preprocess import to_tensor
 from .presets import HEATMAP_SIGMA, POSE_PRESETS
+from .training import loop
 from .training.augment import AugmentConfig, augment
 from .training.lsp import CropSet, DatasetError, load_dataset, load_or_build_cache
 
@@ -60,20 +56,6 @@ def heatmap_loss(outs: list[torch.Tensor], target: torch.Tensor, weights: torch.
     return sum(((o.float() - target) ** 2 * w).mean() for o in outs)
 
 
-def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 1e-6 + 0.5 * (base - 1e-6) * (1 + math.cos(math.pi * t))
-
-
-def save_checkpoint(path: Path, model, opt, step: int, rng: np.random.Generator, args: dict):
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                "rng": rng.bit_generator.state, "args": args, "config": model.cfg.to_dict()}, tmp)
-    os.replace(tmp, path)
-
-
 def load_training_data(args) -> CropSet:
     """The crop cache of the data set chosen by args (--dataset, default LSP at --data)."""
     progress = lambda i, n: print(f"caching {i}/{n}", flush=True)  # noqa: E731
@@ -90,11 +72,7 @@ def load_training_data(args) -> CropSet:
 def train(args) -> Path:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    device = loop.pick_device(args.device, args.threads)
     data = load_training_data(args)
     train_idx = np.where(~data.is_test)[0]
     if args.subset:
@@ -102,61 +80,15 @@ def train(args) -> Path:
     if len(train_idx) < args.batch:
         raise DatasetError(f"only {len(train_idx)} training crops, fewer than a batch ({args.batch})")
     cfg = POSE_PRESETS[args.preset]
-    model = StackedHourglass(cfg).to(device)
-    if device.type == "cpu":  # NHWC convolutions are about twice as fast on the CPU
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    step = 0
-    ckpt = out / "last.pt"
-    if ckpt.exists() and not args.fresh:
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step = state["step"]
-        rng.bit_generator.state = state["rng"]
-        print(f"resumed from {ckpt} at step {step}", flush=True)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
     aug = AugmentConfig()
-    t_end = time.time() + args.minutes * 60 if args.minutes else float("inf")
-    log = open(out / "log.jsonl", "a")
-    model.train()
-    t0, seen, run_loss = time.time(), 0, 0.0
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    try:
-        while step < args.steps and not stop["now"] and time.time() < t_end:
-            idx = rng.choice(train_idx, args.batch, replace=False)
-            x, tgt, w = make_batch(data, idx, cfg, aug, rng)
-            x, tgt, w = x.to(device), tgt.to(device), w.to(device)
-            if device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, args.steps, args.lr)
-            with autocast:
-                outs = model(x)
-            loss = heatmap_loss(outs, tgt, w, args.peak_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            seen += len(idx)
-            run_loss += loss.item()
-            if step % args.log_every == 0:
-                dt = time.time() - t0
-                rec = {"step": step, "loss": run_loss / args.log_every, "lr": opt.param_groups[0]["lr"],
-                       "images_per_s": seen / dt, "epoch": step * args.batch / len(train_idx), "time": time.time()}
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-                print(json.dumps(rec), flush=True)
-                t0, seen, run_loss = time.time(), 0, 0.0
-            if step % args.ckpt_every == 0:
-                save_checkpoint(ckpt, model, opt, step, rng, vars(args))
-    except KeyboardInterrupt:
-        print("interrupted: saving checkpoint", flush=True)
-    save_checkpoint(ckpt, model, opt, step, rng, vars(args))
-    log.close()
-    print(f"stopped at step {step}; checkpoint {ckpt}", flush=True)
-    return ckpt
+
+    def batch(rng):
+        return make_batch(data, rng.choice(train_idx, args.batch, replace=False), cfg, aug, rng)
+
+    def loss(outs, target, weights):
+        return heatmap_loss(outs, target, weights, args.peak_weight)
+
+    return loop.run(StackedHourglass(cfg), batch, loss, args, rng, device, images_per_epoch=len(train_idx))
 
 
 def parse_args(argv=None):

@@ -9,9 +9,6 @@ Points"); box loss: L1 at the cells around each pelvis.
 from __future__ import annotations
 
 import argparse
-import json
-import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +17,7 @@ import torch
 from .models.hourglass import StackedHourglass
 from .presets import DETECTOR_PRESETS
 from .preprocess import to_tensor
-from .train_2d import lr_at, save_checkpoint
+from .training import loop
 from .training.lsp import load_or_build_cache
 from .training.mosaic import MosaicConfig, compose, detector_targets
 
@@ -59,69 +56,15 @@ def detector_loss(outs, heat, reg, mask):
 def train(args):
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    device = loop.pick_device(args.device, args.threads)
     data = load_or_build_cache(args.data, args.cache)
     pool = np.where(~data.is_test)[0]
-    cfg = DETECTOR_PRESETS[args.preset]
-    model = StackedHourglass(cfg).to(device)
-    if device.type == "cpu":  # NHWC convolutions are about twice as fast on the CPU
-        model = model.to(memory_format=torch.channels_last)
+    model = StackedHourglass(DETECTOR_PRESETS[args.preset])
     with torch.no_grad():  # start the centre logits at a low prior (CenterNet's bias init)
         for head in model.heads:
             head.bias[0] = -2.19
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    step = 0
-    ckpt = out / "last.pt"
-    if ckpt.exists() and not args.fresh:
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step = state["step"]
-        rng.bit_generator.state = state["rng"]
-        print(f"resumed from {ckpt} at step {step}", flush=True)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
-    t_end = time.time() + args.minutes * 60 if args.minutes else float("inf")
-    log = open(out / "log.jsonl", "a")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    model.train()
-    t0, seen, run_loss = time.time(), 0, 0.0
-    try:
-        while step < args.steps and not stop["now"] and time.time() < t_end:
-            x, heat, reg, mask = (t.to(device) for t in make_batch(data, pool, args.batch, rng))
-            if device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, args.steps, args.lr)
-            with autocast:
-                outs = model(x)
-            loss = detector_loss(outs, heat, reg, mask)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            step += 1
-            seen += args.batch
-            run_loss += loss.item()
-            if step % args.log_every == 0:
-                rec = {"step": step, "loss": run_loss / args.log_every, "lr": opt.param_groups[0]["lr"],
-                       "images_per_s": seen / (time.time() - t0), "time": time.time()}
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-                print(json.dumps(rec), flush=True)
-                t0, seen, run_loss = time.time(), 0, 0.0
-            if step % args.ckpt_every == 0:
-                save_checkpoint(ckpt, model, opt, step, rng, vars(args))
-    except KeyboardInterrupt:
-        print("interrupted: saving checkpoint", flush=True)
-    save_checkpoint(ckpt, model, opt, step, rng, vars(args))
-    log.close()
-    print(f"stopped at step {step}; checkpoint {ckpt}", flush=True)
-    return ckpt
+    return loop.run(model, lambda rng: make_batch(data, pool, args.batch, rng), detector_loss, args, rng,
+                    device, clip_grad=5.0)
 
 
 def parse_args(argv=None):

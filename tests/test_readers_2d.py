@@ -309,3 +309,23 @@ def test_bad_inputs_raise_dataset_error(mpii, tmp_path):
         build_cache_from_records(rec, side=SIDE)
     with pytest.raises(DatasetError):
         load_dataset("mpii", tmp_path / "missing.json", tmp_path)
+
+
+def test_train_2d_runs_checkpoints_and_resumes(coco, tmp_path):
+    """The real training entry point on a tiny set: it logs, checkpoints, and a second run of
+    the same command continues from the checkpoint instead of starting over."""
+    import torch
+
+    from inference.train_2d import train
+
+    torch.set_num_threads(1)
+    argv = ["--dataset", "coco", "--annotations", str(coco["train"]), "--cache", str(tmp_path / "cache"),
+            "--out", str(tmp_path / "run"), "--batch", "2", "--log-every", "1", "--ckpt-every", "100",
+            "--device", "cpu", "--threads", "1"]
+    ckpt = train(parse_args(argv + ["--steps", "2"]))
+    assert torch.load(ckpt, weights_only=False)["step"] == 2
+    train(parse_args(argv + ["--steps", "3"]))
+    state = torch.load(ckpt, weights_only=False)
+    assert state["step"] == 3 and state["config"]["stacks"] == 2
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]

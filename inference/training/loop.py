@@ -1,0 +1,108 @@
+"""The training loop both 2D networks share: device choice, resume, schedule, logging and
+checkpoints. A script supplies the model, a batch maker and a loss.
+
+Checkpoint `<out>/last.pt` holds the model, optimiser, step, random state, arguments and the
+network config; it is written every `ckpt_every` steps, on SIGTERM, on Ctrl-C and when the time
+budget ends, so a run can be spread over sessions (resume = run the same command again).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+
+def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:
+    """Linear warm-up, then cosine decay to ~0 at `total`."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 1e-6 + 0.5 * (base - 1e-6) * (1 + math.cos(math.pi * t))
+
+
+def save_checkpoint(path: Path, model, opt, step: int, rng: np.random.Generator, args: dict):
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                "rng": rng.bit_generator.state, "args": args, "config": model.cfg.to_dict()}, tmp)
+    os.replace(tmp, path)
+
+
+def pick_device(name: str, threads: int) -> torch.device:
+    device = torch.device("cuda" if torch.cuda.is_available() and name != "cpu" else "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    return device
+
+
+def run(model, make_batch: Callable, loss_fn: Callable, args, rng: np.random.Generator,
+        device: torch.device, images_per_epoch: int | None = None, clip_grad: float = 0.0) -> Path:
+    """Train `model` until args.steps, args.minutes or a stop signal.
+
+    make_batch(rng) -> (x (B,3,S,S), *targets) tensors on the CPU; loss_fn(outs, *targets) -> scalar.
+    args needs: out, steps, minutes, batch, lr, fresh, log_every, ckpt_every.
+    """
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cpu = device.type == "cpu"
+    model.to(device)
+    if cpu:  # NHWC convolutions are about twice as fast on the CPU (measured here)
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    step = 0
+    ckpt = out / "last.pt"
+    if ckpt.exists() and not args.fresh:
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step = state["step"]
+        rng.bit_generator.state = state["rng"]
+        print(f"resumed from {ckpt} at step {step}", flush=True)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
+    t_end = time.time() + args.minutes * 60 if args.minutes else float("inf")
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if not cpu
+                else torch.autocast("cpu", enabled=False))
+    model.train()
+    t0, seen, run_loss = time.time(), 0, 0.0
+    with open(out / "log.jsonl", "a") as log:
+        try:
+            while step < args.steps and not stop["now"] and time.time() < t_end:
+                x, *targets = (t.to(device) for t in make_batch(rng))
+                if cpu:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step, args.steps, args.lr)
+                with autocast:
+                    outs = model(x)
+                loss = loss_fn(outs, *targets)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip_grad:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+                opt.step()
+                step += 1
+                seen += len(x)
+                run_loss += loss.item()
+                if step % args.log_every == 0:
+                    rec = {"step": step, "loss": run_loss / args.log_every, "lr": opt.param_groups[0]["lr"],
+                           "images_per_s": seen / (time.time() - t0), "time": time.time()}
+                    if images_per_epoch:
+                        rec["epoch"] = step * args.batch / images_per_epoch
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                    print(json.dumps(rec), flush=True)
+                    t0, seen, run_loss = time.time(), 0, 0.0
+                if step % args.ckpt_every == 0:
+                    save_checkpoint(ckpt, model, opt, step, rng, vars(args))
+        except KeyboardInterrupt:
+            print("interrupted: saving checkpoint", flush=True)
+    save_checkpoint(ckpt, model, opt, step, rng, vars(args))
+    print(f"stopped at step {step}; checkpoint {ckpt}", flush=True)
+    return ckpt
