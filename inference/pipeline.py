@@ -219,7 +219,7 @@ class _Stage1:
         self.tracker = Tracker(TrackerConfig(max_age=max(3, int(round(0.5 * fps))),
                                              propose_age=max(3, opts.detect_every)))
         self.stats = {"detector_frames": 0, "crops": 0, "refined_crops": 0, "poses": 0,
-                      "frames_without_person": 0}
+                      "frames_without_person": 0, "boxes_dropped": 0}
         self.t = {"detect": 0.0, "pose": 0.0, "track": 0.0}
         self.first = True
 
@@ -236,10 +236,16 @@ class _Stage1:
         t1 = time.perf_counter()
         # Boxes at the chunk's first frame: the tracker's predictions (fresh, from poses), then
         # the detections that no prediction covers (new or lost people).
+        # Every box is sanitised here, where it enters the pose stage: non-finite, sub-pixel or
+        # off-frame boxes are dropped and absurd sizes clamped (pose2d.sanitize_boxes).
+        image_size = (frames[0].shape[1], frames[0].shape[0])
         props = self.tracker.proposals(idxs[0])
         vel = {tr.id: tr.velocity for tr in self.tracker.tracks}
-        seeds = [(b, vel.get(tid, np.zeros(2)), tid) for tid, b in props]
-        for b, _score in dets:
+        seeds = []
+        for tid, b in self._sane([b for _, b in props], image_size, [tid for tid, _ in props]):
+            v = np.asarray(vel.get(tid, np.zeros(2)), np.float32)
+            seeds.append((b, v if np.isfinite(v).all() else np.zeros(2, np.float32), tid))
+        for _, b in self._sane([b for b, _score in dets], image_size):
             if _covered(b, [s[0] for s in seeds]) < 0:
                 seeds.append((b, np.zeros(2), -1))
         seeds = seeds[: max(opts.max_people + 2, len(props))]
@@ -256,7 +262,8 @@ class _Stage1:
         t2 = time.perf_counter()
         for i, (joints, scores) in zip(idxs, results):
             hint = seed_track.copy()
-            ok = scores.mean(-1) >= opts.min_pose_score if len(scores) else np.zeros(0, bool)
+            ok = ((scores.mean(-1) >= opts.min_pose_score) & np.isfinite(joints).all((-2, -1))
+                  if len(scores) else np.zeros(0, bool))     # NaN joints: a box that could not be cropped
             joints, scores, hint = joints[ok], scores[ok], hint[ok]
             keep = suppress_duplicates(joints, scores)
             joints, scores, hint = joints[keep], scores[keep], hint[keep]
@@ -271,6 +278,18 @@ class _Stage1:
         self.t["detect"] += t1 - t0
         self.t["pose"] += t2 - t1
         self.t["track"] += t3 - t2
+
+    def _sane(self, boxes, image_size, tags=None) -> list:
+        """boxes: list of (3,) (cx, cy, size) px -> [(tag, clamped box (3,) float32)] for the usable
+        ones (tags default to the indices); the dropped ones are counted in stats."""
+        from .pose2d import sanitize_boxes
+
+        if not boxes:
+            return []
+        clean, ok = sanitize_boxes(np.stack([np.asarray(b, np.float64).reshape(3) for b in boxes]), image_size)
+        self.stats["boxes_dropped"] += int((~ok).sum())
+        tags = list(range(len(boxes))) if tags is None else tags
+        return [(tags[k], clean[k]) for k in np.nonzero(ok)[0]]
 
     def _refine(self, frames, boxes, results):
         from .tracking import pose_box

@@ -89,6 +89,30 @@ def run_network(model: StackedHourglass, batch_bgr: np.ndarray, device: torch.de
     return out.float().cpu().numpy()
 
 
+MIN_BOX_PX = 4.0          # person boxes smaller than this are grown to it
+MAX_BOX_FACTOR = 20.0     # ... and larger than this many times the frame's longer side shrunk to it
+
+
+def sanitize_boxes(boxes, image_size) -> tuple[np.ndarray, np.ndarray]:
+    """Make person boxes safe to crop.
+
+    boxes (n, 3) (cx, cy, size) px; image_size (W, H). Returns (boxes (n, 3) float32 with sizes
+    clamped to [MIN_BOX_PX, MAX_BOX_FACTOR * max(W, H)], usable (n,) bool). A box is not usable
+    when a value is not finite, its size is below 1 px, or its crop square lies wholly outside
+    the frame; its row is then returned unchanged (NaNs included) and must not be cropped.
+    """
+    b = np.array(boxes, np.float64).reshape(-1, 3)
+    W, H = float(image_size[0]), float(image_size[1])
+    with np.errstate(invalid="ignore", over="ignore"):
+        usable = np.isfinite(b).all(1) & (b[:, 2] >= 1.0)
+        size = np.clip(np.where(usable, b[:, 2], MIN_BOX_PX), MIN_BOX_PX, MAX_BOX_FACTOR * max(W, H, 1.0))
+        half = 0.5 * size * crops.CROP_MARGIN
+        usable &= (b[:, 0] + half > 0) & (b[:, 0] - half < W) & (b[:, 1] + half > 0) & (b[:, 1] - half < H)
+    out = b.copy()
+    out[usable, 2] = size[usable]
+    return out.astype(np.float32), usable
+
+
 class Pyramid:
     """Crops from one frame, area-averaged first where the crop shrinks the image more than 2x.
 
@@ -100,18 +124,28 @@ class Pyramid:
 
     def crop(self, M: np.ndarray, out_size: int) -> np.ndarray:
         """Warp with the image->crop affine M (2, 3) of the full-resolution frame."""
+        blank = np.zeros((out_size, out_size) + self.frame.shape[2:], self.frame.dtype)
+        M = np.asarray(M, np.float64)
+        if not np.isfinite(M).all():
+            return blank
         scale = math.sqrt(abs(np.linalg.det(M[:, :2])))
+        if not (np.isfinite(scale) and scale > 1e-12):
+            return blank
         if scale >= 0.5:
             return crops.warp(self.frame, M, out_size)
         k = 2 ** max(1, math.ceil(math.log2(0.5 / scale)))
         H, W = self.frame.shape[:2]
         corners = np.array([[-1, -1], [out_size, -1], [-1, out_size], [out_size, out_size]], np.float64)
-        src = crops.apply_affine(crops.invert_affine(M), corners)
+        src = np.asarray(crops.apply_affine(crops.invert_affine(M), corners), np.float64)
+        if not np.isfinite(src).all():
+            return blank
+        # Clamp in floating point first: a far-away or huge crop must not overflow the integers.
+        src = np.clip(src, -4.0, [W + 4.0, H + 4.0])
         x0, y0 = np.floor(src.min(0)).astype(int) - 2
         x1, y1 = np.ceil(src.max(0)).astype(int) + 2
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
         if x1 - x0 < 2 or y1 - y0 < 2:
-            return np.zeros((out_size, out_size, 3), self.frame.dtype)
+            return blank
         w, h = max(1, round((x1 - x0) / k)), max(1, round((y1 - y0) / k))
         small = cv2.resize(self.frame[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA)
         kx, ky = (x1 - x0) / w, (y1 - y0) / h   # small pixel centre u -> x0 + (u + 0.5) * kx - 0.5
@@ -151,6 +185,7 @@ class PoseEstimator:
         self.flip = flip
         self.batch_size = max(1, int(batch_size))
         self.crops_run = 0
+        self.boxes_skipped = 0     # boxes estimate() could not crop (see sanitize_boxes)
 
     @property
     def in_size(self) -> int:
@@ -162,25 +197,33 @@ class PoseEstimator:
         Returns a list of F pairs (joints (n_f, J, 2) float32 frame pixels, scores (n_f, J)).
         """
         assert len(frames) == len(boxes)
-        S = self.in_size
-        mats, owner, patches = [], [], []
+        S, J = self.in_size, len(JOINT_NAMES)
+        mats, owner, slot, patches, counts = [], [], [], [], []
         for f, (frame, fb) in enumerate(zip(frames, boxes)):
-            fb = np.asarray(fb, np.float32).reshape(-1, 3)
-            if len(fb) == 0:
+            # Boxes that cannot be cropped (non-finite, < 1 px, off the frame) get NaN joints and
+            # zero scores; absurd sizes are clamped (sanitize_boxes).
+            fb, usable = sanitize_boxes(fb, (frame.shape[1], frame.shape[0]))
+            counts.append(len(fb))
+            self.boxes_skipped += int((~usable).sum())
+            if not usable.any():
                 continue
             pyr = Pyramid(frame)
-            for b in fb:
-                M = crops.crop_matrix(b, S)
+            for k in np.nonzero(usable)[0]:
+                M = crops.crop_matrix(fb[k], S)
                 mats.append(M)
                 owner.append(f)
+                slot.append(k)
                 patches.append(pyr.crop(M, S))
         joints, scores = self.estimate_crops(np.stack(patches) if patches else np.zeros((0, S, S, 3), np.uint8),
                                              np.stack(mats) if mats else np.zeros((0, 2, 3)))
         out = []
-        owner = np.asarray(owner, np.int64)
+        owner, slot = np.asarray(owner, np.int64), np.asarray(slot, np.int64)
         for f in range(len(frames)):
             sel = owner == f
-            out.append((joints[sel], scores[sel]))
+            jf = np.full((counts[f], J, 2), np.nan, np.float32)
+            sf = np.zeros((counts[f], J), np.float32)
+            jf[slot[sel]], sf[slot[sel]] = joints[sel], scores[sel]
+            out.append((jf, sf))
         return out
 
     def estimate_crops(self, patches: np.ndarray, mats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

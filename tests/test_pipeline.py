@@ -217,3 +217,13 @@ def test_memory_does_not_grow_with_video_length(untrained, models, tmp_path):
         assert res.num_frames == n
     frame_bytes = 640 * 360 * 3
     assert peaks[1] < peaks[0] + 10 * frame_bytes, peaks      # 72 more frames decoded, < 10 more held
+
+
+def test_absurd_boxes_are_dropped_or_clamped(untrained, models, clip):
+    # Regression: a box with a huge size or far off the frame reached Pyramid.crop and crashed
+    # cv2.resize. Such boxes are now dropped (counted) or clamped where they enter the pose stage.
+    boxes = [(160.0, 120.0, 1e30), (1e20, 120.0, 100.0), (160.0, 120.0, 0.5), (160.0, 120.0, 100.0)]
+    res = run(clip, _opts(untrained, detection_threshold=1.01, initial_boxes=boxes), models=models)
+    assert res.stats["boxes_dropped"] >= 2     # off the frame, sub-pixel (and any track that drifts off)
+    assert res.num_frames == 12 and res.valid[:, 0].any()
+    assert np.isfinite(res.joints3d[res.valid]).all()
