@@ -338,6 +338,7 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
     filled_any = np.zeros((P, F), bool)
     max_gap = max(0, int(round(opts.max_gap_s * fps)))
     filled_total = 0
+    nonfinite_total = 0           # person-frames whose 3D came out inf/NaN (marked not valid)
     t_lift = t_smooth = 0.0
     for p, tr in enumerate(tracks):
         joints, scores, v = dense_track(tr, frame0, F, J)
@@ -353,20 +354,39 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
                 warnings.append(f"person {p}: frames {frame0 + a}..{frame0 + b - 1} could not be lifted ({e})")
                 continue
             t1 = time.perf_counter()
+            # A lift that overflowed (inf/NaN) must not reach the pose file: its frames become
+            # not valid, and the filters below skip them.
+            X = np.array(X, np.float32)
+            ok = np.isfinite(X).reshape(len(X), -1).all(1)
+            if not ok.all():
+                v[a:b] &= ok
+                X[~ok] = np.nan
+                nonfinite_total += int((~ok).sum())
+                warnings.append(f"person {p}: the 3D lift of {int((~ok).sum())} frames in "
+                                f"{frame0 + a}..{frame0 + b - 1} was not finite; they are marked not valid")
+                if not ok.any():
+                    continue
             if opts.smoothing > 0:
                 mc, beta = opts.min_cutoff / opts.smoothing, opts.beta / opts.smoothing
-                X = smooth(X, fps, mc, beta)
+                X = smooth(X, fps, mc, beta, valid=ok)
                 # 2D in pixels: the speed in metres/s is pixels/s over pixels per metre at the
                 # person's depth (f / z).
-                z = float(np.nanmedian(X[:, :, 2]))
-                px_per_m = K[0, 0] / max(z, 0.1)
-                joints[a:b] = smooth(joints[a:b], fps, mc, beta, speed_scale=px_per_m)
+                z = float(np.nanmedian(X[ok][:, :, 2]))
+                px_per_m = K[0, 0] / max(z, 0.1) if np.isfinite(z) else K[0, 0]
+                joints[a:b] = smooth(joints[a:b], fps, mc, beta, speed_scale=px_per_m, valid=ok)
             j3[p, a:b] = X
             t_smooth += time.perf_counter() - t1
             t_lift += t1 - t0
         if opts.bone_lengths and v.any():
             L = bone_lengths(j3[p], v)
             j3[p, v] = enforce_bone_lengths(j3[p, v], L)
+        # Last guard (e.g. smoothing or bone lengths overflowing huge but finite lifts).
+        late = v & ~(np.isfinite(j3[p]).all((-2, -1)) & np.isfinite(joints).all((-2, -1)))
+        if late.any():
+            v &= ~late
+            nonfinite_total += int(late.sum())
+            warnings.append(f"person {p}: {int(late.sum())} frames had non-finite joints after smoothing; "
+                            "they are marked not valid")
         j2[p], sc[p], valid[p] = joints, scores, v
     # Interpolated frames must not raise a frame above max_people: drop the weakest filled ones.
     over = np.nonzero(valid.sum(0) > opts.max_people)[0]
@@ -383,6 +403,7 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
     if filled_total:
         warnings.append(f"{filled_total} person-frames missing for up to {max_gap} frames were interpolated")
     stats["filled_person_frames"] = filled_total
+    stats["nonfinite_lift_frames"] = nonfinite_total
     stats["seconds_lift"] = round(t_lift, 3)
     stats["seconds_smooth"] = round(t_smooth, 3)
     return j3, j2, sc, valid

@@ -227,3 +227,32 @@ def test_absurd_boxes_are_dropped_or_clamped(untrained, models, clip):
     assert res.stats["boxes_dropped"] >= 2     # off the frame, sub-pixel (and any track that drifts off)
     assert res.num_frames == 12 and res.valid[:, 0].any()
     assert np.isfinite(res.joints3d[res.valid]).all()
+
+
+def test_overflowing_lift_marks_frames_not_valid(untrained, models, clip, tmp_path):
+    # Fault injection: the real lifter, whose output for the second and third frame of every run
+    # is made inf / NaN (as an overflow would). The run must not crash, those person-frames must
+    # be not valid (counted and warned about) and the pose file must save.
+    import dataclasses
+
+    from inference.lifting import Lifter
+
+    class Overflowing(Lifter):
+        def lift(self, joints2d, scores, K, image_size=None):
+            X = super().lift(joints2d, scores, K, image_size)
+            if len(X) > 2:
+                X[1] = np.inf
+                X[2, 3, 0] = np.nan
+            return X
+
+    broken = dataclasses.replace(models, lifter=Overflowing(models.lifter.model, models.lifter.manifest))
+    res = run(clip, _opts(untrained, detection_threshold=1.01, initial_boxes=[(160.0, 120.0, 100.0)]),
+              models=broken)
+    first = np.nonzero(res.valid[:, 0])[0]
+    assert len(first) >= 1 and not res.valid[first, 1].any() and not res.valid[first, 2].any()
+    assert res.valid[first, 3:].any()                              # the rest of the run is kept
+    assert res.stats["nonfinite_lift_frames"] >= 2
+    assert any("not finite" in w for w in res.warnings)
+    assert np.isfinite(res.joints3d[res.valid]).all()
+    back = posefile.load(res.save(tmp_path / "o.npz"))
+    assert back.num_frames == 12
