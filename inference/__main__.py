@@ -2,7 +2,7 @@
 
     python -m inference VIDEO -o out.npz [--preset fast|accurate] [--device auto|cpu|cuda]
         [--max-people N] [--focal PX] [--start N] [--end N] [--weights DIR]
-        [--progress bar|jsonl|none] [--smoothing F]
+        [--progress bar|jsonl|none] [--smoothing F] [--initial-boxes CX,CY,SIZE[;CX,CY,SIZE...]]
 
 VIDEO is a video file, a folder of images (natural order) or one image. ``--progress jsonl``
 prints one JSON object per line to stdout, {"frame", "total", "fps", "eta"}, and a last one
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -26,6 +27,30 @@ import time
 from .errors import Cancelled, InferenceError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def parse_boxes(text: str) -> list[tuple[float, float, float]]:
+    """'CX,CY,SIZE[;CX,CY,SIZE...]' (pixels) -> [(cx, cy, size), ...]; argparse.ArgumentTypeError
+    when an item is not three finite numbers with SIZE > 0."""
+    boxes = []
+    items = [t.strip() for t in text.split(";")]
+    if not any(items):
+        raise argparse.ArgumentTypeError("expected CX,CY,SIZE[;CX,CY,SIZE...], got nothing")
+    for item in items:
+        if not item:
+            continue            # tolerate a trailing ';'
+        parts = [t.strip() for t in item.split(",")]
+        try:
+            vals = [float(t) for t in parts]
+        except ValueError:
+            vals = []
+        if len(vals) != 3 or not all(math.isfinite(v) for v in vals):
+            raise argparse.ArgumentTypeError(
+                f"box {item!r} is not CX,CY,SIZE (three numbers, pixels; boxes separated by ';')")
+        if vals[2] <= 0:
+            raise argparse.ArgumentTypeError(f"box {item!r}: SIZE must be > 0 pixels")
+        boxes.append((vals[0], vals[1], vals[2]))
+    return boxes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progress on stderr as a bar (default on a terminal), JSON lines on stdout, or none")
     p.add_argument("--smoothing", type=float, default=1.0, metavar="F",
                    help="temporal smoothing strength: 0 off, 1 default, larger is smoother")
+    p.add_argument("--initial-boxes", type=parse_boxes, default=None, metavar="CX,CY,SIZE[;...]",
+                   help="people to follow from the first frame, in addition to what the detector finds: "
+                        "centre and size (longer side of the person, pixels) of each, separated by ';' "
+                        "(quote the list in a shell)")
     return p
 
 
@@ -102,7 +131,7 @@ def main(argv=None) -> int:
 
         opts = PipelineOptions(preset=args.preset, device=args.device, max_people=args.max_people,
                                focal=args.focal, start=args.start, end=args.end, weights_dir=args.weights,
-                               smoothing=args.smoothing)
+                               smoothing=args.smoothing, initial_boxes=args.initial_boxes)
         result = run(args.video, opts, progress=progress, cancel=cancel)
         if cancel.is_set():
             raise Cancelled("cancelled")

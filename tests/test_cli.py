@@ -1,6 +1,7 @@
 """`python -m inference`: exit codes, messages, progress lines, Ctrl-C, pose file on disk."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -151,3 +152,29 @@ def test_progress_bar_line():
     bar.close()
     text = buf.getvalue()
     assert text.startswith("\r[#####.....] 5/10 frames") and "12.5 fps" in text and "ETA 1:05" in text
+
+
+def test_initial_boxes_parsing(capsys):
+    from inference.__main__ import parse_boxes
+
+    assert parse_boxes("320,240,200") == [(320.0, 240.0, 200.0)]
+    assert parse_boxes(" 10.5, 20 ,30 ; 1e2,2e2,3e2;") == [(10.5, 20.0, 30.0), (100.0, 200.0, 300.0)]
+    for bad in ("", ";", "1,2", "1,2,3,4", "a,b,c", "1,2,nan", "1,inf,3", "1,2,0", "1,2,-5", "1,2,3;4,5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_boxes(bad)
+    # Through the CLI: a usage error (exit 2) that names the option and the bad box.
+    assert main(["x.mp4", "-o", "o.npz", "--initial-boxes", "1,2"]) == 2
+    err = capsys.readouterr().err
+    assert "--initial-boxes" in err and "'1,2' is not CX,CY,SIZE" in err
+
+
+def test_initial_boxes_reach_the_run(tmp_path, untrained, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(folder / f"{i}.png"), synthetic_frame(i, 160, 120))
+    out = tmp_path / "o.npz"
+    assert main([str(folder), "-o", str(out), "--weights", str(untrained), "--progress", "none",
+                 "--initial-boxes", "80,60,50;40,30,20"]) == 0
+    data = posefile.load(out)
+    assert data.meta["options"]["initial_boxes"] == [[80.0, 60.0, 50.0], [40.0, 30.0, 20.0]]
