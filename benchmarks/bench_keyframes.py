@@ -5,7 +5,8 @@
 Builds a synthetic pose file (constant bone lengths, core/synthetic.py), then
 times import_posefile.load on an empty factory scene, split into its stages:
 read+validate, solve (pure numpy), armatures + keys (bpy).  Prints a table;
-the best of --repeat runs counts.
+the best of --repeat runs counts.  The table also goes to docs/bench/<--name>.json (default
+keyframes_<P>x<F>, F in thousands as "10k" when whole), which ``python -m inference.report`` reads.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path[:0] = [os.path.join(ROOT, "benchmarks"), ROOT]
 os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="bench_bur_"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -25,6 +26,14 @@ import numpy as np  # noqa: E402
 
 from blender_mocap_addon import import_posefile  # noqa: E402
 from blender_mocap_addon.core import posefile, synthetic  # noqa: E402
+from results_io import write_result  # noqa: E402
+
+COLUMNS = ["people", "frames", "keys", "read (s)", "solve (s)", "full import wall (s)", "full import CPU (s)",
+           "M keys/s"]
+
+
+def default_name(people: int, frames: int) -> str:
+    return f"keyframes_{people}x{frames // 1000}k" if frames % 1000 == 0 else f"keyframes_{people}x{frames}"
 
 
 def main():
@@ -32,6 +41,8 @@ def main():
     ap.add_argument("--people", type=int, default=10)
     ap.add_argument("--frames", type=int, default=10000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--name", default=None, help="docs/bench/<name>.json (default keyframes_<P>x<F>)")
+    ap.add_argument("--json-dir", default=None, help="folder for the JSON (default docs/bench)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench_kf_")
     path = os.path.join(tmp, "bench.npz")
@@ -67,6 +78,17 @@ def main():
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"(full import = read + solve + armatures + bulk keys; bpy {bpy.app.version_string}, "
           f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average {load:.1f})")
+    row = [args.people, args.frames, int(best[3]), round(best[0], 3), round(best[1], 3), round(best[2], 3),
+           round(best[4], 3), round(best[3] / best[2] / 1e6, 2)]
+    notes = (f"Best of {args.repeat} runs. Full import = read + solve + armatures + bulk keys (bpy "
+             f"{bpy.app.version_string}, numpy {np.__version__}). CPU seconds by stage (same run): "
+             + ", ".join(f"{k} {v:.2f}" for k, v in best[5].items())
+             + ". All runs, full import wall (s): " + ", ".join(f"{r[2]:.2f}" for r in rows) + ".")
+    write_result(args.name or default_name(args.people, args.frames),
+                 [{"title": f"Import of {args.people} people x {args.frames} frames into Blender",
+                   "columns": COLUMNS, "rows": [row]}], notes=notes, folder=args.json_dir,
+                 extra={"runs_wall_s": [round(r[2], 3) for r in rows],
+                        "cpu_seconds_by_stage": {k: round(v, 3) for k, v in best[5].items()}})
 
 
 if __name__ == "__main__":
