@@ -12,7 +12,8 @@ pipeline's own rate after loading (from the pose file's meta).
 
 Every rate is given twice: wall clock, and "cpu-est": frames / (CPU seconds used / threads), an
 estimate of the rate with the threads' cores to itself; on a shared machine the wall clock
-understates the speed. The load average is printed with each table.
+understates the speed. The load average is printed with each table. The tables also go to
+docs/bench/<--name>.json (default "inference"), which ``python -m inference.report`` reads.
 """
 from __future__ import annotations
 
@@ -27,7 +28,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO / "benchmarks"), str(REPO)]
+from results_io import write_result  # noqa: E402
+
+MODEL_COLUMNS = ["network", "config", "batch", "images/s wall", "images/s cpu-est"]
+PROCESS_COLUMNS = ["preset", "frames", "people", "seconds wall", "fps wall", "fps cpu-est",
+                   "pipeline fps (after loading)"]
 DEFAULT_VIDEO = next((p for p in (REPO / "examples" / "sports2d_demo.mp4",
                                   REPO.parent / "shared" / "data" / "video" / "sports2d_demo.mp4") if p.is_file()), None)
 
@@ -66,14 +72,16 @@ def bench_model(cfg, batch: int, device, seconds: float, threads: int) -> tuple[
     return wall, cpu
 
 
-def model_table(args) -> None:
+def model_table(args) -> dict:
+    """Print the networks-alone table; return it as a results_io table."""
     import torch
 
     from inference.presets import DETECTOR_PRESETS, POSE_PRESETS
     from inference.pose2d import resolve_device
 
     device = resolve_device(args.device)
-    print(f"\n## Networks alone ({device.type}, {args.threads} threads, load average {loadavg()})\n")
+    title = f"Networks alone ({device.type}, {args.threads} threads, load average {loadavg()})"
+    print(f"\n## {title}\n")
     print("| network | config | batch | images/s wall | images/s cpu-est |")
     print("| --- | --- | ---: | ---: | ---: |")
     rows = []
@@ -84,16 +92,22 @@ def model_table(args) -> None:
             rows.append((f"pose {preset}", cfg, b, 20.0 if big else args.seconds))
     for b in (1, 8):
         rows.append(("detector fast", DETECTOR_PRESETS["fast"], b, args.seconds))
+    out = []
     for name, cfg, b, secs in rows:
         wall, cpu = bench_model(cfg, b, device, secs, args.threads)
         desc = f"{cfg.stacks} stacks x {cfg.features} ch, {cfg.in_size} px"
         print(f"| {name} | {desc} | {b} | {wall:.1f} | {cpu:.1f} |", flush=True)
+        out.append([name, desc, b, round(wall, 2), round(cpu, 2) if cpu == cpu else None])
+    return {"title": title, "columns": MODEL_COLUMNS, "rows": out}
 
 
-def process_table(args) -> None:
+def process_table(args) -> tuple[dict, dict]:
+    """Print the whole-process table; return (it as a results_io table, {preset: pipeline stats})."""
     video = Path(args.video)
-    print(f"\n## Whole process on {video.name} (frames {args.start}..{args.start + args.frames - 1}, {args.device}, "
-          f"{args.threads} threads, load average {loadavg()})\n")
+    title = (f"Whole process on {video.name} (frames {args.start}..{args.start + args.frames - 1}, {args.device}, "
+             f"{args.threads} threads, load average {loadavg()})")
+    print(f"\n## {title}\n")
+    table_rows, all_stats = [], {}
     print("| preset | frames | people | seconds wall | fps wall | fps cpu-est | pipeline fps (after loading) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for preset in args.presets:
@@ -121,6 +135,7 @@ def process_table(args) -> None:
             if r.returncode != 0:
                 msg = (r.stderr.strip().splitlines() or ["?"])[-1]
                 print(f"| {preset} | - | - | - | - | - | failed: {msg} |", flush=True)
+                table_rows.append([preset, None, None, None, None, None, f"failed: {msg}"])
                 continue
             sys.path.insert(0, str(REPO))
             from blender_mocap_addon.core import posefile
@@ -133,10 +148,14 @@ def process_table(args) -> None:
             print(f"| {preset}{tag} | {F} | {data.num_people} | {wall:.1f} | "
                   f"{F / wall:.1f} | {F / max(cpu / args.threads, 1e-9):.1f} | {stats.get('fps_processing', '?')} |",
                   flush=True)
+            table_rows.append([f"{preset}{tag}", F, data.num_people, round(wall, 2), round(F / wall, 2),
+                        round(F / max(cpu / args.threads, 1e-9), 2), stats.get("fps_processing")])
+            all_stats[preset] = stats
             if args.verbose:
                 keys = ("crops", "refined_crops", "poses", "detector_frames", "seconds_load", "seconds_detect",
                         "seconds_pose", "seconds_decode_wait", "seconds_stage2", "seconds_total")
                 print("stats: " + json.dumps({k: stats.get(k) for k in keys}), flush=True)
+    return {"title": title, "columns": PROCESS_COLUMNS, "rows": table_rows}, all_stats
 
 
 def _api_run(video, out, start, end, preset, device, weights, boxes, max_people) -> None:
@@ -183,19 +202,27 @@ def main(argv=None) -> None:
     p.add_argument("--skip-model", action="store_true")
     p.add_argument("--skip-process", action="store_true")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--name", default="inference", help="docs/bench/<name>.json")
+    p.add_argument("--json-dir", default=None, help="folder for the JSON (default docs/bench)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     torch.set_num_threads(args.threads)
+    tables, extra = [], {}
     if not args.skip_model:
-        model_table(args)
+        tables.append(model_table(args))
     if not args.skip_process:
         if not args.video:
             raise SystemExit("no video: pass --video")
         if args.untrained:
             args.presets = [p for p in args.presets if p == "fast"]
-        process_table(args)
+        table, extra["pipeline_stats"] = process_table(args)
+        tables.append(table)
+    if tables:
+        notes = ('"cpu-est": frames (images) / (CPU seconds used / threads), the rate with the threads\' '
+                 "cores to itself; on a shared machine the wall clock understates the speed.")
+        write_result(args.name, tables, notes=notes, folder=args.json_dir, extra=extra)
 
 
 if __name__ == "__main__":
