@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="people to follow from the first frame, in addition to what the detector finds: "
                         "centre and size (longer side of the person, pixels) of each, separated by ';' "
                         "(quote the list in a shell)")
+    p.add_argument("--fallback-detector", choices=["hog", "none"], default="hog",
+                   help="hog (default): OpenCV's HOG people detector adds upright people the learned "
+                        "detector misses; none: the learned detector only")
     return p
 
 
@@ -131,7 +134,8 @@ def main(argv=None) -> int:
 
         opts = PipelineOptions(preset=args.preset, device=args.device, max_people=args.max_people,
                                focal=args.focal, start=args.start, end=args.end, weights_dir=args.weights,
-                               smoothing=args.smoothing, initial_boxes=args.initial_boxes)
+                               smoothing=args.smoothing, initial_boxes=args.initial_boxes,
+                               fallback_detector=args.fallback_detector)
         result = run(args.video, opts, progress=progress, cancel=cancel)
         if cancel.is_set():
             raise Cancelled("cancelled")

@@ -115,3 +115,42 @@ class PersonDetector:
                 out.append(decode_people(m, self.threshold, self.max_people, self.nms_radius, scale))
             self.frames_run += len(chunk)
         return out
+
+
+class HogDetector:
+    """Fallback person finder: OpenCV's built-in HOG + linear SVM pedestrian detector
+    (Dalal and Triggs, CVPR 2005). It ships inside OpenCV (nothing to download) and finds
+    upright people well; the pipeline runs it beside the learned detector and keeps only the
+    people the learned detector and the tracks do not already cover, so that someone the
+    learned detector misses can still start a track.
+
+    Box convention: the 64x128 HOG window holds a person about 96 px tall, so the joints' box
+    (crops.py) is taken as 0.75 x the window height, centred on the window.
+    """
+
+    def __init__(self, max_side: int = 720, min_weight: float = 0.3):
+        self.max_side, self.min_weight = max_side, min_weight
+        self.hog = cv2.HOGDescriptor()
+        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.frames_run = 0
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[tuple[np.ndarray, float]]]:
+        """F frames (H, W, 3) uint8 BGR -> per frame a list of (box (cx, cy, size) px, score 0..1)."""
+        out = []
+        for frame in frames:
+            H, W = frame.shape[:2]
+            s = min(1.0, self.max_side / max(H, W))
+            small = cv2.resize(frame, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else frame
+            if small.shape[0] < 128 or small.shape[1] < 64:
+                out.append([])
+                continue
+            rects, weights = self.hog.detectMultiScale(small, winStride=(8, 8), padding=(8, 8), scale=1.05)
+            people = []
+            for (x, y, w, h), wt in zip(np.reshape(rects, (-1, 4)), np.ravel(weights)):
+                if wt < self.min_weight:
+                    continue
+                box = np.array([(x + w / 2) / s, (y + h / 2) / s, 0.75 * h / s], np.float32)
+                people.append((box, float(1.0 / (1.0 + np.exp(-wt)))))
+            out.append(sorted(people, key=lambda p: -p[1]))
+            self.frames_run += 1
+        return out

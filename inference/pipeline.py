@@ -56,6 +56,8 @@ class PipelineOptions:
     bone_lengths: bool = True            # constant bone lengths per person
     flip_test: bool | None = None        # None: on for "accurate", off for "fast"
     detect_every: int = 8                # frames per chunk; the detector runs once per chunk
+    fallback_detector: str = "hog"       # "hog": OpenCV's HOG people detector adds people the
+                                         # learned detector misses; "none": learned detector only
     detection_threshold: float | None = None  # least detector centre score; None: the weights' own
     min_pose_score: float = 0.2          # least mean joint score for a pose to count
     refine_crops: bool = True            # re-run crops whose pose came out off-centre
@@ -82,6 +84,8 @@ class PipelineOptions:
             raise InferenceError(f"--smoothing must be >= 0, got {self.smoothing}")
         if self.detect_every < 1 or self.batch_size < 1:
             raise InferenceError("detect_every and batch_size must be >= 1")
+        if self.fallback_detector not in ("hog", "none"):
+            raise InferenceError(f"unknown fallback detector {self.fallback_detector!r} (hog or none)")
         if self.fps is not None and not self.fps > 0:
             raise InferenceError(f"fps must be > 0, got {self.fps}")
         for b in self.initial_boxes or []:
@@ -219,7 +223,12 @@ class _Stage1:
         self.tracker = Tracker(TrackerConfig(max_age=max(3, int(round(0.5 * fps))),
                                              propose_age=max(3, opts.detect_every)))
         self.stats = {"detector_frames": 0, "crops": 0, "refined_crops": 0, "poses": 0,
-                      "frames_without_person": 0, "boxes_dropped": 0}
+                      "frames_without_person": 0, "boxes_dropped": 0, "fallback_detections": 0}
+        self.fallback = None
+        if opts.fallback_detector == "hog":
+            from .people import HogDetector
+
+            self.fallback = HogDetector()
         self.t = {"detect": 0.0, "pose": 0.0, "track": 0.0}
         self.first = True
 
@@ -230,6 +239,10 @@ class _Stage1:
         t0 = time.perf_counter()
         dets = self.m.detector.detect([frames[0]])[0]
         self.stats["detector_frames"] += 1
+        if self.fallback is not None:
+            extra = self.fallback.detect([frames[0]])[0]
+            self.stats["fallback_detections"] += len(extra)
+            dets = dets + extra   # learned detections first; covered boxes are skipped below
         if self.first and opts.initial_boxes:
             dets = [(np.asarray(b, np.float32).reshape(3), 1.0) for b in opts.initial_boxes] + dets
         self.first = False

@@ -144,8 +144,8 @@ def _interim_weights_reason() -> str | None:
     import json
 
     det = json.loads((shipped_weights() / "detector_fast.json").read_text()).get("eval", {})
-    if det.get("recall", 0.0) < 0.5:
-        return f"shipped detector is interim: held-out recall {det.get('recall', 0.0):.2f} (< 0.5)"
+    if det.get("recall", 0.0) < 50.0:   # the manifest stores percentages
+        return f"shipped detector is interim: held-out recall {det.get('recall', 0.0):.1f}% (< 50%)"
     return None
 
 

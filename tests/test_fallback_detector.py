@@ -1,0 +1,38 @@
+"""The HOG fallback person finder on a real frame of the sample video, and its option."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from inference.errors import InferenceError
+from inference.people import HogDetector
+from inference.pipeline import PipelineOptions
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sports2d_demo.mp4"
+
+
+def test_hog_finds_the_person_on_the_wall():
+    cap = cv2.VideoCapture(str(SAMPLE))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    people = HogDetector().detect([frame])[0]
+    assert people, "nobody found"
+    # frame 0: one man stands on the wall, centred near x=650, y=280 (1768x994), ~300 px tall
+    best = min(people, key=lambda p: np.hypot(p[0][0] - 650, p[0][1] - 280))
+    box, score = best
+    assert np.hypot(box[0] - 650, box[1] - 280) < 80
+    assert 180 < box[2] < 450 and 0.5 < score <= 1.0
+
+
+def test_hog_ignores_frames_too_small_and_blank():
+    hog = HogDetector()
+    assert hog.detect([np.zeros((60, 40, 3), np.uint8), np.zeros((480, 640, 3), np.uint8)]) == [[], []]
+
+
+def test_unknown_fallback_is_refused():
+    with pytest.raises(InferenceError, match="fallback"):
+        PipelineOptions(fallback_detector="yolo").check()
