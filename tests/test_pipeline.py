@@ -143,9 +143,15 @@ def _interim_weights_reason() -> str | None:
     manifests' held-out figures (None when they claim to be usable)."""
     import json
 
+    # The manifests store percentages. Below these figures the networks are still interim
+    # (see docs/training_2d.md) and tracks on real video break up.
     det = json.loads((shipped_weights() / "detector_fast.json").read_text()).get("eval", {})
-    if det.get("recall", 0.0) < 50.0:   # the manifest stores percentages
-        return f"shipped detector is interim: held-out recall {det.get('recall', 0.0):.1f}% (< 50%)"
+    if det.get("recall", 0.0) < 60.0:
+        return f"shipped detector is interim: held-out recall {det.get('recall', 0.0):.1f}% (< 60%)"
+    pose = json.loads((shipped_weights() / "pose_fast.json").read_text()).get("eval", {})
+    pck = pose.get("pck@0.2", {}).get("mean", 0.0)
+    if pck < 60.0:
+        return f"shipped pose network is interim: held-out PCK@0.2 {pck:.1f}% (< 60%)"
     return None
 
 
