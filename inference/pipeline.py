@@ -29,6 +29,8 @@ from typing import Callable
 
 import numpy as np
 
+from blender_mocap_addon.core import posefile
+
 from . import camera
 from .errors import Cancelled, InferenceError
 from .joints import JOINT_NAMES
@@ -93,39 +95,19 @@ class PipelineOptions:
                 raise InferenceError(f"initial box {b!r} is not (cx, cy, size) with size > 0")
 
 
-@dataclass
-class PoseResult:
-    """A run's result in the pose-file layout (see blender_mocap_addon/core/posefile.py).
-
-    joints3d (P, F, J, 3) m camera frame; joints2d (P, F, J, 2) px; scores (P, F, J);
-    valid (P, F); person_ids (P,); fps; image_size (W, H); camera_K (3, 3); meta (dict);
+@dataclass(eq=False)
+class PoseResult(posefile.PoseData):
+    """A run's result: the pose-file contents (posefile.PoseData: joints3d (P, F, J, 3) m camera
+    frame, joints2d (P, F, J, 2) px, scores (P, F, J), valid (P, F), person_ids (P,), fps,
+    image_size (W, H), camera_K (3, 3), meta) plus what the run has to tell:
     warnings: messages for the user; stats: counts and timings.
     """
 
-    joints3d: np.ndarray
-    joints2d: np.ndarray
-    scores: np.ndarray
-    valid: np.ndarray
-    person_ids: np.ndarray
-    fps: float
-    image_size: tuple[int, int]
-    camera_K: np.ndarray
-    meta: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
 
-    @property
-    def num_people(self) -> int:
-        return int(self.valid.shape[0])
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.valid.shape[1])
-
     def save(self, path: str | os.PathLike) -> Path:
         """Validate and write the pose file atomically (never a half-written file)."""
-        from blender_mocap_addon.core import posefile
-
         try:
             posefile.write_posefile(path, joints3d=self.joints3d, joints2d=self.joints2d, scores=self.scores,
                                     valid=self.valid, person_ids=self.person_ids, fps=self.fps,
@@ -517,8 +499,10 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
     if progress is not None:
         progress({"frame": F, "total": F, "fps": stats["fps_processing"], "eta": 0.0})
     meta = _meta(source, opts, models, info, stats, warnings)
-    return PoseResult(j3, j2, sc, valid, np.arange(len(tracks), dtype=np.int32), float(info.fps),
-                      (int(info.width), int(info.height)), K.astype(np.float32), meta, warnings, stats)
+    return PoseResult(joints3d=j3, joints2d=j2, scores=sc, valid=valid,
+                      person_ids=np.arange(len(tracks), dtype=np.int32), fps=float(info.fps),
+                      image_size=(int(info.width), int(info.height)), camera_K=K.astype(np.float32),
+                      meta=meta, warnings=warnings, stats=stats)
 
 
 def _meta(source, opts: PipelineOptions, models: Models, info, stats: dict, warnings: list[str]) -> dict:
