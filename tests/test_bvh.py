@@ -1,12 +1,10 @@
 """BVH reader + forward kinematics against hand-computed poses, and one real CMU file."""
-import os
-import tarfile
-
 import numpy as np
 import pytest
 
 from inference.training.bvh import BVHError, forward_kinematics, parse_bvh
 from inference.training import mocap
+from mocap_samples import archive_bvh
 
 # Root: 6 channels (ZYX); Chest: ZXY; Head: 6 channels below the root (YXZ); Leg: XYZ.
 TINY = "\r\n".join("""HIERARCHY
@@ -91,14 +89,7 @@ def test_rejects_bad_input():
 
 
 def _first_cmu_walk():
-    arch = os.path.join(mocap.default_data_dir(), "cmu_walk_cs229.tar.xz")
-    if not os.path.exists(arch):
-        pytest.skip("shared mocap data not available")
-    with tarfile.open(arch) as tf:
-        for m in tf:
-            if m.name.endswith("02_01.bvh"):
-                return parse_bvh(tf.extractfile(m).read().decode("ascii"))
-    pytest.skip("02_01.bvh not in archive")
+    return archive_bvh("cmu_walk_cs229.tar.xz", "02_01.bvh")[1]
 
 
 def test_real_cmu_walk_mapping():

@@ -2,7 +2,6 @@
 import json
 import os
 import shutil
-import tarfile
 
 import numpy as np
 import pytest
@@ -13,8 +12,8 @@ from inference.lifting import Lifter, LifterError, default_manifest
 from inference.metrics import jitter, mpjpe, p_mpjpe, root_depth_error
 from inference.models.lifter import MLPLifter, TemporalLifter, pose_features
 from inference.training import mocap
-from inference.training.bvh import parse_bvh
 from inference.training.cameras import sample_cameras, world_to_camera
+from mocap_samples import archive_bvh
 
 torch.set_num_threads(1)
 
@@ -146,14 +145,9 @@ def test_shipped_weights_load_and_check_sha(tmp_path):
 
 def _heldout_clip():
     """First held-out CMU walk clip (subject 02), parsed straight from the archive."""
-    arch = os.path.join(mocap.default_data_dir(), "cmu_walk_cs229.tar.xz")
-    if not os.path.exists(arch):
-        pytest.skip("shared mocap data not available")
-    with tarfile.open(arch) as tf:
-        for m in tf:
-            if m.name.endswith("02_01.bvh"):
-                assert mocap.clip_split("cmu_walk_cs229", m.name) == "test"
-                return mocap.prepare_clip(parse_bvh(tf.extractfile(m).read().decode("ascii")), "cmu31")[0]
+    name, bvh = archive_bvh("cmu_walk_cs229.tar.xz", "02_01.bvh")
+    assert mocap.clip_split("cmu_walk_cs229", name) == "test"
+    return mocap.prepare_clip(bvh, "cmu31")[0]
 
 
 def test_shipped_weights_accuracy_on_heldout_sample():
