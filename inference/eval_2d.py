@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 import torch
 
-from . import codec, crops
+from . import crops
 from .joints import INDEX, JOINT_NAMES
 from .models.hourglass import HourglassConfig, StackedHourglass
-from .preprocess import to_tensor
+from .pose2d import crop_heatmaps, decode_crops
 from .training.lsp import load_annotations
 
 LSP_JOINTS = [i for i, n in enumerate(JOINT_NAMES) if n not in ("pelvis", "thorax")]
@@ -55,20 +55,6 @@ def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float = 0.
     return {"per_joint": per, "mean": mean14, "mean16": mean16, "n_images": int(use.sum()), "alpha": alpha}
 
 
-@torch.no_grad()
-def predict_crops(model: StackedHourglass, crops_bgr: np.ndarray, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """crops (N, S, S, 3) uint8 -> joints (N, J, 2) in crop pixels, scores (N, J)."""
-    from .joints import FLIP_PAIRS
-    cfg = model.cfg
-    x = to_tensor(crops_bgr)
-    hm = model(x)[-1].float().numpy()
-    if flip:
-        hm_f = model(torch.flip(x, dims=[3]))[-1].float().numpy()
-        hm = 0.5 * (hm + codec.flip_heatmaps(hm_f, FLIP_PAIRS))
-    xy, scores = codec.decode(hm)
-    return codec.from_heatmap(xy, cfg.in_size / cfg.heatmap_size), scores
-
-
 def load_model(weights: str | None = None, checkpoint: str | None = None,
                kind: str = "2d") -> tuple[StackedHourglass, dict]:
     """A network in eval mode on the CPU, from a training checkpoint or shipped weights."""
@@ -94,15 +80,14 @@ def evaluate(model: StackedHourglass, data_root: str, flip: bool = False, limit:
     t0 = time.time()
     for start in range(0, len(idx), batch):
         part = idx[start:start + batch]
-        cs, inv = [], []
+        cs, mats = [], []
         for i in part:
             img = cv2.imread(str(Path(data_root) / "images" / names[i]))
             M = crops.crop_matrix(crops.box_from_joints(joints[i], visible[i]), S)
             cs.append(crops.warp(img, M, S))
-            inv.append(crops.invert_affine(M))
-        xy, _ = predict_crops(model, np.stack(cs), flip)
-        for k, Minv in enumerate(inv):
-            preds[start + k] = crops.apply_affine(Minv, xy[k])
+            mats.append(M)
+        heat = crop_heatmaps(model, np.stack(cs), torch.device("cpu"), flip)
+        preds[start:start + len(part)] = decode_crops(heat, np.stack(mats), S)[0]
     result = pck(preds, joints[idx], visible[idx])
     result.update(flip=flip, seconds=round(time.time() - t0, 1), split="LSPET im09001-im10000 (held out)")
     return result

@@ -154,6 +154,17 @@ class Pyramid:
         return crops.warp(small, np.hstack([A, t[:, None]]), out_size)
 
 
+def crop_heatmaps(model: StackedHourglass, patches: np.ndarray, device: torch.device,
+                  flip: bool = False) -> np.ndarray:
+    """(N, S, S, 3) uint8 BGR crops -> (N, J, H, H) float32 heatmaps; with flip, averaged with the
+    mirrored crops' maps mirrored back and their left/right channels swapped."""
+    if not flip:
+        return run_network(model, patches, device)
+    hm = run_network(model, np.concatenate([patches, patches[:, :, ::-1]]), device)
+    n = len(patches)
+    return 0.5 * (hm[:n] + codec.flip_heatmaps(hm[n:], FLIP_PAIRS))
+
+
 def decode_crops(heat: np.ndarray, mats: np.ndarray, in_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps of crops -> joints in the source image.
 
@@ -239,13 +250,6 @@ class PoseEstimator:
         outs = []
         for i in range(0, len(patches), self.batch_size):
             chunk = patches[i:i + self.batch_size]
-            if self.flip:
-                both = np.concatenate([chunk, chunk[:, :, ::-1]])
-                hm = run_network(self.model, both, self.device)
-                n = len(chunk)
-                hm = 0.5 * (hm[:n] + codec.flip_heatmaps(hm[n:], FLIP_PAIRS))
-            else:
-                hm = run_network(self.model, chunk, self.device)
-            outs.append(hm)
+            outs.append(crop_heatmaps(self.model, chunk, self.device, self.flip))
             self.crops_run += len(chunk)
         return np.concatenate(outs)
