@@ -1,9 +1,11 @@
-"""Person-detector recall and precision on held-out multi-person mosaics.
+"""Person-detector recall and precision on held-out multi-person frames.
 
-    python -m inference.eval_detector --weights weights/detector_fast.json [--n 300]
+    python -m inference.eval_detector --weights weights/detector_fast.json [--n 300] [--kind scenes]
 
-Mosaics are composed (inference/training/mosaic.py) only from held-out LSPET images
-(im09001-im10000) with a fixed seed, so the figures are repeatable. A labelled person counts as
+Two kinds of frame, both composed only from held-out LSPET images (im09001-im10000) with a
+fixed seed, so the figures are repeatable: "mosaics" (person crops pasted on patch
+backgrounds, inference/training/mosaic.py) and "scenes" (whole photographs tiled,
+inference/training/scenes.py; closer to real video). A labelled person counts as
 found when an unmatched detection has its box centre within half the person's box size and a
 box size within a factor of 1.5; detections are matched greedily, best score first.
 """
@@ -21,6 +23,7 @@ from .people import decode_people
 from .pose2d import run_network
 from .training.lsp import load_or_build_cache
 from .training.mosaic import MosaicConfig, compose
+from .training.scenes import SceneConfig, compose_scene, load_or_build_scenes
 
 
 def match(dets, people) -> tuple[int, int]:
@@ -41,15 +44,24 @@ def match(dets, people) -> tuple[int, int]:
 
 @torch.no_grad()
 def evaluate(model: StackedHourglass, data_root: str, n: int = 300, threshold: float = 0.3,
-             cache: str = ".cache", seed: int = 1234) -> dict:
-    data = load_or_build_cache(data_root, cache)
-    pool = np.where(data.is_test)[0]
+             cache: str = ".cache", seed: int = 1234, kind: str = "mosaics") -> dict:
     rng = np.random.default_rng(seed)
-    cfg = MosaicConfig(canvas=model.cfg.in_size)
+    if kind == "scenes":
+        data = load_or_build_scenes(data_root, cache)
+        pool = np.where(data.is_test)[0]
+        cfg = SceneConfig(canvas=model.cfg.in_size)
+        make = lambda: compose_scene(data, pool, cfg, rng)[:2]  # noqa: E731
+    elif kind == "mosaics":
+        data = load_or_build_cache(data_root, cache)
+        pool = np.where(data.is_test)[0]
+        cfg = MosaicConfig(canvas=model.cfg.in_size)
+        make = lambda: compose(data, pool, cfg, rng)  # noqa: E731
+    else:
+        raise ValueError(f"unknown kind {kind!r} (mosaics or scenes)")
     tp = n_det = n_gt = 0
     small_tp = small_gt = 0
     for start in range(0, n, 16):
-        batch = [compose(data, pool, cfg, rng) for _ in range(min(16, n - start))]
+        batch = [make() for _ in range(min(16, n - start))]
         maps = run_network(model, np.stack([c for c, _ in batch]), torch.device("cpu"))
         for m, (_, people) in zip(maps, batch):
             dets = decode_people(m, threshold)
@@ -63,8 +75,8 @@ def evaluate(model: StackedHourglass, data_root: str, n: int = 300, threshold: f
     return {"recall": round(100 * recall, 1), "precision": round(100 * precision, 1),
             "f1": round(100 * 2 * recall * precision / max(recall + precision, 1e-9), 1),
             "recall_small": round(100 * small_tp / max(small_gt, 1), 1),
-            "people": n_gt, "mosaics": n, "threshold": threshold,
-            "split": "mosaics of LSPET im09001-im10000 (held out), seed %d" % seed}
+            "people": n_gt, "frames": n, "threshold": threshold,
+            "split": "%s of LSPET im09001-im10000 (held out), seed %d" % (kind, seed)}
 
 
 def main(argv=None):
@@ -76,11 +88,12 @@ def main(argv=None):
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp"))
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--threshold", type=float, default=0.3)
+    p.add_argument("--kind", default="mosaics", choices=["mosaics", "scenes"])
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, info = load_model(args.weights or "detector_fast", args.checkpoint, kind="detector")
-    print(json.dumps({**info, **evaluate(model, args.data, args.n, args.threshold)}, indent=2))
+    print(json.dumps({**info, **evaluate(model, args.data, args.n, args.threshold, kind=args.kind)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ class PipelineOptions:
     detect_every: int = 8                # frames per chunk; the detector runs once per chunk
     fallback_detector: str = "hog"       # "hog": OpenCV's HOG people detector adds people the
                                          # learned detector misses; "none": learned detector only
+    fallback_every_s: float = 1.0        # the fallback runs at most this often (seconds of video),
+                                         # and at every chunk while nobody is being tracked
     detection_threshold: float | None = None  # least detector centre score; None: the weights' own
     min_pose_score: float = 0.2          # least mean joint score for a pose to count
     refine_crops: bool = True            # re-run crops whose pose came out off-centre
@@ -86,6 +88,8 @@ class PipelineOptions:
             raise InferenceError(f"--smoothing must be >= 0, got {self.smoothing}")
         if self.detect_every < 1 or self.batch_size < 1:
             raise InferenceError("detect_every and batch_size must be >= 1")
+        if not self.fallback_every_s > 0:
+            raise InferenceError(f"fallback_every_s must be > 0, got {self.fallback_every_s}")
         if self.fallback_detector not in ("hog", "none"):
             raise InferenceError(f"unknown fallback detector {self.fallback_detector!r} (hog or none)")
         if self.fps is not None and not self.fps > 0:
@@ -191,8 +195,10 @@ def _covered(box: np.ndarray, others: list[np.ndarray]) -> int:
 def _needs_refine(box: np.ndarray, pbox: np.ndarray | None) -> bool:
     if pbox is None:
         return False
-    return (np.linalg.norm(pbox[:2] - box[:2]) > 0.12 * box[2]
-            or abs(np.log(max(pbox[2], 1.0) / max(box[2], 1.0))) > 0.2)
+    # The crop is CROP_MARGIN (1.3) x the box, so a pose up to ~0.15 box sizes off-centre is
+    # still wholly inside it: only re-crop beyond that, or when the size is off by > 30 %.
+    return (np.linalg.norm(pbox[:2] - box[:2]) > 0.15 * box[2]
+            or abs(np.log(max(pbox[2], 1.0) / max(box[2], 1.0))) > 0.3)
 
 
 class _Stage1:
@@ -213,6 +219,14 @@ class _Stage1:
             self.fallback = HogDetector()
         self.t = {"detect": 0.0, "pose": 0.0, "track": 0.0}
         self.first = True
+        self.fallback_gap = max(1, int(round(opts.fallback_every_s * fps)))
+        self.last_fallback = None
+
+    def _fallback_due(self, frame: int) -> bool:
+        """The HOG fallback costs more than the learned detector and the pose crops of a chunk
+        together, so it runs only while nobody is tracked or when its interval is up."""
+        return (self.last_fallback is None or not self.tracker.tracks
+                or frame - self.last_fallback >= self.fallback_gap)
 
     def chunk(self, idxs: list[int], frames: list[np.ndarray]) -> None:
         from .tracking import pose_box, suppress_duplicates
@@ -221,7 +235,8 @@ class _Stage1:
         t0 = time.perf_counter()
         dets = self.m.detector.detect([frames[0]])[0]
         self.stats["detector_frames"] += 1
-        if self.fallback is not None:
+        if self.fallback is not None and self._fallback_due(idxs[0]):
+            self.last_fallback = idxs[0]
             extra = self.fallback.detect([frames[0]])[0]
             self.stats["fallback_detections"] += len(extra)
             dets = dets + extra   # learned detections first; covered boxes are skipped below

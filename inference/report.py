@@ -125,8 +125,10 @@ def section_2d(mans) -> list:
         rows = []
         for n, m in det:
             ev = m.get("eval") or {}
-            rows.append([n, ev.get("precision"), ev.get("recall"), ev.get("recall_small"), ev.get("f1"),
-                         ev.get("threshold"), ev.get("people"), ev.get("split", "-")])
+            # one figure set per kind of held-out frame ("scenes", "mosaics"), or an older flat one
+            for e in ([ev[k] for k in ("scenes", "mosaics") if k in ev] or [ev]):
+                rows.append([n, e.get("precision"), e.get("recall"), e.get("recall_small"), e.get("f1"),
+                             e.get("threshold"), e.get("people"), e.get("split", "-")])
         lines += ["### Person detector", "", table(["weights", "precision", "recall", "recall (small)", "F1",
                                                     "threshold", "people", "held-out split"], rows), ""]
         lines += [_cmd(m.get("eval_command", "")) + "  " for _, m in det] + [""]

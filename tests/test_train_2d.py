@@ -128,3 +128,70 @@ def test_mosaic_labels_every_pasted_person(tiny_set):
                 np.testing.assert_allclose(centre, box[:2], atol=1e-3)
                 np.testing.assert_allclose(np.exp(reg[2, cy, cx]) * 4, box[2], rtol=1e-4)
     assert seen > 5
+
+
+def _dot_scenes(n=4, size=120):
+    """A SceneSet of synthetic photographs: black, one coloured dot per joint."""
+    from inference.training.scenes import SceneSet
+
+    rng = np.random.default_rng(5)
+    joints = rng.uniform(20, size - 20, (n, 16, 2)).round().astype(np.float32)
+    imgs = [_dot_image(j, size) for j in joints]
+    offsets = np.arange(n, dtype=np.int64) * size * size * 3
+    return SceneSet(np.concatenate([i.reshape(-1) for i in imgs]), offsets, np.full((n, 2), size, np.int32),
+                    joints, np.ones((n, 16), bool), np.zeros(n, bool))
+
+
+def test_scene_mosaic_labels_sit_on_the_pasted_people():
+    from inference.joints import PELVIS
+    from inference.training.scenes import SceneConfig, compose_scene
+
+    sc = _dot_scenes()
+    rng = np.random.default_rng(3)
+    cfg = SceneConfig(canvas=256, letterbox_prob=0.0)
+    labelled = 0
+    for _ in range(30):
+        canvas, people, ignore = compose_scene(sc, np.arange(4), cfg, rng)
+        assert canvas.shape == (256, 256, 3)
+        for pelvis, box in people:
+            labelled += 1
+            x, y = np.round(pelvis).astype(int)
+            if 3 <= x < 253 and 3 <= y < 253:
+                patch = canvas[y - 3:y + 4, x - 3:x + 4].astype(int).sum(-1)
+                # a (possibly shrunken or blurred, colour-jittered) dot right under the label; the
+                # background is black (at most ~60 after jitter)
+                assert patch[2:5, 2:5].max() > 75, "label not on a pasted dot"
+            assert box[2] > 2
+    assert labelled > 20
+
+
+def test_scene_ignore_boxes_zero_the_detector_loss_there():
+    from inference.train_detector import focal_loss
+    from inference.training.scenes import ignore_weights
+
+    w = ignore_weights([np.array([100.0, 100.0, 40.0])], 256)
+    assert w.shape == (64, 64)
+    assert w[25, 25] == 0 and w[0, 0] == 1 and w[60, 60] == 1
+    logits = torch.full((1, 1, 64, 64), 3.0)           # confident everywhere: false positives
+    target = torch.zeros((1, 1, 64, 64))
+    full = focal_loss(logits, target)
+    masked = focal_loss(logits, target, weight=torch.from_numpy(w)[None, None])
+    assert masked < full
+    only_inside = focal_loss(logits, target, weight=torch.from_numpy(1 - w)[None, None])
+    np.testing.assert_allclose(float(masked + only_inside), float(full), rtol=1e-5)
+
+
+@needs_lsp
+def test_scene_cache_keeps_joints_on_the_downscaled_images(tmp_path):
+    from inference.training.lsp import load_annotations
+    from inference.training.scenes import build_scenes
+
+    sc = build_scenes(LSP, max_side=80, indices=np.r_[0:3])
+    _, joints, visible, _ = load_annotations(LSP)
+    for i in range(3):
+        h, w = sc.shapes[i]
+        assert max(h, w) <= 80 and sc.image(i).shape == (h, w, 3)
+        W = np.load(LSP / "joints.npz")["image_size"][i][0]
+        scale = w / W
+        v = visible[i]
+        np.testing.assert_allclose(sc.joints[i][v], (joints[i][v] + 0.5) * scale - 0.5, atol=0.02 * W * scale)

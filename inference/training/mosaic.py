@@ -93,17 +93,22 @@ def compose(data: CropSet, idx_pool: np.ndarray, cfg: MosaicConfig, rng: np.rand
         if any(x0 <= p[0][0] < x0 + w and y0 <= p[0][1] < y0 + h for p in people):
             continue
         canvas[y0:y0 + h, x0:x0 + w] = patch
-    # letterbox like a landscape or portrait video frame: black bars on one side
     if rng.random() < 0.6:
-        aspect = rng.uniform(0.5, 0.8)
-        cut = int(S * aspect)
-        if rng.random() < 0.7:
-            canvas[cut:] = 0
-            people = [p for p in people if p[0][1] < cut]
-        else:
-            canvas[:, cut:] = 0
-            people = [p for p in people if p[0][0] < cut]
+        canvas, people = letterbox_bars(canvas, people, rng)
     return canvas, people
+
+
+def letterbox_bars(canvas: np.ndarray, people: list, rng: np.random.Generator):
+    """Black bars on one side, as a landscape (bottom) or portrait (right) video frame has after
+    the detector's top-left letterbox; people whose centre falls under a bar are dropped."""
+    S = canvas.shape[0]
+    cut = int(S * rng.uniform(0.5, 0.8))
+    canvas = canvas.copy()
+    if rng.random() < 0.7:
+        canvas[cut:] = 0
+        return canvas, [p for p in people if p[0][1] < cut]
+    canvas[:, cut:] = 0
+    return canvas, [p for p in people if p[0][0] < cut]
 
 
 def detector_targets(people, canvas: int, stride: int = 4):
