@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fallback-detector", choices=["hog", "none"], default="hog",
                    help="hog (default): OpenCV's HOG people detector adds upright people the learned "
                         "detector misses; none: the learned detector only")
+    p.add_argument("--fallback-every", type=float, default=1.0, metavar="SECONDS",
+                   help="while people are tracked, run the fallback detector at most this often "
+                        "(default 1 s of video; it always runs while nobody is tracked)")
     return p
 
 
@@ -135,7 +138,8 @@ def main(argv=None) -> int:
         opts = PipelineOptions(preset=args.preset, device=args.device, max_people=args.max_people,
                                focal=args.focal, start=args.start, end=args.end, weights_dir=args.weights,
                                smoothing=args.smoothing, initial_boxes=args.initial_boxes,
-                               fallback_detector=args.fallback_detector)
+                               fallback_detector=args.fallback_detector,
+                               fallback_every_s=args.fallback_every)
         result = run(args.video, opts, progress=progress, cancel=cancel)
         if cancel.is_set():
             raise Cancelled("cancelled")

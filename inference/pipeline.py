@@ -211,7 +211,8 @@ class _Stage1:
         self.tracker = Tracker(TrackerConfig(max_age=max(3, int(round(0.5 * fps))),
                                              propose_age=max(3, opts.detect_every)))
         self.stats = {"detector_frames": 0, "crops": 0, "refined_crops": 0, "poses": 0,
-                      "frames_without_person": 0, "boxes_dropped": 0, "fallback_detections": 0}
+                      "frames_without_person": 0, "boxes_dropped": 0, "fallback_detections": 0,
+                      "fallback_frames": 0}
         self.fallback = None
         if opts.fallback_detector == "hog":
             from .people import HogDetector
@@ -237,6 +238,7 @@ class _Stage1:
         self.stats["detector_frames"] += 1
         if self.fallback is not None and self._fallback_due(idxs[0]):
             self.last_fallback = idxs[0]
+            self.stats["fallback_frames"] += 1
             extra = self.fallback.detect([frames[0]])[0]
             self.stats["fallback_detections"] += len(extra)
             dets = dets + extra   # learned detections first; covered boxes are skipped below

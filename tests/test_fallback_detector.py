@@ -36,3 +36,20 @@ def test_hog_ignores_frames_too_small_and_blank():
 def test_unknown_fallback_is_refused():
     with pytest.raises(InferenceError, match="fallback"):
         PipelineOptions(fallback_detector="yolo").check()
+
+
+def test_fallback_runs_once_a_second_while_people_are_tracked():
+    from inference.pipeline import _Stage1
+
+    stage = _Stage1(None, PipelineOptions(fallback_detector="none", fallback_every_s=1.0), fps=30.0)
+    assert stage._fallback_due(0)                      # never ran
+    stage.last_fallback = 0
+    assert stage._fallback_due(8)                      # nobody tracked: every chunk
+    stage.tracker.tracks.append(object())              # somebody tracked
+    assert not stage._fallback_due(8) and not stage._fallback_due(29)
+    assert stage._fallback_due(30)
+
+
+def test_fallback_interval_must_be_positive():
+    with pytest.raises(InferenceError, match="fallback_every_s"):
+        PipelineOptions(fallback_every_s=0).check()
