@@ -37,12 +37,21 @@ def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, 
         from .eval_2d import evaluate
 
         data_root = args.get("data") or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp")
-        training["epochs"] = round(state["step"] * batch / 9000, 2)
+        dataset = args.get("dataset", "lsp")
+        if dataset == "lsp":   # MPII / COCO runs: their image count is not in the checkpoint
+            training["epochs"] = round(state["step"] * batch / (args.get("subset") or 9000), 2)
+        else:
+            training["images_seen"] = state["step"] * batch
+            training["dataset"] = dataset
+            training["annotations"] = args.get("annotations")
         ev = {"pck@0.2": evaluate(model, data_root, flip=False, limit=eval_limit),
               "pck@0.2_flip": evaluate(model, data_root, flip=True, limit=eval_limit)}
         for v in ev.values():
             v.pop("seconds", None)
-        return write_manifest(wfile, "2d", cfg.to_dict(), LSP_DATA, ev, training=training,
+        data = LSP_DATA if dataset == "lsp" else (
+            f"{dataset.upper()} keypoints from {args.get('annotations')} (see inference/training/{dataset}.py); "
+            "evaluated on LSP")
+        return write_manifest(wfile, "2d", cfg.to_dict(), data, ev, training=training,
                               input="BGR crop -> RGB, /255, ImageNet mean/std; crop side = box size x 1.3",
                               eval_command=f"python -m inference.eval_2d --weights weights/{name}.json [--flip]")
     from .eval_detector import evaluate as eval_det

@@ -195,3 +195,25 @@ def test_scene_cache_keeps_joints_on_the_downscaled_images(tmp_path):
         scale = w / W
         v = visible[i]
         np.testing.assert_allclose(sc.joints[i][v], (joints[i][v] + 0.5) * scale - 0.5, atol=0.02 * W * scale)
+
+
+@needs_lsp
+def test_export_writes_fp16_weights_and_a_verified_manifest(tmp_path):
+    from inference.export_weights import export
+    from inference.training.loop import save_checkpoint
+    from inference.weights import load_manifest
+
+    torch.set_num_threads(1)
+    cfg = HourglassConfig(stacks=1, features=16, in_size=64, out_channels=16)
+    model = StackedHourglass(cfg)
+    opt = torch.optim.AdamW(model.parameters())
+    args = {"batch": 4, "lr": 1e-3, "seed": 0, "data": str(LSP), "dataset": "lsp", "subset": 0}
+    save_checkpoint(tmp_path / "last.pt", model, opt, 30, np.random.default_rng(0), args)
+    path = export("pose", str(tmp_path / "last.pt"), "pose_tiny", tmp_path / "w", eval_limit=4)
+    man = load_manifest(path, kind="2d")               # raises unless the sha256 matches
+    assert man["config"]["in_size"] == 64
+    assert man["training"]["steps"] == 30 and man["training"]["epochs"] == round(30 * 4 / 9000, 2)
+    assert "LSP" in man["data"]
+    assert 0.0 <= man["eval"]["pck@0.2"]["mean"] <= 100.0
+    state = torch.load(tmp_path / "w" / "pose_tiny.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
