@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fallback-every", type=float, default=1.0, metavar="SECONDS",
                    help="while people are tracked, run the fallback detector at most this often "
                         "(default 1 s of video; it always runs while nobody is tracked)")
+    p.add_argument("--start-score", type=float, default=None, metavar="S",
+                   help="least mean joint score (0..1) of a pose that starts a new track (default: the "
+                        "pose weights' own gate, measured on held-out people vs background)")
     return p
 
 
@@ -139,7 +142,7 @@ def main(argv=None) -> int:
                                focal=args.focal, start=args.start, end=args.end, weights_dir=args.weights,
                                smoothing=args.smoothing, initial_boxes=args.initial_boxes,
                                fallback_detector=args.fallback_detector,
-                               fallback_every_s=args.fallback_every)
+                               fallback_every_s=args.fallback_every, start_pose_score=args.start_score)
         result = run(args.video, opts, progress=progress, cancel=cancel)
         if cancel.is_set():
             raise Cancelled("cancelled")

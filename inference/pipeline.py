@@ -64,6 +64,9 @@ class PipelineOptions:
                                          # and at every chunk while nobody is being tracked
     detection_threshold: float | None = None  # least detector centre score; None: the weights' own
     min_pose_score: float = 0.2          # least mean joint score for a pose to count
+    start_pose_score: float | None = None  # least mean joint score for a pose to start a new track;
+                                         # None: the pose weights' own gate (manifest "gate", measured
+                                         # on held-out people vs background), else min_pose_score
     refine_crops: bool = True            # re-run crops whose pose came out off-centre
     max_gap_s: float = 0.5               # dropouts up to this long (seconds) are interpolated
     min_track_s: float = 0.2             # tracks shorter than this (seconds) are dropped
@@ -86,6 +89,8 @@ class PipelineOptions:
             raise InferenceError(f"field of view must be between 1 and 179 degrees, got {self.fov_deg}")
         if self.smoothing < 0 or not np.isfinite(self.smoothing):
             raise InferenceError(f"--smoothing must be >= 0, got {self.smoothing}")
+        if self.start_pose_score is not None and not 0.0 <= self.start_pose_score <= 1.0:
+            raise InferenceError(f"start_pose_score must be within 0..1, got {self.start_pose_score}")
         if self.detect_every < 1 or self.batch_size < 1:
             raise InferenceError("detect_every and batch_size must be >= 1")
         if not self.fallback_every_s > 0:
@@ -221,6 +226,9 @@ class _Stage1:
         self.t = {"detect": 0.0, "pose": 0.0, "track": 0.0}
         self.first = True
         self.fallback_gap = max(1, int(round(opts.fallback_every_s * fps)))
+        gate = (getattr(models.pose, "manifest", None) or {}).get("gate", {}) if models is not None else {}
+        start = opts.start_pose_score if opts.start_pose_score is not None else gate.get("start_score")
+        self.start_score = max(opts.min_pose_score, float(start) if start is not None else 0.0)
         self.last_fallback = None
 
     def _fallback_due(self, frame: int) -> bool:
@@ -281,8 +289,10 @@ class _Stage1:
             joints, scores, hint = joints[keep], scores[keep], hint[keep]
             order = np.argsort(-scores.mean(-1), kind="stable")[: opts.max_people]
             joints, scores, hint = joints[order], scores[order], hint[order]
-            # Only detections start tracks; a crop a track proposed is matched with a bonus to it.
-            ids = self.tracker.update(i, joints, scores, may_start=hint < 0, hint=hint)
+            # Only detections start tracks, and only with a pose that looks like a person (the
+            # start gate); a crop a track proposed is matched with a bonus to it.
+            may_start = (hint < 0) & (scores.mean(-1) >= self.start_score)
+            ids = self.tracker.update(i, joints, scores, may_start=may_start, hint=hint)
             if not (ids >= 0).any():
                 self.stats["frames_without_person"] += 1
             self.stats["poses"] += int((ids >= 0).sum())

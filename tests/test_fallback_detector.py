@@ -53,3 +53,19 @@ def test_fallback_runs_once_a_second_while_people_are_tracked():
 def test_fallback_interval_must_be_positive():
     with pytest.raises(InferenceError, match="fallback_every_s"):
         PipelineOptions(fallback_every_s=0).check()
+
+
+def test_new_tracks_need_the_start_gate():
+    from types import SimpleNamespace
+
+    from inference.pipeline import _Stage1
+
+    models = SimpleNamespace(pose=SimpleNamespace(manifest={"gate": {"start_score": 0.55}}))
+    opts = PipelineOptions(fallback_detector="none")
+    assert _Stage1(models, opts, fps=30.0).start_score == 0.55          # the weights' own gate
+    opts = PipelineOptions(fallback_detector="none", start_pose_score=0.4)
+    assert _Stage1(models, opts, fps=30.0).start_score == 0.4           # the user's
+    models.pose.manifest = {}
+    assert _Stage1(models, PipelineOptions(fallback_detector="none"), fps=30.0).start_score == 0.2
+    with pytest.raises(InferenceError, match="start_pose_score"):
+        PipelineOptions(start_pose_score=1.5).check()

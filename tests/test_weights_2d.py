@@ -21,6 +21,7 @@ needs_lsp = pytest.mark.skipif(not (LSP / "joints.npz").exists(), reason="shared
 # Floors sit well below the figures in the manifests (a regression check, not the headline).
 PCK_FLOOR_50 = 10.0
 DETECTOR_RECALL_FLOOR = 20.0
+SCENE_RECALL_FLOOR = 20.0
 
 
 @pytest.mark.parametrize("name, kind", [("pose_fast", "2d"), ("detector_fast", "detector")])
@@ -70,3 +71,34 @@ def test_detector_weights_find_people(tmp_path):
               visible=cache.visible, is_test=cache.is_test, names=cache.names)
     result = eval_det(model, str(LSP), n=32, threshold=threshold, cache=str(tmp_path))
     assert result["recall"] >= DETECTOR_RECALL_FLOOR, result
+
+
+@needs_lsp
+def test_detector_weights_find_people_in_whole_photographs(tmp_path):
+    """Held-out whole photographs tiled into frames (training/scenes.py): closer to real video
+    than the pasted-crop mosaics."""
+    from inference.eval_detector import evaluate as eval_det
+    from inference.training.scenes import MAX_SIDE, build_scenes
+
+    torch.set_num_threads(1)
+    model, manifest = load_hourglass("detector_fast", "detector", torch.device("cpu"))
+    sc = build_scenes(LSP, indices=np.arange(9000, 9100))
+    np.savez(tmp_path / f"lsp_scenes_{MAX_SIDE}.npz", pixels=sc.pixels, offsets=sc.offsets, shapes=sc.shapes,
+             joints=sc.joints, visible=sc.visible, is_test=sc.is_test)
+    result = eval_det(model, str(LSP), n=32, threshold=manifest.get("threshold", 0.3), cache=str(tmp_path),
+                      kind="scenes")
+    assert result["recall"] >= SCENE_RECALL_FLOOR, result
+
+
+@needs_lsp
+def test_pose_scores_tell_people_from_background():
+    """The start gate of new tracks rests on this: on held-out photographs, crops around the
+    person score higher than crops of the same size elsewhere."""
+    from inference.eval_2d import person_score_gate
+
+    torch.set_num_threads(1)
+    model, manifest = load_hourglass("pose_fast", "2d", torch.device("cpu"))
+    gate = person_score_gate(model, str(LSP), limit=48)
+    assert gate["n_background"] >= 10
+    assert gate["person_p5_25_50"][2] > gate["background_p50_75_95"][0]
+    assert gate["youden"] > 0.3
