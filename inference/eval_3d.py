@@ -142,15 +142,17 @@ def main(argv=None) -> int:
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     ap.add_argument("--manifest", default=None, help="store the figures under 'eval' in this manifest")
+    ap.add_argument("--no-flip", action="store_true", help="without test-time mirroring (Lifter.flip)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.time()
     lifter = lifter_from_run(args.run) if args.run else Lifter.load(args.weights)
+    lifter.flip = not args.no_flip
     ms = mocap.load()
     seqs = heldout_sequences(ms, args.cams, args.seed, args.max_frames)
     res = {"model": args.run or (args.weights or "weights/lifter.json"), "config": lifter.manifest.get("config"),
            "sequences": len(seqs), "clips": int(len(ms.indices("test"))), "cams_per_clip": args.cams,
-           "seed": args.seed, "noise_difficulty": args.difficulty,
+           "seed": args.seed, "noise_difficulty": args.difficulty, "flip_test": lifter.flip,
            "gt_2d": evaluate(lifter, seqs, noisy=False),
            "noisy_2d": evaluate(lifter, seqs, noisy=True, difficulty=args.difficulty)}
     res["seconds"] = round(time.time() - t0, 1)
@@ -166,7 +168,7 @@ def main(argv=None) -> int:
         with open(args.manifest) as f:
             man = json.load(f)
         man["eval"] = {k: res[k] for k in ("gt_2d", "noisy_2d", "sequences", "cams_per_clip", "seed",
-                                            "noise_difficulty", "command")}
+                                            "noise_difficulty", "flip_test", "command")}
         with open(args.manifest, "w") as f:
             json.dump(man, f, indent=1)
     return 0
@@ -175,7 +177,8 @@ def main(argv=None) -> int:
 def to_markdown(res: dict) -> str:
     lines = [f"# Lifter evaluation ({res['model']})", "", f"Command: `{res['command']}`", "",
              f"{res['sequences']} sequences = {res['clips']} held-out clips x {res['cams_per_clip']} cameras, "
-             f"seed {res['seed']}; noisy 2D difficulty {res['noise_difficulty']}.", "",
+             f"seed {res['seed']}; noisy 2D difficulty {res['noise_difficulty']}; test-time mirroring "
+             f"{'on' if res.get('flip_test', False) else 'off'}.", "",
              "| input | group | frames | MPJPE mm | PA-MPJPE mm | root depth err % (median) | pinhole only % | "
              "jitter abs mm/f^2 (GT) | jitter rel mm/f^2 (GT) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -19,7 +19,12 @@ import numpy as np
 import torch
 
 from .camera import check_K, normalize_pixels
+from .joints import FLIP_PAIRS
 from .models.lifter import J, PELVIS, build_model, pose_features, split_output
+
+# Joint index permutation of a left/right mirror image.
+FLIP_PERM = np.arange(J)
+FLIP_PERM[FLIP_PAIRS[:, 0]], FLIP_PERM[FLIP_PAIRS[:, 1]] = FLIP_PAIRS[:, 1], FLIP_PAIRS[:, 0]
 
 
 class LifterError(RuntimeError):
@@ -63,9 +68,12 @@ def smooth_log_depth(logz: np.ndarray, weight: np.ndarray, half: int = 4, inlier
 
 
 class Lifter:
-    def __init__(self, model: torch.nn.Module, manifest: dict):
+    def __init__(self, model: torch.nn.Module, manifest: dict, flip: bool = True):
         self.model = model.eval()
         self.manifest = manifest
+        # Test-time mirroring (as in VideoPose3D): the net also sees the left/right mirror image
+        # and its mirrored-back answer is averaged in. Costs one more pass of a tiny network.
+        self.flip = flip
         self.receptive_field = int(getattr(model, "receptive_field", 1))
         self.last_filled = 0
         self.depth_half_window = 8
@@ -109,12 +117,17 @@ class Lifter:
             prev = vi[np.clip(np.searchsorted(vi, np.arange(F_)) - 1, 0, len(vi) - 1)]
             near = np.where(np.abs(prev - np.arange(F_)) < np.abs(near - np.arange(F_)), prev, near)
             feats, root, k = feats[near], root[near], k[near]
-        pad = (self.receptive_field - 1) // 2
-        x = np.concatenate([np.repeat(feats[:1], pad, 0), feats, np.repeat(feats[-1:], pad, 0)], 0)
-        with torch.no_grad():
-            out = self.model(torch.from_numpy(x)[None], strided=False)[0]
-            rel, logc = split_output(out)
-        logz = np.log(k) + logc.numpy().astype(np.float64)
+        rel, logc = self._run(feats)
+        if self.flip:
+            # Mirror about the principal point: x -> -x and left <-> right, for the input
+            # (features of the mirrored 2D) and back for the output (X -> -X, swap sides).
+            m_feats, _, _, _ = pose_features(self._mirror2d(xn), scores[:, FLIP_PERM])
+            if self.last_filled:
+                m_feats = m_feats[near]
+            m_rel, m_logc = self._run(m_feats)
+            m_rel = m_rel[:, FLIP_PERM] * np.array([-1.0, 1.0, 1.0])
+            rel, logc = 0.5 * (rel + m_rel), 0.5 * (logc + m_logc)
+        logz = np.log(k) + logc
         frac = np.where(valid, (scores > 0).sum(-1) / J, 0.0)
         good = frac >= self.min_depth_fraction
         if good.any() and not good.all():
@@ -124,7 +137,20 @@ class Lifter:
             logz = np.where(good, logz, np.interp(t, t[good], logz[good]))
         w = np.where(good, frac ** 2, 1e-3)
         z = np.exp(smooth_log_depth(logz, w, self.depth_half_window))
-        return rel.numpy().astype(np.float64), z, root
+        return rel, z, root
+
+    @staticmethod
+    def _mirror2d(xn: np.ndarray) -> np.ndarray:
+        return xn[:, FLIP_PERM] * np.array([-1.0, 1.0])
+
+    def _run(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features (F, 50) -> root-relative joints (F, 16, 3) and log depth corrections (F,)."""
+        pad = (self.receptive_field - 1) // 2
+        x = np.concatenate([np.repeat(feats[:1], pad, 0), feats, np.repeat(feats[-1:], pad, 0)], 0)
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(x)[None], strided=False)[0]
+            rel, logc = split_output(out)
+        return rel.numpy().astype(np.float64), logc.numpy().astype(np.float64)
 
     def lift(self, joints2d: np.ndarray, scores: np.ndarray, K, image_size=None) -> np.ndarray:
         """joints2d (F, 16, 2) pixels, scores (F, 16) in [0, 1] (0 = missing), K (3, 3).

@@ -173,6 +173,28 @@ def test_shipped_weights_accuracy_on_heldout_sample():
     assert np.mean(depth) < 0.10, depth      # measured ~2%
 
 
+def test_flip_test_makes_the_lift_mirror_symmetric():
+    """With test-time mirroring the answer for the mirror image of a clip is exactly the mirror
+    image (X -> -X about the optical axis, left <-> right) of the answer for the clip."""
+    from inference.lifting import FLIP_PERM
+    lifter = Lifter.load(_manifest())
+    X = _heldout_clip()[:40]
+    cams = sample_cameras(X[:, 6].mean(0)[None], np.random.default_rng(3))
+    Xc = world_to_camera(X[None], cams)[0]
+    K = cams.K[0]
+    uv = camera.project(Xc, K)
+    sc = np.ones(uv.shape[:2])
+    sc[5:9, 10] = 0                                        # a wrist missed for a few frames
+    m_uv = uv[:, FLIP_PERM] * [-1, 1] + [2 * K[0, 2], 0]   # mirror about the principal point
+    m_sc = sc[:, FLIP_PERM]
+    pred, m_pred = lifter.lift(uv, sc, K), lifter.lift(m_uv, m_sc, K)
+    np.testing.assert_allclose(m_pred[:, FLIP_PERM] * [-1, 1, 1], pred, atol=1e-4)
+    lifter.flip = False                                    # the raw network is only roughly symmetric
+    raw, m_raw = lifter.lift(uv, sc, K), lifter.lift(m_uv, m_sc, K)
+    assert np.abs(m_raw[:, FLIP_PERM] * [-1, 1, 1] - raw).max() > 1e-3
+    assert mpjpe(pred - pred[:, 6:7], Xc - Xc[:, 6:7]).mean() < 0.075
+
+
 def test_lift_handles_missing_joints_and_frames():
     lifter = Lifter.load(_manifest())
     X = _heldout_clip()[:30]
