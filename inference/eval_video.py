@@ -1,0 +1,181 @@
+"""End-to-end 2D check of stage 1 (detector, crops, re-cuts, tracking) on synthetic videos.
+
+    python -m inference.eval_video [--clips 40] [--frames 30] [--no-refine] [--detect-every 8]
+
+Each clip is one held-out LSPET photograph (im09001-im10000, never trained on) filmed by a
+virtual hand-held camera: a 960 x 540, 30 fps video in which the camera pans and zooms over the
+photo (the annotated person drifts across the frame and grows or shrinks by up to 2x, with a
+little shake). The ground-truth joints move with the same image transform, so every frame has
+exact labels. The clip goes through the whole engine (``inference.run``: learned detector, HOG
+fallback, pose crops, re-cuts, tracking, gap filling, smoothing) and per frame the output pose
+nearest to the annotated person is scored:
+
+* ``pck``: PCK@0.2 (torso-normalised, visible LSP joints) over all frames; a frame where the
+  person was not found counts as all joints wrong;
+* ``found``: % of frames with an output pose whose centre is within one torso size of the
+  annotated person's root (see ``_match``);
+* ``pck_found``: PCK over the frames where the person was found;
+* ``extra``: output poses per frame that match nobody (other people in the photo count here
+  too: LSPET labels one person per photo);
+* ``fps``: the engine's own rate after loading (``stats["fps_processing"]``).
+
+The photos are still, so this measures finding, cropping and following a person, not motion.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .eval_2d import LSP_JOINTS, torso_size
+from .joints import PELVIS
+from .training.lsp import load_annotations
+
+FRAME_W, FRAME_H, FPS = 960, 540, 30.0
+
+
+def camera_path(person_box: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
+    """Affine maps (frames, 2, 3) photo -> video frame: the person's box (cx, cy, side) is shown
+    at a height that goes from h0 to h1 (120-360 px) while its centre drifts between two random
+    points of the middle of the frame, plus a small shake."""
+    cx, cy, side = person_box
+    h0, h1 = rng.uniform(120, 360, 2)
+    p0 = rng.uniform([0.3 * FRAME_W, 0.4 * FRAME_H], [0.7 * FRAME_W, 0.6 * FRAME_H])
+    p1 = rng.uniform([0.3 * FRAME_W, 0.4 * FRAME_H], [0.7 * FRAME_W, 0.6 * FRAME_H])
+    t = np.linspace(0.0, 1.0, frames)
+    ease = 0.5 - 0.5 * np.cos(np.pi * t)                      # starts and stops smoothly
+    phase = rng.uniform(0, 2 * np.pi, 2)
+    shake = 3.0 * np.stack([np.sin(2 * np.pi * 1.3 * t * frames / FPS + phase[0]),
+                            np.sin(2 * np.pi * 0.9 * t * frames / FPS + phase[1])], 1)
+    mats = np.zeros((frames, 2, 3))
+    for f in range(frames):
+        s = (h0 + (h1 - h0) * ease[f]) / max(side, 1.0)
+        centre = p0 + (p1 - p0) * ease[f] + shake[f]
+        mats[f] = [[s, 0, centre[0] - s * cx], [0, s, centre[1] - s * cy]]
+    return mats
+
+
+def render_clip(image: np.ndarray, mats: np.ndarray, path: Path) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (FRAME_W, FRAME_H))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {path}")
+    try:
+        for M in mats:
+            # Replicated borders: no mirrored copies of the person at the edges.
+            writer.write(cv2.warpAffine(image, M, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE))
+    finally:
+        writer.release()
+
+
+def _match(pred2d: np.ndarray, valid: np.ndarray, gt: np.ndarray, vis: np.ndarray, torso: float):
+    """Per frame: the output person whose root is nearest the annotated one, if within one torso
+    size (root = pelvis, else the mean of the visible joints). pred2d (P, 16, 2), valid (P,),
+    gt (16, 2), vis (16,). Returns (index or -1, number of unmatched valid poses)."""
+    if not valid.any():
+        return -1, 0
+    g = gt[PELVIS] if vis[PELVIS] else gt[vis].mean(0)
+    d = np.linalg.norm(np.nanmean(pred2d, axis=1) - g, axis=-1)
+    d = np.where(valid & np.isfinite(d), d, np.inf)
+    k = int(np.argmin(d))
+    if not d[k] <= torso:
+        return -1, int(valid.sum())
+    return k, int(valid.sum()) - 1
+
+
+def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_root: str | None = None,
+             models=None, progress=None) -> dict:
+    """Run the engine on ``clips`` synthetic clips; options: a PipelineOptions (start/end ignored)."""
+    from dataclasses import replace
+
+    from .pipeline import load_models, run
+
+    root = Path(data_root) if data_root else Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp"
+    names, joints, visible, is_test = load_annotations(root)
+    test = np.where(is_test)[0]
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(test, size=min(clips, len(test)), replace=False)
+    opts = replace(options, start=0, end=None)
+    models = models or load_models(opts)
+    hits = total = found = frames_all = extra = 0
+    hits_found = total_found = 0
+    seconds = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, i in enumerate(pick):
+            image = cv2.imread(str(root / "images" / names[i]))
+            vis = visible[i]
+            lo, hi = joints[i][vis].min(0), joints[i][vis].max(0)
+            box = np.array([*(lo + hi) / 2, max(*(hi - lo), 1.0)])
+            mats = camera_path(box, frames, rng)
+            path = Path(tmp) / f"clip{n:03d}.mp4"
+            render_clip(image, mats, path)
+            t0 = time.perf_counter()
+            res = run(path, opts, models=models)
+            seconds += time.perf_counter() - t0
+            gt = np.einsum("fij,kj->fki", mats[:, :, :2], joints[i]) + mats[:, None, :, 2]
+            torso = torso_size(gt, np.repeat(vis[None], frames, 0))
+            for f in range(min(frames, res.valid.shape[1])):
+                if not np.isfinite(torso[f]):
+                    continue
+                frames_all += 1
+                k, more = _match(res.joints2d[:, f], res.valid[:, f], gt[f], vis, torso[f])
+                extra += more
+                use = vis.copy()
+                use[[j for j in range(len(use)) if j not in LSP_JOINTS]] = False
+                total += int(use.sum())
+                if k < 0:
+                    continue
+                found += 1
+                err = np.linalg.norm(res.joints2d[k, f] - gt[f], axis=-1) / torso[f]
+                h = int(((err <= 0.2) & use).sum())
+                hits += h
+                hits_found += h
+                total_found += int(use.sum())
+            if progress:
+                progress(n + 1, len(pick))
+    return {"clips": int(len(pick)), "frames": int(frames_all), "seed": seed,
+            "pck": round(100.0 * hits / max(total, 1), 1),
+            "found": round(100.0 * found / max(frames_all, 1), 1),
+            "pck_found": round(100.0 * hits_found / max(total_found, 1), 1),
+            "extra_per_frame": round(extra / max(frames_all, 1), 3),
+            "fps": round(len(pick) * frames / max(seconds, 1e-9), 1)}
+
+
+def main(argv=None) -> int:
+    from .pipeline import PipelineOptions
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", type=int, default=40)
+    ap.add_argument("--frames", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default=None, help="LSP folder (default ../shared/data/lsp)")
+    ap.add_argument("--weights", default=None, help="weights folder (default weights/)")
+    ap.add_argument("--no-refine", action="store_true", help="no re-cuts of off-centre crops")
+    ap.add_argument("--detect-every", type=int, default=PipelineOptions.detect_every)
+    ap.add_argument("--fallback-detector", choices=("hog", "none"), default="hog")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", default=None, help="write the result as JSON here")
+    args = ap.parse_args(argv)
+    opts = PipelineOptions(weights_dir=args.weights, refine_crops=not args.no_refine,
+                           detect_every=args.detect_every, fallback_detector=args.fallback_detector,
+                           threads=args.threads)
+    res = evaluate(opts, args.clips, args.frames, args.seed, args.data,
+                   progress=lambda n, t: print(f"\r{n}/{t} clips", end="", file=sys.stderr, flush=True))
+    print(file=sys.stderr)
+    res["command"] = "python -m inference.eval_video " + " ".join(argv if argv is not None else sys.argv[1:])
+    res["options"] = {"refine_crops": opts.refine_crops, "detect_every": opts.detect_every,
+                      "fallback_detector": opts.fallback_detector, "weights": args.weights or "weights/"}
+    print(json.dumps(res, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The synthetic-video check of stage 1 (inference/eval_video.py)."""
+import numpy as np
+
+from inference.eval_video import FRAME_H, FRAME_W, _match, camera_path, render_clip
+from inference.video import FrameReader
+
+
+def test_camera_path_keeps_the_person_in_frame_at_the_stated_sizes():
+    rng = np.random.default_rng(0)
+    box = np.array([200.0, 150.0, 80.0])                     # cx, cy, side in the photo
+    for _ in range(20):
+        mats = camera_path(box, 30, rng)
+        scale = mats[:, 0, 0]
+        assert np.allclose(mats[:, 0, 0], mats[:, 1, 1]) and (np.abs(mats[:, 0, 1]) == 0).all()
+        assert (scale * box[2] >= 120 - 1e-6).all() and (scale * box[2] <= 360 + 1e-6).all()
+        centre = mats[:, :, :2] @ box[:2] + mats[:, :, 2]
+        assert (centre[:, 0] > 0.3 * FRAME_W - 4).all() and (centre[:, 0] < 0.7 * FRAME_W + 4).all()
+        assert (centre[:, 1] > 0.4 * FRAME_H - 4).all() and (centre[:, 1] < 0.6 * FRAME_H + 4).all()
+        # smooth: no jumps between frames beyond the pan speed plus shake
+        assert np.abs(np.diff(centre, axis=0)).max() < 0.1 * FRAME_W
+
+
+def test_rendered_clip_decodes_with_the_engine_reader(tmp_path):
+    image = np.random.default_rng(1).integers(0, 255, (120, 160, 3), np.uint8)
+    mats = camera_path(np.array([80.0, 60.0, 50.0]), 6, np.random.default_rng(2))
+    render_clip(image, mats, tmp_path / "c.mp4")
+    reader = FrameReader(tmp_path / "c.mp4")
+    frames = [f for _, f in reader]
+    reader.close()
+    assert len(frames) == 6 and frames[0].shape == (FRAME_H, FRAME_W, 3)
+
+
+def test_match_takes_the_nearest_pose_within_a_torso_and_counts_the_rest():
+    gt = np.zeros((16, 2)) + [100.0, 100.0]
+    vis = np.ones(16, bool)
+    near, far = gt + 5.0, gt + 300.0
+    pred = np.stack([far, near, far])
+    assert _match(pred, np.array([True, True, True]), gt, vis, torso=50.0) == (1, 2)
+    assert _match(pred, np.array([True, False, True]), gt, vis, torso=50.0) == (-1, 2)
+    assert _match(pred, np.zeros(3, bool), gt, vis, torso=50.0) == (-1, 0)
