@@ -187,7 +187,7 @@ class PoseEstimator:
     weights: manifest name ('pose_fast'), manifest path or weights path (kind '2d').
     """
 
-    def __init__(self, weights="pose_fast", device: str = "auto", flip: bool = False, batch_size: int = 32):
+    def __init__(self, weights="pose_fast", device: str = "auto", flip: bool = False, batch_size: int = 16):
         self.device = resolve_device(device)
         self.model, self.manifest = load_hourglass(weights, "2d", self.device)
         self.cfg: HourglassConfig = self.model.cfg
@@ -250,6 +250,23 @@ class PoseEstimator:
         outs = []
         for i in range(0, len(patches), self.batch_size):
             chunk = patches[i:i + self.batch_size]
-            outs.append(crop_heatmaps(self.model, chunk, self.device, self.flip))
-            self.crops_run += len(chunk)
+            n = len(chunk)
+            m = padded_batch(n, self.batch_size)
+            if m > n:
+                chunk = np.concatenate([chunk, np.zeros((m - n,) + chunk.shape[1:], chunk.dtype)])
+            outs.append(crop_heatmaps(self.model, chunk, self.device, self.flip)[:n])
+            self.crops_run += n
         return np.concatenate(outs)
+
+
+BATCH_STEP = 4   # network batches are padded to a multiple of this (see padded_batch)
+
+
+def padded_batch(n: int, batch_size: int) -> int:
+    """Batch size that n crops are padded to: the next multiple of BATCH_STEP, at most batch_size.
+
+    On the CPU, oneDNN builds its convolution kernels for each new input shape the first time it
+    sees it (about 0.1 s each for the fast network on 2 cores); a run whose chunks hold 1..32 crops
+    would pay that 32 times. A few fixed sizes cost a few padded crops instead.
+    """
+    return n if n >= batch_size else min(batch_size, -(-n // BATCH_STEP) * BATCH_STEP)

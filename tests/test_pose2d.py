@@ -81,3 +81,17 @@ def test_estimate_skips_bad_boxes_and_keeps_order(estimator):
     # The good box gives the same pose as when it is alone.
     (j1, s1), = estimator.estimate([frame], [boxes[1:2]])
     np.testing.assert_allclose(j1[0], joints[1], atol=1e-3)
+
+
+def test_batches_are_padded_to_few_sizes_without_changing_the_answers(estimator):
+    from inference.pose2d import padded_batch
+
+    assert [padded_batch(n, 16) for n in (1, 4, 5, 12, 13, 16, 40)] == [4, 4, 8, 12, 16, 16, 40]
+    assert padded_batch(3, 2) == 3 and padded_batch(1, 1) == 1
+    rng = np.random.default_rng(0)
+    patches = rng.integers(0, 255, (7, estimator.in_size, estimator.in_size, 3), np.uint8)
+    before = estimator.crops_run
+    together = estimator.heatmaps(patches)          # one batch of 7, padded to 8
+    assert together.shape[0] == 7 and estimator.crops_run - before == 7
+    alone = np.concatenate([estimator.heatmaps(patches[i:i + 1]) for i in range(7)])
+    np.testing.assert_allclose(together, alone, atol=1e-4)
