@@ -100,6 +100,28 @@ def _log(path, msg):
         f.write(line + "\n")
 
 
+ARCH_KEYS = ("arch", "filter_widths", "channels", "hidden", "blocks")
+
+
+def _init_config(manifest_path: str, cfg: dict) -> dict:
+    """Fine-tuning from shipped weights: the architecture is taken from their manifest (so the
+    weights fit) and the start is recorded in the run's config."""
+    with open(manifest_path) as f:
+        man = json.load(f)
+    if man.get("kind") != "3d":
+        raise SystemExit(f"--init {manifest_path}: not a lifter manifest (kind {man.get('kind')!r})")
+    arch = {k: man["config"][k] for k in ARCH_KEYS if k in man["config"]}
+    return {**{k: v for k, v in cfg.items() if k not in ARCH_KEYS}, **arch,
+            "init_from": {"manifest": os.path.abspath(manifest_path), "sha256": man["sha256"],
+                          "trained_steps": int(man["config"].get("trained_steps", 0))}}
+
+
+def _init_weights(manifest_path: str) -> dict:
+    from .lifting import Lifter
+
+    return Lifter.load(manifest_path).model.state_dict()     # sha256 checked, fp16 -> fp32
+
+
 def train(args) -> None:
     torch.set_num_threads(args.threads)
     os.makedirs(args.run, exist_ok=True)
@@ -115,6 +137,8 @@ def train(args) -> None:
             cfg = {"arch": "mlp", "hidden": args.hidden, "blocks": args.blocks, "dropout": args.dropout}
         cfg.update({"batch": args.batch, "lr": args.lr, "lr_final": args.lr_final, "steps": args.steps,
                     "w_depth": args.w_depth, "seed": args.seed})
+        if args.init:
+            cfg.update(_init_config(args.init, cfg))
         with open(cfg_path, "w") as f:
             json.dump(cfg, f, indent=1)
     log = os.path.join(args.run, "train.log")
@@ -123,6 +147,8 @@ def train(args) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     gamma = (cfg["lr_final"] / cfg["lr"]) ** (1.0 / cfg["steps"])
     step, best = 0, float("inf")
+    if "init_from" in cfg:
+        model.load_state_dict(_init_weights(cfg["init_from"]["manifest"]))
     last = os.path.join(args.run, "last.pt")
     if os.path.exists(last):
         ck = torch.load(last, weights_only=True)
@@ -192,7 +218,8 @@ def export(run: str, out_stem: str, fp16: bool = True) -> dict:
     with open(path, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
     cfg = {k: ck["config"][k] for k in ck["config"]}
-    cfg.update({"trained_steps": int(ck["step"]), "dtype": "float16" if fp16 else "float32",
+    prior = int(cfg.get("init_from", {}).get("trained_steps", 0))
+    cfg.update({"trained_steps": prior + int(ck["step"]), "dtype": "float16" if fp16 else "float32",
                 "input": "pose_features: normalised 2D ((u-cx)/fx), root-centred, / square-box side; scores; root ray",
                 "output": "root-relative joints (m, camera axes) + log correction of RootNet depth",
                 "a_real_m2": 4.0, "joint_names": list(mocap.JOINT_NAMES)})
@@ -233,6 +260,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--val-every", type=int, default=500)
+    ap.add_argument("--init", metavar="MANIFEST", help="start from these lifter weights (e.g. weights/lifter.json; "
+                    "architecture from its manifest) instead of random ones")
     ap.add_argument("--export", metavar="STEM", help="export best.pt to STEM.pt + STEM.json and exit")
     ap.add_argument("--fp32", action="store_true")
     args = ap.parse_args(argv)

@@ -173,6 +173,24 @@ def test_shipped_weights_accuracy_on_heldout_sample():
     assert np.mean(depth) < 0.10, depth      # measured ~2%
 
 
+def test_fine_tuning_starts_from_the_shipped_weights(tmp_path):
+    """train_3d --init: architecture and weights come from the manifest, the start is recorded,
+    and an export counts the earlier steps."""
+    from inference.train_3d import _init_config, _init_weights, export
+    man = json.load(open(_manifest()))
+    cfg = _init_config(_manifest(), {"arch": "mlp", "hidden": 64, "dropout": 0.1, "steps": 10})
+    assert cfg["arch"] == man["config"]["arch"] and "hidden" not in cfg and cfg["dropout"] == 0.1
+    assert cfg["init_from"]["sha256"] == man["sha256"]
+    sd = _init_weights(_manifest())
+    shipped = Lifter.load(_manifest()).model.state_dict()
+    assert all(torch.equal(sd[k], shipped[k]) for k in shipped)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": sd, "step": 5, "config": cfg}, run / "best.pt")
+    out = export(str(run), str(tmp_path / "lifter"))
+    assert out["config"]["trained_steps"] == man["config"]["trained_steps"] + 5
+
+
 def test_flip_test_makes_the_lift_mirror_symmetric():
     """With test-time mirroring the answer for the mirror image of a clip is exactly the mirror
     image (X -> -X about the optical axis, left <-> right) of the answer for the clip."""
