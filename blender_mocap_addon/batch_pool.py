@@ -316,23 +316,29 @@ def _run_local(todo, worker_fn_path, workers, retries, results, total, on_result
     workers = min(workers, len(todo))
     ctx = multiprocessing.get_context("spawn")
     attempts = {j.name: 0 for j in todo}
+    # A pool process that dies (killed, out of memory, crashed in C) breaks the whole pool and
+    # loses every job in flight, and nothing tells which job killed it. Such suspects are not
+    # charged the attempt; they are re-run one at a time on a pool of their own, where a crash
+    # is the job's own and counts. So a crashing input costs only itself.
+    isolate: set[str] = set()
     pending = list(todo)
     while pending:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        alone = next((j for j in pending if j.name in isolate), None)
+        if alone is not None:
+            todo_now, pending = [alone], [j for j in pending if j is not alone]
+        else:
+            todo_now, pending = pending, []
+        shared = alone is None and len(todo_now) > 1
+        with cf.ProcessPoolExecutor(max_workers=1 if alone is not None else workers, mp_context=ctx) as pool:
             futs = {}
 
-            broken = False
-
             def submit(j):
-                nonlocal broken
                 try:
                     futs[pool.submit(run_job, dataclasses.asdict(j), worker_fn_path, sys_path)] = j
                     attempts[j.name] += 1
                 except cf.process.BrokenProcessPool:
-                    broken = True
                     pending.append(j)
 
-            todo_now, pending = pending, []
             for j in todo_now:
                 submit(j)
             while futs:
@@ -342,16 +348,19 @@ def _run_local(todo, worker_fn_path, workers, retries, results, total, on_result
                     try:
                         r = JobResult(**fut.result())
                     except cf.process.BrokenProcessPool as ex:
-                        # a pool process died (killed, out of memory, crashed in C): every job
-                        # in flight is lost; each counts one attempt and is retried on a new pool
-                        broken = True
+                        if shared:
+                            attempts[j.name] -= 1       # a suspect, not yet known to be the culprit
+                            isolate.add(j.name)
+                            pending.append(j)
+                            continue
                         r = JobResult(j.name, j.input, ok=False, error=f"worker process died ({ex})")
+                        if not r.ok and attempts[j.name] <= retries:
+                            pending.append(j)           # again on a fresh pool of its own
+                            continue
                     except Exception as ex:
                         r = JobResult(j.name, j.input, ok=False, error=_one_line(ex))
                     if r.ok or attempts[j.name] > retries:
                         _finish(r, attempts[j.name], results, total, on_result)
-                    elif broken:
-                        pending.append(j)     # retried on a fresh pool
                     else:
                         submit(j)
     return f"local process pool ({workers} workers)"

@@ -104,13 +104,26 @@ def _background_box(box: np.ndarray, size_wh, rng: np.random.Generator):
     return None
 
 
+BOX_JITTER = 0.15     # detector-like box error for the gate's crops (fraction of the box size)
+START_RECALL = 0.9    # share of held-out people whose pose passes the start gate
+
+
+def _jitter(box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    shift = rng.uniform(-BOX_JITTER, BOX_JITTER, 2) * box[2]
+    return np.array([box[0] + shift[0], box[1] + shift[1], box[2] * np.exp(rng.uniform(-BOX_JITTER, BOX_JITTER))],
+                    np.float32)
+
+
 @torch.no_grad()
 def person_score_gate(model: StackedHourglass, data_root: str, limit: int = 400, seed: int = 0) -> dict:
     """How well the pose network's mean joint score tells a person crop from a background crop,
     on held-out images: crops around the annotated person vs crops of the same size elsewhere in
-    the same photograph. Returns percentiles of both and `start_score`, the threshold with the
-    best Youden index (true-positive rate - false-positive rate), which the engine uses before a
-    new track may start (a pose that would start a track must look like a person)."""
+    the same photograph, both cut from boxes jittered the way a detector misses (centre within
+    +-BOX_JITTER of the size, size within a factor exp(+-BOX_JITTER)). Returns percentiles of
+    both, the best Youden index (true-positive rate - false-positive rate), and `start_score`,
+    the highest threshold that keeps START_RECALL of the people, which the engine uses before a
+    new track may start: a pose must look like a person, but a missed person costs an animator
+    more than a ghost track they can delete."""
     names, joints, visible, is_test = load_annotations(data_root)
     idx = np.where(is_test)[0][: limit or None]
     rng = np.random.default_rng(seed)
@@ -121,11 +134,11 @@ def person_score_gate(model: StackedHourglass, data_root: str, limit: int = 400,
         for i in idx[start:start + 32]:
             img = cv2.imread(str(Path(data_root) / "images" / names[i]))
             box = crops.box_from_joints(joints[i], visible[i])
-            cs.append(crops.warp(img, crops.crop_matrix(box, S), S))
+            cs.append(crops.warp(img, crops.crop_matrix(_jitter(box, rng), S), S))
             kinds.append(True)
             bg = _background_box(box, (img.shape[1], img.shape[0]), rng)
             if bg is not None:
-                cs.append(crops.warp(img, crops.crop_matrix(bg, S), S))
+                cs.append(crops.warp(img, crops.crop_matrix(_jitter(bg, rng), S), S))
                 kinds.append(False)
         heat = crop_heatmaps(model, np.stack(cs), torch.device("cpu"), False)
         # the engine's joint score: the heatmap peak, clipped to 0..1 (codec.decode)
@@ -136,9 +149,10 @@ def person_score_gate(model: StackedHourglass, data_root: str, limit: int = 400,
     person, background = np.array(person), np.array(background)
     cands = np.unique(np.round(np.r_[person, background], 3))
     j = [(person >= t).mean() - (background >= t).mean() for t in cands]
-    best = float(cands[int(np.argmax(j))])
+    best = float(cands[[t for t in range(len(cands)) if (person >= cands[t]).mean() >= START_RECALL][-1]])
     pct = lambda a, q: [round(float(v), 3) for v in np.percentile(a, q)]  # noqa: E731
-    return {"start_score": round(best, 3), "youden": round(float(max(j)), 3),
+    return {"start_score": round(best, 3), "start_recall": START_RECALL, "box_jitter": BOX_JITTER,
+            "youden": round(float(max(j)), 3), "youden_score": round(float(cands[int(np.argmax(j))]), 3),
             "person_rate": round(float((person >= best).mean()), 3),
             "background_rate": round(float((background >= best).mean()), 3),
             "person_p5_25_50": pct(person, [5, 25, 50]), "background_p50_75_95": pct(background, [50, 75, 95]),

@@ -9,6 +9,7 @@
 Sources (nothing is typed in by hand; each table says which command made it):
   weights/*.json        the "eval" block of each shipped network's manifest (2D PCK, detector, lifter)
   docs/results_3d.json  the lifter's held-out 3D evaluation (inference.eval_3d)
+  docs/results_video.json  stage 1 end to end on synthetic clips of held-out photos (inference.eval_video)
   docs/bench/*.json     benchmark outputs: {"benchmark", "command", "date", "machine", "tables":
                         [{"title", "columns", "rows"}], "notes"} (benchmarks/results_io.py) or
                         {"benchmark", "command", "stdout"} (--capture)
@@ -36,6 +37,7 @@ RUN_ALL = [
     "python -m inference.eval_2d --weights weights/pose_fast.json --flip",
     "python -m inference.eval_detector --weights weights/detector_fast.json",
     "python -m inference.eval_3d --out docs/results_3d --manifest weights/lifter.json",
+    "python -m inference.eval_video --out docs/results_video.json",
     "python benchmarks/bench_first_frame.py",
     "python -m inference.report --capture inference -- python benchmarks/bench_inference.py",
     "python -m inference.report --capture keyframes_1x1k -- python benchmarks/bench_keyframes.py --people 1 --frames 1000",
@@ -133,6 +135,21 @@ def section_2d(mans) -> list:
                                                     "threshold", "people", "held-out split"], rows), ""]
         lines += [_cmd(m.get("eval_command", "")) + "  " for _, m in det] + [""]
     return lines
+
+
+def section_video() -> list:
+    res = _load(os.path.join(DOCS, "results_video.json"))
+    if not isinstance(res, dict) or "pck" not in res:
+        return []
+    return ["### 2D end to end on video (detector, crops, tracking)", "",
+            f"{res['clips']} synthetic hand-held-camera clips ({res['frames']} frames) of held-out LSPET photos; "
+            "PCK@0.2 over all frames (a missed person counts as wrong), the share of frames where the person "
+            "was found, PCK on those frames, output poses per frame matching nobody (other people in the "
+            "photos count too), and the engine's frames per second after loading "
+            "(inference/eval_video.py).", "",
+            table(["PCK@0.2", "found %", "PCK where found", "extra poses / frame", "engine fps"],
+                  [[res["pck"], res["found"], res["pck_found"], res["extra_per_frame"], res["fps"]]]), "",
+            _cmd(res.get("command", "")), ""]
 
 
 def section_3d(mans) -> list:
@@ -278,6 +295,7 @@ def build() -> str:
              "`python -m inference.report --run-all` re-runs them all (hours on a CPU), then rebuilds this page.", "",
              "## Accuracy", ""]
     lines += section_2d(mans)
+    lines += section_video()
     lines += section_3d(mans)
     lines += section_demo_jitter()
     lines += ["## Speed", ""]

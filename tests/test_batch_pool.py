@@ -122,6 +122,14 @@ def test_crashed_worker_process_costs_one_input(tmp_path):
     assert [r.name for r in s.converted] == ["clip0", "clip1"]
     (bad,) = s.failed
     assert bad.name == "crash" and "worker process died" in bad.error and bad.attempts == 2
+    assert all(r.attempts == 1 for r in s.converted)     # jobs lost beside the crash are not charged
+    # without retries too, the crash costs only its own input
+    out2 = tmp_path / "out2"
+    jobs = _jobs(paths, out2) + [bp.Job(name="crash", input=str(paths[0]), output_dir=str(out2),
+                                        options={"crash": True})]
+    s = bp.run_many(jobs, "pool_workers:crash_or_probe", workers=2, retries=0, sys_path=SYS_PATH)
+    assert [r.name for r in s.converted] == ["clip0", "clip1"]
+    assert [(r.name, r.attempts) for r in s.failed] == [("crash", 1)]
 
 
 def test_stale_temp_folders_are_removed_and_bad_jobs_refused(tmp_path):

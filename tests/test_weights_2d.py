@@ -102,3 +102,5 @@ def test_pose_scores_tell_people_from_background():
     assert gate["n_background"] >= 10
     assert gate["person_p5_25_50"][2] > gate["background_p50_75_95"][0]
     assert gate["youden"] > 0.3
+    # the start score keeps the stated share of people (a recall-first gate)
+    assert gate["person_rate"] >= gate["start_recall"] and gate["start_score"] <= gate["person_p5_25_50"][1]
