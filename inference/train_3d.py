@@ -112,8 +112,15 @@ def _init_config(manifest_path: str, cfg: dict) -> dict:
         raise SystemExit(f"--init {manifest_path}: not a lifter manifest (kind {man.get('kind')!r})")
     arch = {k: man["config"][k] for k in ARCH_KEYS if k in man["config"]}
     return {**{k: v for k, v in cfg.items() if k not in ARCH_KEYS}, **arch,
-            "init_from": {"manifest": os.path.abspath(manifest_path), "sha256": man["sha256"],
+            "init_from": {"manifest": _shown_path(manifest_path), "sha256": man["sha256"],
                           "trained_steps": int(man["config"].get("trained_steps", 0))}}
+
+
+def _shown_path(path: str) -> str:
+    """path relative to the repository when inside it (manifests must not record this machine)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rel = os.path.relpath(os.path.abspath(path), root)
+    return path if rel.startswith("..") else rel
 
 
 def _init_weights(manifest_path: str) -> dict:
@@ -147,9 +154,9 @@ def train(args) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     gamma = (cfg["lr_final"] / cfg["lr"]) ** (1.0 / cfg["steps"])
     step, best = 0, float("inf")
-    if "init_from" in cfg:
-        model.load_state_dict(_init_weights(cfg["init_from"]["manifest"]))
     last = os.path.join(args.run, "last.pt")
+    if "init_from" in cfg and not os.path.exists(last):
+        model.load_state_dict(_init_weights(cfg["init_from"]["manifest"]))
     if os.path.exists(last):
         ck = torch.load(last, weights_only=True)
         model.load_state_dict(ck["model"])
