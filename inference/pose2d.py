@@ -142,11 +142,14 @@ class Pyramid:
         # Clamp in floating point first: a far-away or huge crop must not overflow the integers.
         src = np.clip(src, -4.0, [W + 4.0, H + 4.0])
         x0, y0 = np.floor(src.min(0)).astype(int) - 2
-        x1, y1 = np.ceil(src.max(0)).astype(int) + 2
+        x1, y1 = np.ceil(src.max(0)).astype(int) + 2 + k
         x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
-        if x1 - x0 < 2 or y1 - y0 < 2:
+        if x1 - x0 < 2 * k or y1 - y0 < 2 * k:
             return blank
-        w, h = max(1, round((x1 - x0) / k)), max(1, round((y1 - y0) / k))
+        # A region of whole multiples of k: OpenCV's INTER_AREA then takes its fast integer path
+        # (5-10x faster than for a fractional factor); at most k - 1 px at a frame edge are left out.
+        w, h = (x1 - x0) // k, (y1 - y0) // k
+        x1, y1 = x0 + w * k, y0 + h * k
         small = cv2.resize(self.frame[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA)
         kx, ky = (x1 - x0) / w, (y1 - y0) / h   # small pixel centre u -> x0 + (u + 0.5) * kx - 0.5
         A = M[:, :2] @ np.diag([kx, ky])
