@@ -158,6 +158,7 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default=None, help="weights folder (default weights/)")
     ap.add_argument("--no-refine", action="store_true", help="no re-cuts of off-centre crops")
     ap.add_argument("--detect-every", type=int, default=PipelineOptions.detect_every)
+    ap.add_argument("--track-every", type=int, default=PipelineOptions.track_every)
     ap.add_argument("--fallback-detector", choices=("hog", "none"), default="hog")
     ap.add_argument("--start-score", type=float, default=None,
                     help="start gate for new tracks (default: the pose weights' own)")
@@ -167,7 +168,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     args = ap.parse_args(argv)
     opts = PipelineOptions(weights_dir=args.weights, refine_crops=not args.no_refine,
-                           detect_every=args.detect_every, fallback_detector=args.fallback_detector,
+                           detect_every=args.detect_every, track_every=args.track_every,
+                           fallback_detector=args.fallback_detector,
                            threads=args.threads, start_pose_score=args.start_score,
                            detection_threshold=args.detection_threshold)
     res = evaluate(opts, args.clips, args.frames, args.seed, args.data,
@@ -175,6 +177,7 @@ def main(argv=None) -> int:
     print(file=sys.stderr)
     res["command"] = "python -m inference.eval_video " + " ".join(argv if argv is not None else sys.argv[1:])
     res["options"] = {"refine_crops": opts.refine_crops, "detect_every": opts.detect_every,
+                      "track_every": opts.track_every,
                       "fallback_detector": opts.fallback_detector, "weights": args.weights or "weights/",
                       "start_pose_score": opts.start_pose_score, "detection_threshold": opts.detection_threshold}
     print(json.dumps(res, indent=1))

@@ -6,8 +6,8 @@
 
 Stage 1 streams the video in chunks of ``detect_every`` frames. The person detector runs on the
 first frame of each chunk; its boxes, together with the boxes that the tracker predicts from
-each person's last pose (moved by their velocity), are used for every frame of the chunk, so
-all crops of a chunk go through the pose network in one batch. A crop whose pose came out
+each person's latest pose (moved by their velocity), are used for ``track_every`` frames at a
+time, so that the crops of those frames go through the pose network in one batch. A crop whose pose came out
 clearly off-centre or of another size is cut again around that pose and run once more. The
 tracker then gives each frame's poses their ids. Only per-person joints are kept: memory does
 not grow with the frame size, only (slowly) with the number of frames.
@@ -58,6 +58,8 @@ class PipelineOptions:
     bone_lengths: bool = True            # constant bone lengths per person
     flip_test: bool | None = None        # None: on for "accurate", off for "fast"
     detect_every: int = 8                # frames per chunk; the detector runs once per chunk
+    track_every: int = 4                 # frames per pose batch: the tracked people's crops are
+                                         # re-aimed from their latest poses this often
     fallback_detector: str = "hog"       # "hog": OpenCV's HOG people detector adds people the
                                          # learned detector misses; "none": learned detector only
     fallback_every_s: float = 1.0        # the fallback runs at most this often (seconds of video),
@@ -92,8 +94,8 @@ class PipelineOptions:
             raise InferenceError(f"--smoothing must be >= 0, got {self.smoothing}")
         if self.start_pose_score is not None and not 0.0 <= self.start_pose_score <= 1.0:
             raise InferenceError(f"start_pose_score must be within 0..1, got {self.start_pose_score}")
-        if self.detect_every < 1 or self.batch_size < 1:
-            raise InferenceError("detect_every and batch_size must be >= 1")
+        if self.detect_every < 1 or self.track_every < 1 or self.batch_size < 1:
+            raise InferenceError("detect_every, track_every and batch_size must be >= 1")
         if not self.fallback_every_s > 0:
             raise InferenceError(f"fallback_every_s must be > 0, got {self.fallback_every_s}")
         if self.fallback_detector not in ("hog", "none"):
@@ -239,8 +241,6 @@ class _Stage1:
                 or frame - self.last_fallback >= self.fallback_gap)
 
     def chunk(self, idxs: list[int], frames: list[np.ndarray]) -> None:
-        from .tracking import pose_box, suppress_duplicates
-
         opts = self.opts
         t0 = time.perf_counter()
         dets = self.m.detector.detect([frames[0]])[0]
@@ -255,7 +255,18 @@ class _Stage1:
             dets = [(np.asarray(b, np.float32).reshape(3), 1.0) for b in opts.initial_boxes] + dets
         self.first = False
         t1 = time.perf_counter()
-        # Boxes at the chunk's first frame: the tracker's predictions (fresh, from poses), then
+        self.t["detect"] += t1 - t0
+        step = max(1, min(opts.track_every, len(idxs)))
+        for k in range(0, len(idxs), step):
+            self._poses(idxs[k:k + step], frames[k:k + step], dets)
+
+    def _poses(self, idxs: list[int], frames: list[np.ndarray], dets: list) -> None:
+        """Pose crops and tracking for a few consecutive frames. dets: the chunk's detections."""
+        from .tracking import suppress_duplicates
+
+        opts = self.opts
+        t1 = time.perf_counter()
+        # Boxes at the first frame: the tracker's predictions (from the latest poses), then
         # the detections that no prediction covers (new or lost people).
         # Every box is sanitised here, where it enters the pose stage: non-finite, sub-pixel or
         # off-frame boxes are dropped and absurd sizes clamped (pose2d.sanitize_boxes).
@@ -298,7 +309,6 @@ class _Stage1:
                 self.stats["frames_without_person"] += 1
             self.stats["poses"] += int((ids >= 0).sum())
         t3 = time.perf_counter()
-        self.t["detect"] += t1 - t0
         self.t["pose"] += t2 - t1
         self.t["track"] += t3 - t2
 
