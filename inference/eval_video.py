@@ -1,6 +1,6 @@
 """End-to-end 2D check of stage 1 (detector, crops, re-cuts, tracking) on synthetic videos.
 
-    python -m inference.eval_video [--clips 40] [--frames 30] [--no-refine] [--detect-every 8]
+    python -m inference.eval_video [--clips 40] [--frames 30] [--refine] [--detect-every 8] [--track-every 2]
 
 Each clip is one held-out LSPET photograph (im09001-im10000, never trained on) filmed by a
 virtual hand-held camera: a 960 x 540, 30 fps video in which the camera pans and zooms over the
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=None, help="LSP folder (default ../shared/data/lsp)")
     ap.add_argument("--weights", default=None, help="weights folder (default weights/)")
-    ap.add_argument("--no-refine", action="store_true", help="no re-cuts of off-centre crops")
+    ap.add_argument("--refine", action="store_true", help="re-cut crops whose pose came out off-centre")
     ap.add_argument("--detect-every", type=int, default=PipelineOptions.detect_every)
     ap.add_argument("--track-every", type=int, default=PipelineOptions.track_every)
     ap.add_argument("--fallback-detector", choices=("hog", "none"), default="hog")
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     args = ap.parse_args(argv)
-    opts = PipelineOptions(weights_dir=args.weights, refine_crops=not args.no_refine,
+    opts = PipelineOptions(weights_dir=args.weights, refine_crops=args.refine,
                            detect_every=args.detect_every, track_every=args.track_every,
                            fallback_detector=args.fallback_detector,
                            threads=args.threads, start_pose_score=args.start_score,

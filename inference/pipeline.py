@@ -58,7 +58,7 @@ class PipelineOptions:
     bone_lengths: bool = True            # constant bone lengths per person
     flip_test: bool | None = None        # None: on for "accurate", off for "fast"
     detect_every: int = 8                # frames per chunk; the detector runs once per chunk
-    track_every: int = 4                 # frames per pose batch: the tracked people's crops are
+    track_every: int = 2                 # frames per pose batch: the tracked people's crops are
                                          # re-aimed from their latest poses this often
     fallback_detector: str = "hog"       # "hog": OpenCV's HOG people detector adds people the
                                          # learned detector misses; "none": learned detector only
@@ -69,7 +69,8 @@ class PipelineOptions:
     start_pose_score: float | None = None  # least mean joint score for a pose to start a new track;
                                          # None: the pose weights' own gate (manifest "gate", measured
                                          # on held-out people vs background), else min_pose_score
-    refine_crops: bool = True            # re-run crops whose pose came out off-centre
+    refine_crops: bool = False           # re-run crops whose pose came out off-centre (with crops
+                                         # re-aimed every 2 frames it no longer pays: docs/engine.md)
     max_gap_s: float = 0.5               # dropouts up to this long (seconds) are interpolated
     min_track_s: float = 0.2             # tracks shorter than this (seconds) are dropped
     fps: float | None = None             # override the source frame rate (image folders)
