@@ -20,8 +20,8 @@ needs_lsp = pytest.mark.skipif(not (LSP / "joints.npz").exists(), reason="shared
 
 # Floors sit well below the figures in the manifests (a regression check, not the headline).
 PCK_FLOOR_50 = 10.0
-DETECTOR_RECALL_FLOOR = 20.0
-SCENE_RECALL_FLOOR = 20.0
+DETECTOR_RECALL_FLOOR = 45.0   # measured 65.9 on this subset (session 3 weights)
+SCENE_RECALL_FLOOR = 42.0      # measured 60.5 on this subset (session 3 weights)
 
 
 @pytest.mark.parametrize("name, kind", [("pose_fast", "2d"), ("detector_fast", "detector")])
