@@ -69,6 +69,7 @@ class PipelineOptions:
     start_pose_score: float | None = None  # least mean joint score for a pose to start a new track;
                                          # None: the pose weights' own gate (manifest "gate", measured
                                          # on held-out people vs background), else min_pose_score
+    end_lost_tracks: bool = True         # end a track whose poses stop looking like a person
     refine_crops: bool = False           # re-run crops whose pose came out off-centre (with crops
                                          # re-aimed every 2 frames it no longer pays: docs/engine.md)
     max_gap_s: float = 0.5               # dropouts up to this long (seconds) are interpolated
@@ -218,7 +219,8 @@ class _Stage1:
 
         self.m, self.opts = models, opts
         self.tracker = Tracker(TrackerConfig(max_age=max(3, int(round(0.5 * fps))),
-                                             propose_age=max(3, opts.detect_every)))
+                                             propose_age=max(3, opts.detect_every),
+                                             lost_window=max(3, int(round(0.5 * fps)))))
         self.stats = {"detector_frames": 0, "crops": 0, "refined_crops": 0, "poses": 0,
                       "frames_without_person": 0, "boxes_dropped": 0, "fallback_detections": 0,
                       "fallback_frames": 0}
@@ -233,6 +235,9 @@ class _Stage1:
         gate = (getattr(models.pose, "manifest", None) or {}).get("gate", {}) if models is not None else {}
         start = opts.start_pose_score if opts.start_pose_score is not None else gate.get("start_score")
         self.start_score = max(opts.min_pose_score, float(start) if start is not None else 0.0)
+        # A track whose poses fall below the start gate for half a second has most likely
+        # lost its person (tracking.TrackerConfig.lost_*).
+        self.tracker.cfg.lost_score = self.start_score if opts.end_lost_tracks else 0.0
         self.last_fallback = None
 
     def _fallback_due(self, frame: int) -> bool:
@@ -533,7 +538,8 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
     tracks.sort(key=lambda t: t.frames[0])
     stats = dict(stage.stats)
     stats.update(frames=F, frames_decoded=done, frames_skipped=reader.skipped,
-                 tracks=len(tracks), tracks_dropped_short=len(stage.tracker.all_tracks()) - len(tracks))
+                 tracks=len(tracks), tracks_dropped_short=len(stage.tracker.all_tracks()) - len(tracks),
+                 tracks_lost=stage.tracker.lost)
     j3, j2, sc, valid = _build_result(tracks, opts.start, F, info.fps, K, models, opts, warnings, stats)
     if len(tracks) == 0:
         warnings.append("no person was found in the video")

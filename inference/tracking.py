@@ -145,6 +145,13 @@ class TrackerConfig:
     size_smoothing: float = 0.3
     min_joints_for_box: int = 6       # confident joints a pose needs to move the track's box
     hint_factor: float = 0.5          # cost factor for a pose found in the track's own proposed crop
+    # Lost person: a track whose crops drifted onto the background keeps matching its own
+    # weak poses. It ends when, over the last `lost_window` observations, the median mean joint
+    # score is below `lost_score` and below `lost_ratio` x its median before; that weak tail is
+    # cut off. 0 turns the rule off.
+    lost_window: int = 15
+    lost_score: float = 0.0
+    lost_ratio: float = 0.8
 
 
 @dataclass
@@ -177,6 +184,7 @@ class Tracker:
         self.tracks: list[Track] = []      # live tracks
         self.finished: list[Track] = []    # tracks past max_age
         self._next_id = 0
+        self.lost = 0                      # tracks ended by the lost-person rule
 
     # -- association --------------------------------------------------------
     def cost_matrix(self, frame: int, joints: np.ndarray, scores: np.ndarray,
@@ -234,6 +242,7 @@ class Tracker:
                                 None if hint is None else np.asarray(hint)[cand])
         rows, cols = linear_assignment(cost) if cost.size else (np.zeros(0, int), np.zeros(0, int))
         matched = set()
+        observed = []
         for t, c in zip(rows, cols):
             if cost[t, c] >= GATED:
                 continue
@@ -241,6 +250,10 @@ class Tracker:
             self._observe(self.tracks[t], frame, joints[n], scores[n], boxes[n])
             ids[n] = self.tracks[t].id
             matched.add(n)
+            observed.append((self.tracks[t], n))
+        for tr, n in observed:
+            if self._lost(tr):
+                ids[n] = -1
         for n in cand:
             if int(n) not in matched and (may_start is None or may_start[n]):
                 tr = Track(self._next_id, frame, joints[n].copy(), scores[n].copy(), boxes[n, :2].copy(),
@@ -272,6 +285,28 @@ class Tracker:
         tr.frames.append(frame)
         tr.poses.append(joints.astype(np.float32))
         tr.confs.append(scores.astype(np.float32))
+
+    def _lost(self, tr: Track) -> bool:
+        """Apply the lost-person rule to a track just observed; True if it ended it (the track
+        is moved to ``finished`` with its weak tail removed)."""
+        W, cfg = self.cfg.lost_window, self.cfg
+        if cfg.lost_score <= 0 or W < 1 or len(tr.confs) < 2 * W:
+            return False
+        m = np.array([float(np.mean(c)) for c in tr.confs])
+        before = float(np.median(m[:-W]))
+        recent = float(np.median(m[-W:]))
+        if not (recent < cfg.lost_score and recent < cfg.lost_ratio * before):
+            return False
+        keep = len(m)
+        while keep > 0 and m[keep - 1] < cfg.lost_ratio * before:
+            keep -= 1
+        del tr.frames[keep:], tr.poses[keep:], tr.confs[keep:]
+        if tr.frames:
+            tr.last_frame = tr.frames[-1]
+        self.tracks.remove(tr)
+        self.finished.append(tr)
+        self.lost += 1
+        return True
 
     def _retire(self, frame: int) -> None:
         live = []

@@ -185,3 +185,30 @@ def test_duplicates_by_box():
     b = person(104, 98) + np.random.default_rng(0).normal(0, 12, a.shape)  # same person, noisy pose
     keep = suppress_duplicates(np.stack([a, b]), np.full((2, 16), 0.8))
     assert len(keep) == 1
+
+
+def test_lost_person_ends_the_track_and_its_weak_tail_is_cut():
+    from inference.tracking import TrackerConfig
+
+    def run(tail_score):
+        tr = Tracker(TrackerConfig(lost_window=10, lost_score=0.5, lost_ratio=0.8))
+        ids = []
+        for f in range(60):
+            s = 0.75 if f < 30 else tail_score          # the crop drifts onto background at 30
+            # as in the pipeline, only poses that pass the start gate may start a track
+            ids.append(int(tr.update(f, person(100 + f, 100)[None], np.full((1, 16), s),
+                                     may_start=np.array([s >= 0.5]))[0]))
+        return tr, ids
+
+    tr, ids = run(0.4)
+    (t,) = tr.all_tracks()
+    assert t.frames == list(range(30)) and tr.lost == 1 and not tr.tracks
+    assert ids[:35] == [0] * 35 and ids[35:] == [-1] * 25    # ended once most of the last 10 were weak
+    # a dip that stays above the lost score (a person turning away, say) keeps the track
+    tr, ids = run(0.55)
+    assert tr.lost == 0 and set(ids) == {0} and len(tr.all_tracks()[0].frames) == 60
+    # off by default
+    plain = Tracker()
+    for f in range(60):
+        plain.update(f, person(100, 100)[None], np.full((1, 16), 0.75 if f < 30 else 0.3))
+    assert plain.lost == 0 and len(plain.all_tracks()[0].frames) == 60
