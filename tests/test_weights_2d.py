@@ -19,7 +19,7 @@ LSP = REPO.parent / "shared" / "data" / "lsp"
 needs_lsp = pytest.mark.skipif(not (LSP / "joints.npz").exists(), reason="shared LSP data not present")
 
 # Floors sit well below the figures in the manifests (a regression check, not the headline).
-PCK_FLOOR_50 = 10.0
+PCK_FLOOR_50 = 35.0            # measured 50.8 on these 50 images (session 3 weights)
 DETECTOR_RECALL_FLOOR = 45.0   # measured 65.9 on this subset (session 3 weights)
 SCENE_RECALL_FLOOR = 42.0      # measured 60.5 on this subset (session 3 weights)
 
