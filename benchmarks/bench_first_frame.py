@@ -79,8 +79,10 @@ def main(argv=None) -> int:
             cmd += ["--weights", args.weights]
         if args.end:
             cmd += ["--end", str(args.end)]
-        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
-                   OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=REPO)
+        # No OMP_WAIT_POLICY=PASSIVE here (it is what the training commands use on a shared
+        # machine): it makes every small network call wait for sleeping threads, ~2.5x slower.
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), PYTHONPATH=REPO)
         for k in range(args.repeat):
             r = one_run(cmd, env)
             d = posefile.load(out)

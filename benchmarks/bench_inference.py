@@ -125,8 +125,9 @@ def process_table(args) -> tuple[dict, dict]:
                        "--max-people", str(args.max_people)]
                 if args.weights:
                     cmd += ["--weights", args.weights]
-            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
-                       OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(REPO))
+            # Without OMP_WAIT_POLICY=PASSIVE (see bench_first_frame.py): the engine's own setting.
+            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), PYTHONPATH=str(REPO))
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)

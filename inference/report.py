@@ -312,7 +312,7 @@ def capture(name: str, cmd: list) -> int:
 
     if cmd and cmd[0] in ("python", "python3"):
         cmd = [sys.executable] + cmd[1:]
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+    env = dict(os.environ, PYTHONPATH=REPO)
     r = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
     if r.returncode != 0:
         print(f"report: {' '.join(cmd)} failed with status {r.returncode}; nothing recorded", file=sys.stderr)

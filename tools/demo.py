@@ -90,7 +90,6 @@ def main(argv=None) -> int:
     ap.add_argument("--record", action="store_true",
                     help="also write the jitter and timings to docs/bench/demo.json (for inference.report)")
     args = ap.parse_args(argv)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from blender_mocap_addon.core import posefile
     from inference import overlay, preview
