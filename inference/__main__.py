@@ -130,9 +130,6 @@ def main(argv=None) -> int:
         print(f"error: the output {out} is a folder; give a file name like out.npz", file=sys.stderr)
         return EXIT_FAILED
 
-    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" and args.device != "cuda":
-        print("note: OMP_WAIT_POLICY=PASSIVE is set; it slows the networks on the CPU about 2.5x "
-              "(unset it for full speed)", file=sys.stderr)
     cancel = threading.Event()
     old_term = signal.signal(signal.SIGTERM, lambda *_: cancel.set()) if threading.current_thread() is threading.main_thread() else None
     bar = Bar() if mode == "bar" else None
@@ -178,6 +175,9 @@ def main(argv=None) -> int:
         print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {out}: {result.num_people} people, {result.num_frames} frames in {secs:.1f} s "
           f"({result.num_frames / max(secs, 1e-9):.1f} fps overall)", file=sys.stderr)
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" and args.device != "cuda":
+        print("note: OMP_WAIT_POLICY=PASSIVE is set; it slows the networks on the CPU about 2.5x "
+              "(unset it for full speed)", file=sys.stderr)
     return EXIT_OK
 
 
