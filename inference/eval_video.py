@@ -33,7 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .eval_2d import LSP_JOINTS, torso_size
+from . import crops
+from .eval_2d import pck, torso_size
 from .joints import PELVIS
 from .training.lsp import load_annotations
 
@@ -103,16 +104,13 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
     pick = rng.choice(test, size=min(clips, len(test)), replace=False)
     opts = replace(options, start=0, end=None)
     models = models or load_models(opts)
-    hits = total = found = frames_all = extra = 0
-    hits_found = total_found = 0
+    preds, gts, viss, found, extra = [], [], [], [], 0
     seconds = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for n, i in enumerate(pick):
             image = cv2.imread(str(root / "images" / names[i]))
             vis = visible[i]
-            lo, hi = joints[i][vis].min(0), joints[i][vis].max(0)
-            box = np.array([*(lo + hi) / 2, max(*(hi - lo), 1.0)])
-            mats = camera_path(box, frames, rng)
+            mats = camera_path(crops.box_from_joints(joints[i], vis), frames, rng)
             path = Path(tmp) / f"clip{n:03d}.mp4"
             render_clip(image, mats, path)
             t0 = time.perf_counter()
@@ -120,29 +118,25 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
             seconds += time.perf_counter() - t0
             gt = np.einsum("fij,kj->fki", mats[:, :, :2], joints[i]) + mats[:, None, :, 2]
             torso = torso_size(gt, np.repeat(vis[None], frames, 0))
+            # Frames without a usable torso are left out (as pck() leaves them out).
             for f in range(min(frames, res.valid.shape[1])):
                 if not np.isfinite(torso[f]):
                     continue
-                frames_all += 1
                 k, more = _match(res.joints2d[:, f], res.valid[:, f], gt[f], vis, torso[f])
                 extra += more
-                use = vis.copy()
-                use[[j for j in range(len(use)) if j not in LSP_JOINTS]] = False
-                total += int(use.sum())
-                if k < 0:
-                    continue
-                found += 1
-                err = np.linalg.norm(res.joints2d[k, f] - gt[f], axis=-1) / torso[f]
-                h = int(((err <= 0.2) & use).sum())
-                hits += h
-                hits_found += h
-                total_found += int(use.sum())
+                found.append(k >= 0)
+                # a missed person: NaN joints, all wrong for pck()
+                preds.append(res.joints2d[k, f] if k >= 0 else np.full(gt[f].shape, np.nan))
+                gts.append(gt[f])
+                viss.append(vis)
             if progress:
                 progress(n + 1, len(pick))
+    pred, gt, vis, found = np.array(preds), np.array(gts), np.array(viss, bool), np.array(found, bool)
+    frames_all = len(found)
     return {"clips": int(len(pick)), "frames": int(frames_all), "seed": seed,
-            "pck": round(100.0 * hits / max(total, 1), 1),
-            "found": round(100.0 * found / max(frames_all, 1), 1),
-            "pck_found": round(100.0 * hits_found / max(total_found, 1), 1),
+            "pck": round(pck(pred, gt, vis)["mean"], 1) if frames_all else 0.0,
+            "found": round(100.0 * found.sum() / max(frames_all, 1), 1),
+            "pck_found": round(pck(pred[found], gt[found], vis[found])["mean"], 1) if found.any() else 0.0,
             "extra_per_frame": round(extra / max(frames_all, 1), 3),
             "fps": round(len(pick) * frames / max(seconds, 1e-9), 1)}
 
