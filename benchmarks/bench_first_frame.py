@@ -24,7 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [HERE, REPO]
-from results_io import markdown_table, write_result  # noqa: E402
+from results_io import engine_env, markdown_table, write_result  # noqa: E402
 
 DEFAULT_VIDEO = os.path.join(REPO, "examples", "sports2d_demo.mp4")
 
@@ -79,10 +79,7 @@ def main(argv=None) -> int:
             cmd += ["--weights", args.weights]
         if args.end:
             cmd += ["--end", str(args.end)]
-        # No OMP_WAIT_POLICY=PASSIVE here (it is what the training commands use on a shared
-        # machine): it makes every small network call wait for sleeping threads, ~2.5x slower.
-        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), PYTHONPATH=REPO)
+        env = engine_env(args.threads)
         for k in range(args.repeat):
             r = one_run(cmd, env)
             d = posefile.load(out)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "benchmarks"), str(REPO)]
-from results_io import write_result  # noqa: E402
+from results_io import engine_env, write_result  # noqa: E402
 
 MODEL_COLUMNS = ["network", "config", "batch", "images/s wall", "images/s cpu-est"]
 PROCESS_COLUMNS = ["preset", "frames", "people", "seconds wall", "fps wall", "fps cpu-est",
@@ -125,9 +125,7 @@ def process_table(args) -> tuple[dict, dict]:
                        "--max-people", str(args.max_people)]
                 if args.weights:
                     cmd += ["--weights", args.weights]
-            # Without OMP_WAIT_POLICY=PASSIVE (see bench_first_frame.py): the engine's own setting.
-            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-            env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads), PYTHONPATH=str(REPO))
+            env = engine_env(args.threads)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
