@@ -353,10 +353,10 @@ def _run_local(todo, worker_fn_path, workers, retries, results, total, on_result
                             isolate.add(j.name)
                             pending.append(j)
                             continue
-                        r = JobResult(j.name, j.input, ok=False, error=f"worker process died ({ex})")
-                        if not r.ok and attempts[j.name] <= retries:
+                        if attempts[j.name] <= retries:
                             pending.append(j)           # again on a fresh pool of its own
                             continue
+                        r = JobResult(j.name, j.input, ok=False, error=f"worker process died ({ex})")
                     except Exception as ex:
                         r = JobResult(j.name, j.input, ok=False, error=_one_line(ex))
                     if r.ok or attempts[j.name] > retries:

@@ -148,8 +148,9 @@ def person_score_gate(model: StackedHourglass, data_root: str, limit: int = 400,
             (person if k else background).append(float(m))
     person, background = np.array(person), np.array(background)
     cands = np.unique(np.round(np.r_[person, background], 3))
-    j = [(person >= t).mean() - (background >= t).mean() for t in cands]
-    best = float(cands[[t for t in range(len(cands)) if (person >= cands[t]).mean() >= START_RECALL][-1]])
+    person_rate = np.array([(person >= t).mean() for t in cands])      # falls as t rises
+    j = person_rate - np.array([(background >= t).mean() for t in cands])
+    best = float(cands[person_rate >= START_RECALL][-1])
     pct = lambda a, q: [round(float(v), 3) for v in np.percentile(a, q)]  # noqa: E731
     return {"start_score": round(best, 3), "start_recall": START_RECALL, "box_jitter": BOX_JITTER,
             "youden": round(float(max(j)), 3), "youden_score": round(float(cands[int(np.argmax(j))]), 3),

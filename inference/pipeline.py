@@ -7,9 +7,9 @@
 Stage 1 streams the video in chunks of ``detect_every`` frames. The person detector runs on the
 first frame of each chunk; its boxes, together with the boxes that the tracker predicts from
 each person's latest pose (moved by their velocity), are used for ``track_every`` frames at a
-time, so that the crops of those frames go through the pose network in one batch. A crop whose pose came out
-clearly off-centre or of another size is cut again around that pose and run once more. The
-tracker then gives each frame's poses their ids. Only per-person joints are kept: memory does
+time, so that the crops of those frames go through the pose network in one batch. With
+``refine_crops`` a crop whose pose came out clearly off-centre or of another size is cut again
+around that pose and run once more. The tracker then gives each frame's poses their ids. Only per-person joints are kept: memory does
 not grow with the frame size, only (slowly) with the number of frames.
 
 Stage 2 works per track: short dropouts are interpolated (``tracking.fill_gaps``), each run

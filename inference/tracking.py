@@ -292,10 +292,14 @@ class Tracker:
         W, cfg = self.cfg.lost_window, self.cfg
         if cfg.lost_score <= 0 or W < 1 or len(tr.confs) < 2 * W:
             return False
-        m = np.array([float(np.mean(c)) for c in tr.confs])
+        # Runs after every observation: look at the recent window first (W poses) and at the
+        # whole history only when that already looks lost.
+        recent = float(np.median(np.mean(tr.confs[-W:], axis=1)))
+        if not recent < cfg.lost_score:
+            return False
+        m = np.mean(tr.confs, axis=1)
         before = float(np.median(m[:-W]))
-        recent = float(np.median(m[-W:]))
-        if not (recent < cfg.lost_score and recent < cfg.lost_ratio * before):
+        if not recent < cfg.lost_ratio * before:
             return False
         keep = len(m)
         while keep > 0 and m[keep - 1] < cfg.lost_ratio * before:
