@@ -103,17 +103,26 @@ def _log(path, msg):
 ARCH_KEYS = ("arch", "filter_widths", "channels", "hidden", "blocks")
 
 
-def _init_config(manifest_path: str, cfg: dict) -> dict:
+def _init_config(manifest_path: str, cfg: dict, grow: bool = False) -> dict:
     """Fine-tuning from shipped weights: the architecture is taken from their manifest (so the
-    weights fit) and the start is recorded in the run's config."""
+    weights fit) and the start is recorded in the run's config.  With grow, the run keeps its own
+    (deeper) filter widths, which must extend the manifest's (TemporalLifter.load_grown)."""
     with open(manifest_path) as f:
         man = json.load(f)
     if man.get("kind") != "3d":
         raise SystemExit(f"--init {manifest_path}: not a lifter manifest (kind {man.get('kind')!r})")
     arch = {k: man["config"][k] for k in ARCH_KEYS if k in man["config"]}
-    return {**{k: v for k, v in cfg.items() if k not in ARCH_KEYS}, **arch,
-            "init_from": {"manifest": _shown_path(manifest_path), "sha256": man["sha256"],
-                          "trained_steps": int(man["config"].get("trained_steps", 0))}}
+    if grow:
+        old_fw, fw = list(arch.get("filter_widths", [])), list(cfg.get("filter_widths", []))
+        if arch.get("arch") != "tcn" or cfg.get("arch") != "tcn" or len(fw) <= len(old_fw) \
+                or fw[:len(old_fw)] != old_fw:
+            raise SystemExit(f"--grow: filter widths {fw} do not extend the manifest's {old_fw}")
+        arch["filter_widths"] = fw
+    start = {"manifest": _shown_path(manifest_path), "sha256": man["sha256"],
+             "trained_steps": int(man["config"].get("trained_steps", 0))}
+    if grow:
+        start["grown_from_filter_widths"] = old_fw
+    return {**{k: v for k, v in cfg.items() if k not in ARCH_KEYS}, **arch, "init_from": start}
 
 
 def _shown_path(path: str) -> str:
@@ -145,7 +154,7 @@ def train(args) -> None:
         cfg.update({"batch": args.batch, "lr": args.lr, "lr_final": args.lr_final, "steps": args.steps,
                     "w_depth": args.w_depth, "seed": args.seed})
         if args.init:
-            cfg.update(_init_config(args.init, cfg))
+            cfg.update(_init_config(args.init, cfg, grow=args.grow))
         with open(cfg_path, "w") as f:
             json.dump(cfg, f, indent=1)
     log = os.path.join(args.run, "train.log")
@@ -156,7 +165,12 @@ def train(args) -> None:
     step, best = 0, float("inf")
     last = os.path.join(args.run, "last.pt")
     if "init_from" in cfg and not os.path.exists(last):
-        model.load_state_dict(_init_weights(cfg["init_from"]["manifest"]))
+        state = _init_weights(cfg["init_from"]["manifest"])
+        if "grown_from_filter_widths" in cfg["init_from"]:
+            _log(log, f"grown by {model.load_grown(state)} residual block(s) from "
+                      f"{cfg['init_from']['grown_from_filter_widths']}")
+        else:
+            model.load_state_dict(state)
     if os.path.exists(last):
         ck = torch.load(last, weights_only=True)
         model.load_state_dict(ck["model"])
@@ -269,6 +283,8 @@ def main(argv=None) -> int:
     ap.add_argument("--val-every", type=int, default=500)
     ap.add_argument("--init", metavar="MANIFEST", help="start from these lifter weights (e.g. weights/lifter.json; "
                     "architecture from its manifest) instead of random ones")
+    ap.add_argument("--grow", action="store_true", help="with --init: keep --filter-widths (which must extend the "
+                    "manifest's, e.g. 3 3 3 -> 3 3 3 3) and start the added blocks near identity")
     ap.add_argument("--export", metavar="STEM", help="export best.pt to STEM.pt + STEM.json and exit")
     ap.add_argument("--fp32", action="store_true")
     args = ap.parse_args(argv)

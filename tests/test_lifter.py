@@ -76,6 +76,32 @@ def test_tcn_dilated_matches_strided_windows():
             torch.testing.assert_close(win, full[t], atol=1e-5, rtol=1e-5)
 
 
+def test_grown_tcn_starts_where_the_shallow_one_was():
+    torch.manual_seed(0)
+    small = TemporalLifter((3, 3, 3), channels=32)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, as after training
+        for bn in small.bns:
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    small.eval()
+    big = TemporalLifter((3, 3, 3, 3), channels=32)
+    assert big.load_grown(small.state_dict()) == 1 and big.receptive_field == 81
+    big.eval()
+    x = torch.randn(2, 100, 50)
+    with torch.no_grad():
+        a = small(x, strided=False)[:, 27:27 + 20]   # the centre frames the grown net sees whole
+        b = big(x, strided=False)
+        assert b.shape == (2, 20, 49)
+        err = (a - b).abs().max().item()
+        assert err < 0.05 * a.abs().mean().item()
+        # ...but not exactly (a dead block would never learn)
+        assert err > 0
+    with pytest.raises(ValueError):
+        TemporalLifter((3, 3, 3), channels=32).load_grown(big.state_dict())
+    with pytest.raises(ValueError):
+        TemporalLifter((3, 3, 3, 3), channels=16).load_grown(small.state_dict())
+
+
 def test_few_training_steps_lower_the_loss():
     from inference.train_3d import lifter_loss
     torch.manual_seed(0)
@@ -250,3 +276,16 @@ def test_eval_pipeline_on_tiny_set():
     assert 0 < gt["pa_mpjpe_mm"] <= gt["mpjpe_mm"] < 75
     assert noisy["mpjpe_mm"] > gt["mpjpe_mm"]
     assert gt["root_depth_err_pct"] < gt["root_depth_err_pct_pinhole_only"]
+
+
+def test_grow_config_must_extend_the_shipped_widths():
+    from inference.train_3d import _init_config
+    man = default_manifest()
+    shipped = json.load(open(man))["config"]["filter_widths"]
+    cfg = _init_config(man, {"arch": "tcn", "filter_widths": shipped + [3], "lr": 1e-4}, grow=True)
+    assert cfg["filter_widths"] == shipped + [3] and cfg["lr"] == 1e-4
+    assert cfg["init_from"]["grown_from_filter_widths"] == shipped
+    with pytest.raises(SystemExit):
+        _init_config(man, {"arch": "tcn", "filter_widths": [5] + shipped}, grow=True)
+    # without grow the manifest's architecture wins
+    assert _init_config(man, {"arch": "tcn", "filter_widths": shipped + [3]})["filter_widths"] == shipped

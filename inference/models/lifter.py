@@ -92,6 +92,25 @@ class TemporalLifter(nn.Module):
             rf = rf * w
         return rf
 
+    def load_grown(self, state: dict, new_gain: float = 0.01) -> int:
+        """Start from the weights of a shallower lifter whose filter widths are a prefix of ours
+        (e.g. receptive field 27 -> 81): its layers and head are copied and each added residual
+        block's last BatchNorm starts at a small gain, so the grown network begins almost exactly
+        where the shallow one was (not exactly zero: ReLU's gradient at 0 would keep it dead).
+        Returns the number of blocks added."""
+        n_old = sum(1 for k in state if k.startswith("convs.") and k.endswith(".weight")) // 2
+        n_new = len(self.filter_widths) - 1 - n_old
+        if n_new < 0 or state["expand.weight"].shape != self.expand.weight.shape:
+            raise ValueError("load_grown: the given weights are not a shallower version of this network")
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith(("convs.", "bns.")) for k in missing):
+            raise ValueError(f"load_grown: weights do not fit (missing {missing}, unexpected {unexpected})")
+        with torch.no_grad():
+            for i in range(n_old, n_old + n_new):
+                self.bns[2 * i + 1].weight.fill_(new_gain)
+                self.bns[2 * i + 1].bias.zero_()
+        return n_new
+
     def forward(self, x: torch.Tensor, strided: bool = True) -> torch.Tensor:
         x = x.transpose(1, 2)
         fw = self.filter_widths
