@@ -148,8 +148,10 @@ class TrackerConfig:
     # Lost person: a track whose crops drifted onto the background keeps matching its own
     # weak poses. It ends when, over the last `lost_window` observations, the median mean joint
     # score is below `lost_score` and below `lost_ratio` x its median before; that weak tail is
-    # cut off. 0 turns the rule off.
+    # cut off. 0 turns the rule off. "Before" is the median over at most `lost_history` windows
+    # before the last one (bounded, so the check costs the same on a long track).
     lost_window: int = 15
+    lost_history: int = 20
     lost_score: float = 0.0
     lost_ratio: float = 0.8
 
@@ -166,6 +168,7 @@ class Track:
     frames: list = field(default_factory=list)       # observed frame indices
     poses: list = field(default_factory=list)        # (J, 2) per observation
     confs: list = field(default_factory=list)        # (J,) per observation
+    mean_confs: list = field(default_factory=list)   # mean joint score per observation
 
     def predict(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
         """Predicted (joints (J, 2), centre (2,)) at `frame` (constant velocity)."""
@@ -262,6 +265,7 @@ class Tracker:
                 tr.frames.append(frame)
                 tr.poses.append(joints[n].astype(np.float32))
                 tr.confs.append(scores[n].astype(np.float32))
+                tr.mean_confs.append(float(scores[n].mean()))
                 self.tracks.append(tr)
                 ids[n] = tr.id
         return ids
@@ -285,26 +289,27 @@ class Tracker:
         tr.frames.append(frame)
         tr.poses.append(joints.astype(np.float32))
         tr.confs.append(scores.astype(np.float32))
+        tr.mean_confs.append(float(scores.mean()))
 
     def _lost(self, tr: Track) -> bool:
         """Apply the lost-person rule to a track just observed; True if it ended it (the track
         is moved to ``finished`` with its weak tail removed)."""
         W, cfg = self.cfg.lost_window, self.cfg
-        if cfg.lost_score <= 0 or W < 1 or len(tr.confs) < 2 * W:
+        m = tr.mean_confs
+        if cfg.lost_score <= 0 or W < 1 or len(m) < 2 * W:
             return False
         # Runs after every observation: look at the recent window first (W poses) and at the
-        # whole history only when that already looks lost.
-        recent = float(np.median(np.mean(tr.confs[-W:], axis=1)))
+        # history before it only when that already looks lost.
+        recent = float(np.median(m[-W:]))
         if not recent < cfg.lost_score:
             return False
-        m = np.mean(tr.confs, axis=1)
-        before = float(np.median(m[:-W]))
+        before = float(np.median(m[max(0, len(m) - W * (1 + max(cfg.lost_history, 1))):-W]))
         if not recent < cfg.lost_ratio * before:
             return False
         keep = len(m)
         while keep > 0 and m[keep - 1] < cfg.lost_ratio * before:
             keep -= 1
-        del tr.frames[keep:], tr.poses[keep:], tr.confs[keep:]
+        del tr.frames[keep:], tr.poses[keep:], tr.confs[keep:], tr.mean_confs[keep:]
         if tr.frames:
             tr.last_frame = tr.frames[-1]
         self.tracks.remove(tr)

@@ -212,3 +212,22 @@ def test_lost_person_ends_the_track_and_its_weak_tail_is_cut():
     for f in range(60):
         plain.update(f, person(100, 100)[None], np.full((1, 16), 0.75 if f < 30 else 0.3))
     assert plain.lost == 0 and len(plain.all_tracks()[0].frames) == 60
+
+
+def test_lost_person_compares_with_recent_history_only():
+    from inference.tracking import TrackerConfig
+
+    def run(history):
+        tr = Tracker(TrackerConfig(lost_window=5, lost_score=0.5, lost_ratio=0.8, lost_history=history))
+        for f in range(200):
+            # sharp for 100 frames, then dimmer for 40 (far away, say), then a little dimmer still
+            s = 0.9 if f < 100 else 0.55 if f < 140 else 0.45
+            tr.update(f, person(100, 100)[None], np.full((1, 16), s))
+        return tr
+
+    # against the last 20 observations (0.55) the final dip is not a loss...
+    assert run(4).lost == 0
+    # ...against the sharp start it would be (history long enough to reach back there), and all
+    # of the dim part would be cut as the weak tail
+    lost = run(40)
+    assert lost.lost == 1 and lost.all_tracks()[0].frames[-1] == 99
