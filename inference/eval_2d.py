@@ -69,25 +69,41 @@ def load_model(weights: str | None = None, checkpoint: str | None = None,
     return model, {"weights": manifest["file"], "sha256": manifest["sha256"]}
 
 
-def evaluate(model: StackedHourglass, data_root: str, flip: bool = False, limit: int = 0,
-             batch: int = 32) -> dict:
-    names, joints, visible, is_test = load_annotations(data_root)
-    idx = np.where(is_test)[0]
-    if limit:
-        idx = idx[:limit]
+def predict(model: StackedHourglass, data_root: str, idx: np.ndarray, flip: bool = False, batch: int = 32,
+            box_jitter: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Joints (N, 16, 2) original pixels and raw scores (N, 16) for LSP images idx, each cropped
+    around its annotated person; box_jitter > 0 moves the box centre by up to that fraction of
+    its size and scales it by up to exp(+-box_jitter), the way a detector misses (fixed seed)."""
+    names, joints, visible, _ = load_annotations(data_root)
+    rng = np.random.default_rng(seed)
     S = model.cfg.in_size
     preds = np.zeros((len(idx), len(JOINT_NAMES), 2), np.float32)
-    t0 = time.time()
+    scores = np.zeros((len(idx), len(JOINT_NAMES)), np.float32)
     for start in range(0, len(idx), batch):
         part = idx[start:start + batch]
         cs, mats = [], []
         for i in part:
             img = cv2.imread(str(Path(data_root) / "images" / names[i]))
-            M = crops.crop_matrix(crops.box_from_joints(joints[i], visible[i]), S)
+            box = np.array(crops.box_from_joints(joints[i], visible[i]), np.float32)
+            if box_jitter:
+                box[:2] += rng.uniform(-box_jitter, box_jitter, 2) * box[2]
+                box[2] *= np.exp(rng.uniform(-box_jitter, box_jitter))
+            M = crops.crop_matrix(box, S)
             cs.append(crops.warp(img, M, S))
             mats.append(M)
         heat = crop_heatmaps(model, np.stack(cs), torch.device("cpu"), flip)
-        preds[start:start + len(part)] = decode_crops(heat, np.stack(mats), S)[0]
+        preds[start:start + len(part)], scores[start:start + len(part)] = decode_crops(heat, np.stack(mats), S)
+    return preds, scores
+
+
+def evaluate(model: StackedHourglass, data_root: str, flip: bool = False, limit: int = 0,
+             batch: int = 32) -> dict:
+    _, joints, visible, is_test = load_annotations(data_root)
+    idx = np.where(is_test)[0]
+    if limit:
+        idx = idx[:limit]
+    t0 = time.time()
+    preds, _ = predict(model, data_root, idx, flip, batch)
     result = pck(preds, joints[idx], visible[idx])
     result.update(flip=flip, seconds=round(time.time() - t0, 1), split="LSPET im09001-im10000 (held out)")
     return result

@@ -30,7 +30,19 @@ from .lifting import Lifter
 from .metrics import jitter, mpjpe, p_mpjpe, root_depth_error
 from .models.lifter import PELVIS, build_model
 from .training import mocap
+from . import score_calibration
 from .training.cameras import corrupt_2d, project_normalized, sample_cameras, world_to_camera
+from .training.pose_noise import replay_errors
+
+
+DEFAULT_POSE_ERRORS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights",
+                                   "pose_fast_errors.npz")
+
+
+def _shown(path: str) -> str:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rel = os.path.relpath(os.path.abspath(path), root)
+    return path if rel.startswith("..") else rel
 
 
 def clip_group(name: str) -> str:
@@ -64,27 +76,36 @@ def heldout_sequences(ms: mocap.MocapSet, n_cams: int = 3, seed: int = 0, max_fr
     return seqs
 
 
-def make_2d(seq: dict, noisy: bool, difficulty: float, seed: int):
-    """(uv (F, 16, 2) pixels, scores (F, 16)) for one sequence."""
+def make_2d(seq: dict, noisy: bool, difficulty: float, seed: int, pose_errors: dict | None = None,
+            calibration: dict | None = None):
+    """(uv (F, 16, 2) pixels, scores (F, 16)) for one sequence: exact, corrupt_2d (noisy), or with
+    pose_errors (a pose network's measured errors replayed, pose_noise.replay_errors; its raw
+    scores mapped through calibration when given)."""
     xn = project_normalized(seq["Xc"])
     K = seq["K"]
-    if noisy:
+    if noisy or pose_errors is not None:
         rng = np.random.default_rng([seed, zlib.crc32(seq["name"].encode())])
         uv = xn * K[0, 0] + K[:2, 2]
         in_img = ((uv >= 0) & (uv <= seq["size"] - 1)).all(-1)
-        xn, scores = corrupt_2d(xn[None], np.array([difficulty]), rng, in_image=in_img[None])
-        xn, scores = xn[0], scores[0]
+        if pose_errors is not None:
+            xn, scores = replay_errors(xn, pose_errors, rng, in_image=in_img)
+            if calibration:
+                scores = score_calibration.apply(calibration, scores).astype(np.float32)
+        else:
+            xn, scores = corrupt_2d(xn[None], np.array([difficulty]), rng, in_image=in_img[None])
+            xn, scores = xn[0], scores[0]
     else:
         scores = np.ones(xn.shape[:2], np.float32)
     uv = xn * np.array([K[0, 0], K[1, 1]]) + K[:2, 2]
     return uv, scores
 
 
-def evaluate(lifter: Lifter, seqs, noisy: bool, difficulty: float = 0.5, seed: int = 7) -> dict:
+def evaluate(lifter: Lifter, seqs, noisy: bool, difficulty: float = 0.5, seed: int = 7,
+             pose_errors: dict | None = None, calibration: dict | None = None) -> dict:
     """Frame-weighted metrics over seqs; per-group breakdown under 'groups'."""
     rows = {}
     for s in seqs:
-        uv, sc = make_2d(s, noisy, difficulty, seed)
+        uv, sc = make_2d(s, noisy, difficulty, seed, pose_errors, calibration)
         pred = lifter.lift(uv, sc, s["K"]).astype(np.float64)
         gt = s["Xc"]
         pr = pred - pred[:, PELVIS:PELVIS + 1]
@@ -143,6 +164,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     ap.add_argument("--manifest", default=None, help="store the figures under 'eval' in this manifest")
     ap.add_argument("--no-flip", action="store_true", help="without test-time mirroring (Lifter.flip)")
+    ap.add_argument("--pose-errors", default=DEFAULT_POSE_ERRORS,
+                    help="a pose network's measured errors (inference.pose_errors) to replay as a third input; "
+                         "'' for none")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.time()
@@ -155,6 +179,19 @@ def main(argv=None) -> int:
            "seed": args.seed, "noise_difficulty": args.difficulty, "flip_test": lifter.flip,
            "gt_2d": evaluate(lifter, seqs, noisy=False),
            "noisy_2d": evaluate(lifter, seqs, noisy=True, difficulty=args.difficulty)}
+    if args.pose_errors and os.path.exists(args.pose_errors):
+        # our own pose network's measured errors (inference.pose_errors), with its raw scores and
+        # with the scores the engine gives the lifter (its manifest's score_calibration)
+        from .pose_errors import load_errors
+
+        sample = load_errors(args.pose_errors)
+        man_2d = args.pose_errors.replace("_errors.npz", ".json")
+        with open(man_2d) as f:
+            table = json.load(f).get("score_calibration")
+        res["pose_errors"] = _shown(args.pose_errors)
+        res["pose_net_2d_raw_scores"] = evaluate(lifter, seqs, noisy=False, pose_errors=sample)
+        if table:
+            res["pose_net_2d"] = evaluate(lifter, seqs, noisy=False, pose_errors=sample, calibration=table)
     res["seconds"] = round(time.time() - t0, 1)
     cmd = "python -m inference.eval_3d " + " ".join(argv if argv is not None else sys.argv[1:])
     res["command"] = cmd.strip()
@@ -167,11 +204,15 @@ def main(argv=None) -> int:
     if args.manifest:
         with open(args.manifest) as f:
             man = json.load(f)
-        man["eval"] = {k: res[k] for k in ("gt_2d", "noisy_2d", "sequences", "cams_per_clip", "seed",
-                                            "noise_difficulty", "flip_test", "command")}
+        man["eval"] = {k: res[k] for k in ("gt_2d", "noisy_2d", "pose_net_2d", "pose_net_2d_raw_scores",
+                                            "pose_errors", "sequences", "cams_per_clip", "seed",
+                                            "noise_difficulty", "flip_test", "command") if k in res}
         with open(args.manifest, "w") as f:
             json.dump(man, f, indent=1)
     return 0
+
+
+INPUTS = ("gt_2d", "noisy_2d", "pose_net_2d", "pose_net_2d_raw_scores")
 
 
 def to_markdown(res: dict) -> str:
@@ -182,7 +223,9 @@ def to_markdown(res: dict) -> str:
              "| input | group | frames | MPJPE mm | PA-MPJPE mm | root depth err % (median) | pinhole only % | "
              "jitter abs mm/f^2 (GT) | jitter rel mm/f^2 (GT) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for inp in ("gt_2d", "noisy_2d"):
+    for inp in INPUTS:
+        if inp not in res:
+            continue
         r = res[inp]
         for g, v in [("all", r)] + sorted(r["groups"].items()):
             lines.append(f"| {inp} | {g} | {v['frames']} | {v['mpjpe_mm']} | {v['pa_mpjpe_mm']} | "

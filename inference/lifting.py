@@ -78,6 +78,9 @@ class Lifter:
         self.last_filled = 0
         self.depth_half_window = 8
         self.min_depth_fraction = 0.5
+        # Trained on a pose network's measured errors with calibrated scores (train_3d
+        # --pose-errors): it expects scores in the lifter's convention (score_calibration).
+        self.wants_calibrated_scores = bool(manifest.get("config", {}).get("pose_errors"))
 
     @classmethod
     def load(cls, path: str | None = None) -> "Lifter":

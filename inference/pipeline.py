@@ -362,6 +362,16 @@ class _Stage1:
 
 
 # ---------------------------------------------------------------------------- stage 2
+def lifter_scores(models: Models, scores: np.ndarray) -> np.ndarray:
+    """The pose network's raw scores in the convention the lifter was trained with: calibrated
+    (score_calibration) when it learnt from a pose network's measured errors, else as they are."""
+    from . import score_calibration
+
+    if not getattr(models.lifter, "wants_calibrated_scores", False):
+        return scores
+    return score_calibration.apply(getattr(models.pose, "score_calibration", None), scores).astype(np.float32)
+
+
 def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models: Models,
                   opts: PipelineOptions, warnings: list[str], stats: dict) -> tuple:
     from .filters import bone_lengths, enforce_bone_lengths, runs, smooth
@@ -387,7 +397,7 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
         for a, b in runs(v):
             t0 = time.perf_counter()
             try:
-                X = models.lifter.lift(joints[a:b], scores[a:b], K)
+                X = models.lifter.lift(joints[a:b], lifter_scores(models, scores[a:b]), K)
             except LifterError as e:   # e.g. no frame of the run has 2 confident joints
                 v[a:b] = False
                 warnings.append(f"person {p}: frames {frame0 + a}..{frame0 + b - 1} could not be lifted ({e})")

@@ -193,6 +193,8 @@ class PoseEstimator:
     def __init__(self, weights="pose_fast", device: str = "auto", flip: bool = False, batch_size: int = 16):
         self.device = resolve_device(device)
         self.model, self.manifest = load_hourglass(weights, "2d", self.device)
+        # raw score -> lifter score (inference.pose_errors); None for weights measured before it
+        self.score_calibration = self.manifest.get("score_calibration")
         self.cfg: HourglassConfig = self.model.cfg
         if self.cfg.out_channels != len(JOINT_NAMES):
             raise WeightsError(f"pose weights predict {self.cfg.out_channels} maps, expected {len(JOINT_NAMES)}")

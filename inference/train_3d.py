@@ -22,19 +22,26 @@ import torch
 
 from .models.lifter import PELVIS, build_model, pose_features, split_output
 from .training import mocap
+from . import score_calibration
 from .training.cameras import corrupt_2d, mirror_world, project_normalized, sample_cameras, world_to_camera
+from .training.pose_noise import fill_unseen, replay_errors
 
 
 class PairSampler:
     """Random (2D window, 3D centre-frame target) pairs from one split of the mocap set."""
 
     def __init__(self, ms: mocap.MocapSet, split: str, T: int, rate=(0.7, 1.4), p_clean=0.2,
-                 max_difficulty=1.0):
+                 max_difficulty=1.0, pose_errors: dict | None = None, p_replay: float = 0.0):
         self.ms, self.T = ms, int(T)
         self.clips = ms.indices(split)
         lens = ms.lengths[self.clips].astype(np.float64)
         self.p = lens / lens.sum()
         self.rate, self.p_clean, self.max_difficulty = rate, p_clean, max_difficulty
+        # A share p_replay of the windows gets a pose network's measured errors instead of the
+        # noise model (pose_noise.replay_errors), with that network's scores calibrated.
+        self.pose_errors, self.p_replay = pose_errors, float(p_replay if pose_errors is not None else 0.0)
+        if self.p_replay:
+            self.filled = fill_unseen(pose_errors, np.random.default_rng(0))
 
     def windows(self, B: int, rng: np.random.Generator) -> np.ndarray:
         """World joints (B, T, 16, 3) for random windows (time-stretched, edge-padded, mirrored)."""
@@ -73,6 +80,12 @@ class PairSampler:
             difficulty = rng.uniform(0, self.max_difficulty, B)
             difficulty[rng.random(B) < self.p_clean] = 0.0
         noisy, scores = corrupt_2d(xn, difficulty, rng, in_image=in_img)
+        if self.p_replay:
+            r = rng.random(B) < self.p_replay
+            if r.any():
+                n_r, s_r = replay_errors(xn[r], self.pose_errors, rng, in_image=in_img[r], filled=self.filled)
+                noisy[r] = n_r
+                scores[r] = score_calibration.apply(self.pose_errors.get("calibration"), s_r)
         feats, _, k, valid = pose_features(noisy, scores)
         cidx = self.T // 2
         rel = Xc[:, cidx] - Xc[:, cidx, PELVIS:PELVIS + 1]
@@ -153,6 +166,8 @@ def train(args) -> None:
             cfg = {"arch": "mlp", "hidden": args.hidden, "blocks": args.blocks, "dropout": args.dropout}
         cfg.update({"batch": args.batch, "lr": args.lr, "lr_final": args.lr_final, "steps": args.steps,
                     "w_depth": args.w_depth, "seed": args.seed})
+        if args.pose_errors:
+            cfg.update({"pose_errors": _shown_path(args.pose_errors), "p_replay": args.p_replay})
         if args.init:
             cfg.update(_init_config(args.init, cfg, grow=args.grow))
         with open(cfg_path, "w") as f:
@@ -178,8 +193,16 @@ def train(args) -> None:
         step, best = int(ck["step"]), float(ck["best"])
         _log(log, f"resumed at step {step}, best val {best:.4f}")
     ms = mocap.load(log=lambda m: _log(log, m))
-    tr = PairSampler(ms, "train", T)
-    va = PairSampler(ms, "test", T)
+    replay = {}
+    if cfg.get("pose_errors"):
+        from .pose_errors import load_errors
+
+        path = cfg["pose_errors"]
+        if not os.path.isabs(path):
+            path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
+        replay = {"pose_errors": load_errors(path), "p_replay": cfg["p_replay"]}
+    tr = PairSampler(ms, "train", T, **replay)
+    va = PairSampler(ms, "test", T, **replay)
     vrng = np.random.default_rng(12345)
     val = [va.batch(512, vrng) for _ in range(4)]
     val = [tuple(torch.from_numpy(np.asarray(a)) for a in b) for b in val]
@@ -283,6 +306,9 @@ def main(argv=None) -> int:
     ap.add_argument("--val-every", type=int, default=500)
     ap.add_argument("--init", metavar="MANIFEST", help="start from these lifter weights (e.g. weights/lifter.json; "
                     "architecture from its manifest) instead of random ones")
+    ap.add_argument("--pose-errors", metavar="NPZ", help="a pose network's measured errors on the LSP training "
+                    "images (python -m inference.pose_errors --train-out NPZ), replayed on a share of the windows")
+    ap.add_argument("--p-replay", type=float, default=0.5, help="share of windows with --pose-errors replayed")
     ap.add_argument("--grow", action="store_true", help="with --init: keep --filter-widths (which must extend the "
                     "manifest's, e.g. 3 3 3 -> 3 3 3 3) and start the added blocks near identity")
     ap.add_argument("--export", metavar="STEM", help="export best.pt to STEM.pt + STEM.json and exit")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..camera import bbox_area
+from ..score_calibration import lifter_score
 from .mocap import FLIP_PERM, PELVIS
 
 # Sampling ranges (documented in docs/lifter.md and tested in tests/test_cameras.py).
@@ -175,7 +176,7 @@ def corrupt_2d(xn: np.ndarray, difficulty: np.ndarray, rng: np.random.Generator,
             noisy[m, b] = tmp
     # scores: high for small errors, jittered
     e = np.linalg.norm(noisy - xn, axis=-1) / s[..., 0]
-    scores = np.clip(1.0 - 2.5 * e + rng.normal(0, 0.08, e.shape), 0.05, 1.0)
+    scores = lifter_score(e, rng.normal(0, 0.08, e.shape))
     # dropped joints: iid plus one occlusion run per some windows
     p_drop = rng.uniform(0, 0.12, (N, 1, 1)) * difficulty[:, None, None]
     drop = rng.random((N, T, 16)) < p_drop
