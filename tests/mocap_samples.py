@@ -21,3 +21,16 @@ def archive_bvh(archive: str, suffix: str):
             if m.name.endswith(suffix):
                 return m.name, parse_bvh(tf.extractfile(m).read().decode("ascii"))
     pytest.skip(f"{suffix} not in {archive}")
+
+
+def tiny_mocap_set() -> mocap.MocapSet:
+    """Two 100-frame clips (one train, one test) of random poses walking away along z."""
+    import numpy as np
+
+    n = 200
+    t = np.arange(n)
+    root = np.stack([np.zeros(n), np.full(n, 0.9), t * 0.04], -1).astype(np.float32)
+    rel = np.random.default_rng(1).normal(0, 0.3, (n, 16, 3)).astype(np.float16)
+    rel[:, 6] = 0
+    return mocap.MocapSet(root, rel, np.array([0, 100]), np.array([100, 100]), np.array(["a", "b"]),
+                          np.array(["x", "x"]), np.array(["train", "test"]), np.array([30.0, 30.0]))

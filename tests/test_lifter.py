@@ -13,7 +13,7 @@ from inference.metrics import jitter, mpjpe, p_mpjpe, root_depth_error
 from inference.models.lifter import MLPLifter, TemporalLifter, pose_features
 from inference.training import mocap
 from inference.training.cameras import sample_cameras, world_to_camera
-from mocap_samples import archive_bvh
+from mocap_samples import archive_bvh, tiny_mocap_set
 
 torch.set_num_threads(1)
 
@@ -129,13 +129,7 @@ def test_pair_sampler_batch_shapes():
     pytest.importorskip("inference.train_3d")
     from inference.train_3d import PairSampler
     rng = np.random.default_rng(0)
-    n = 200
-    t = np.arange(n)
-    root = np.stack([np.zeros(n), np.full(n, 0.9), t * 0.04], -1).astype(np.float32)
-    rel = np.random.default_rng(1).normal(0, 0.3, (n, 16, 3)).astype(np.float16)
-    rel[:, 6] = 0
-    ms = mocap.MocapSet(root, rel, np.array([0, 100]), np.array([100, 100]), np.array(["a", "b"]),
-                        np.array(["x", "x"]), np.array(["train", "test"]), np.array([30.0, 30.0]))
+    ms = tiny_mocap_set()
     s = PairSampler(ms, "train", 27)
     feats, r, logc, ok = s.batch(32, rng)
     assert feats.shape == (32, 27, 50) and r.shape == (32, 16, 3) and logc.shape == (32,)

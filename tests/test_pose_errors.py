@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from inference import score_calibration as sc
-from inference.training import mocap
 from inference.training.cameras import corrupt_2d
 from inference.training.pose_noise import fill_unseen, replay_errors
+from mocap_samples import tiny_mocap_set
 
 REPO = Path(__file__).resolve().parents[1]
 LSP = REPO.parent / "shared" / "data" / "lsp"
@@ -80,13 +80,7 @@ def test_unseen_joints_borrow_seen_ones():
 
 def test_pair_sampler_replays_with_calibrated_scores():
     from inference.train_3d import PairSampler
-    n = 200
-    t = np.arange(n)
-    root = np.stack([np.zeros(n), np.full(n, 0.9), t * 0.04], -1).astype(np.float32)
-    rel = np.random.default_rng(1).normal(0, 0.3, (n, 16, 3)).astype(np.float16)
-    rel[:, 6] = 0
-    ms = mocap.MocapSet(root, rel, np.array([0, 100]), np.array([100, 100]), np.array(["a", "b"]),
-                        np.array(["x", "x"]), np.array(["train", "test"]), np.array([30.0, 30.0]))
+    ms = tiny_mocap_set()
     s = _sample()
     s["calibration"] = {"raw": [0.3, 0.9], "score": [0.6, 0.6]}   # every present joint -> 0.6
     sampler = PairSampler(ms, "train", 9, pose_errors=s, p_replay=1.0)
