@@ -100,13 +100,27 @@ def make_2d(seq: dict, noisy: bool, difficulty: float, seed: int, pose_errors: d
     return uv, scores
 
 
+def engine_post(X: np.ndarray, fps: float) -> np.ndarray:
+    """What the engine does to a lifted track after the lifter (pipeline._build_result, default
+    options): zero-lag One-Euro smoothing, then constant bone lengths."""
+    from .filters import bone_lengths, enforce_bone_lengths, smooth
+    from .pipeline import PipelineOptions
+
+    o = PipelineOptions()
+    X = smooth(X, fps, o.min_cutoff / o.smoothing, o.beta / o.smoothing)
+    return enforce_bone_lengths(X, bone_lengths(X)).astype(np.float64)
+
+
 def evaluate(lifter: Lifter, seqs, noisy: bool, difficulty: float = 0.5, seed: int = 7,
-             pose_errors: dict | None = None, calibration: dict | None = None) -> dict:
-    """Frame-weighted metrics over seqs; per-group breakdown under 'groups'."""
+             pose_errors: dict | None = None, calibration: dict | None = None, post: bool = False) -> dict:
+    """Frame-weighted metrics over seqs; per-group breakdown under 'groups'. post: score the
+    engine's output (engine_post) rather than the lifter's."""
     rows = {}
     for s in seqs:
         uv, sc = make_2d(s, noisy, difficulty, seed, pose_errors, calibration)
         pred = lifter.lift(uv, sc, s["K"]).astype(np.float64)
+        if post:
+            pred = engine_post(pred, s["fps"])
         gt = s["Xc"]
         pr = pred - pred[:, PELVIS:PELVIS + 1]
         gr = gt - gt[:, PELVIS:PELVIS + 1]
@@ -192,6 +206,8 @@ def main(argv=None) -> int:
         res["pose_net_2d_raw_scores"] = evaluate(lifter, seqs, noisy=False, pose_errors=sample)
         if table:
             res["pose_net_2d"] = evaluate(lifter, seqs, noisy=False, pose_errors=sample, calibration=table)
+            res["pose_net_2d_engine"] = evaluate(lifter, seqs, noisy=False, pose_errors=sample,
+                                                 calibration=table, post=True)
     res["seconds"] = round(time.time() - t0, 1)
     cmd = "python -m inference.eval_3d " + " ".join(argv if argv is not None else sys.argv[1:])
     res["command"] = cmd.strip()
@@ -205,6 +221,7 @@ def main(argv=None) -> int:
         with open(args.manifest) as f:
             man = json.load(f)
         man["eval"] = {k: res[k] for k in ("gt_2d", "noisy_2d", "pose_net_2d", "pose_net_2d_raw_scores",
+                                            "pose_net_2d_engine",
                                             "pose_errors", "sequences", "cams_per_clip", "seed",
                                             "noise_difficulty", "flip_test", "command") if k in res}
         with open(args.manifest, "w") as f:
@@ -212,7 +229,7 @@ def main(argv=None) -> int:
     return 0
 
 
-INPUTS = ("gt_2d", "noisy_2d", "pose_net_2d", "pose_net_2d_raw_scores")
+INPUTS = ("gt_2d", "noisy_2d", "pose_net_2d", "pose_net_2d_raw_scores", "pose_net_2d_engine")
 
 
 def to_markdown(res: dict) -> str:

@@ -166,7 +166,7 @@ def section_3d(mans) -> list:
     cols = ["2D input", "group", "frames", "MPJPE (mm)", "PA-MPJPE (mm)", "root depth err (%)",
             "jitter abs (mm/frame²)", "jitter of ground truth", "jitter rel. to root", "ground truth rel."]
     rows = []
-    for inp in ("gt_2d", "noisy_2d", "pose_net_2d", "pose_net_2d_raw_scores"):
+    for inp in ("gt_2d", "noisy_2d", "pose_net_2d", "pose_net_2d_raw_scores", "pose_net_2d_engine"):
         r = res.get(inp)
         if not isinstance(r, dict):
             continue
@@ -183,7 +183,8 @@ def section_3d(mans) -> list:
             f"seed {res.get('seed', '?')}, noisy-2D difficulty {res.get('noise_difficulty', '?')}. "
             "pose_net_2d: the fast pose network's own errors, measured on held-out photographs "
             f"({res.get('pose_errors', 'inference.pose_errors')}), replayed on the projections, with the "
-            "calibrated scores the engine gives the lifter (_raw_scores: its raw heatmap peaks).", "",
+            "calibrated scores the engine gives the lifter (_raw_scores: its raw heatmap peaks; _engine: "
+            "then the engine's smoothing and constant bone lengths, i.e. what the pose file gets).", "",
             table(cols, rows), "", _cmd(res.get("command", "")), ""]
 
 
