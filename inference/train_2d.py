@@ -112,7 +112,8 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=6000, help="total steps of the schedule")
     p.add_argument("--minutes", type=float, default=0, help="stop (with a checkpoint) after this long")
     p.add_argument("--anneal-by-time", action="store_true",
-                   help="with --minutes: the cosine lr ends when the time budget does, not at --steps")
+                   help="with --minutes: the cosine lr ends when the time budget does, not at --steps "
+                        "(--steps then only sets where a resumed run starts on the cosine; the run ends on time)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--peak-weight", type=float, default=10.0, help="extra loss weight near joints")

@@ -95,7 +95,8 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--minutes", type=float, default=0)
     p.add_argument("--anneal-by-time", action="store_true",
-                   help="with --minutes: the cosine lr ends when the time budget does, not at --steps")
+                   help="with --minutes: the cosine lr ends when the time budget does, not at --steps "
+                        "(--steps then only sets where a resumed run starts on the cosine; the run ends on time)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--scene-frac", type=float, default=0.7,
                    help="share of training frames made of whole photographs (training/scenes.py)")

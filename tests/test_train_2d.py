@@ -1,6 +1,7 @@
 """2D training pieces on real LSP images: augmentation geometry, targets, mosaics, a few steps."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,32 @@ def test_export_writes_fp16_weights_and_a_verified_manifest(tmp_path):
     assert 0.0 <= man["eval"]["pck@0.2"]["mean"] <= 100.0
     state = torch.load(tmp_path / "w" / "pose_tiny.pt", weights_only=True)
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+
+
+def test_time_annealed_run_ends_on_time_not_on_the_step_cap(tmp_path):
+    """--anneal-by-time: the cosine ends with the time budget, so a step cap reached first must
+    not stop the run with the learning rate still high."""
+    from types import SimpleNamespace
+
+    from inference.training.loop import run
+
+    torch.set_num_threads(1)
+    model = StackedHourglass(HourglassConfig(stacks=1, features=16, in_size=64, out_channels=2))
+
+    def batch(rng):
+        return torch.from_numpy(rng.random((2, 3, 64, 64), dtype=np.float32)), torch.zeros(2, 2, 16, 16)
+
+    def loss(outs, target):
+        return sum(((o - target) ** 2).mean() for o in outs)
+
+    args = SimpleNamespace(out=str(tmp_path), steps=3, minutes=0.03, anneal_by_time=True, batch=2, lr=1e-3,
+                           fresh=True, log_every=1, ckpt_every=1000)
+    ckpt = run(model, batch, loss, args, np.random.default_rng(0), torch.device("cpu"))
+    state = torch.load(ckpt, weights_only=False)
+    assert state["step"] > 3
+    last_lr = [json.loads(l)["lr"] for l in open(tmp_path / "log.jsonl")][-1]
+    assert last_lr < 0.2 * args.lr
+    # without it the cap holds
+    args2 = SimpleNamespace(**{**vars(args), "anneal_by_time": False, "out": str(tmp_path / "b")})
+    assert torch.load(run(model, batch, loss, args2, np.random.default_rng(0), torch.device("cpu")),
+                      weights_only=False)["step"] == 3

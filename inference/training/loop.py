@@ -88,7 +88,9 @@ def run(model, make_batch: Callable, loss_fn: Callable, args, rng: np.random.Gen
     t0, seen, run_loss = time.time(), 0, 0.0
     with open(out / "log.jsonl", "a") as log:
         try:
-            while step < args.steps and not stop["now"] and time.time() < t_end:
+            # Annealed by time, the run ends with its time budget: a step cap reached first would
+            # stop it with the learning rate still high (it happened: session 4 lost 45 minutes).
+            while (by_time or step < args.steps) and not stop["now"] and time.time() < t_end:
                 x, *targets = (t.to(device) for t in make_batch(rng))
                 if cpu:
                     x = x.contiguous(memory_format=torch.channels_last)
