@@ -63,9 +63,14 @@ def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, 
         data = LSP_DATA if dataset == "lsp" else (
             f"{dataset.upper()} keypoints from {args.get('annotations')} (see inference/training/{dataset}.py); "
             "evaluated on LSP")
-        return write_manifest(wfile, "2d", cfg.to_dict(), data, ev, training=training, gate=gate,
-                              input="BGR crop -> RGB, /255, ImageNet mean/std; crop side = box size x 1.3",
-                              eval_command=f"python -m inference.eval_2d --weights weights/{name}.json [--flip]")
+        mpath = write_manifest(wfile, "2d", cfg.to_dict(), data, ev, training=training, gate=gate,
+                               input="BGR crop -> RGB, /255, ImageNet mean/std; crop side = box size x 1.3",
+                               eval_command=f"python -m inference.eval_2d --weights weights/{name}.json [--flip]")
+        if dataset == "lsp":   # the lifter's score calibration and error sample belong to these weights
+            from .pose_errors import update
+
+            update(mpath, model, data_root, limit=max(eval_limit, 40) if eval_limit else 0)
+        return mpath
     from .eval_detector import evaluate as eval_det
 
     training["mosaics_seen"] = state["step"] * batch

@@ -216,6 +216,10 @@ def test_export_writes_fp16_weights_and_a_verified_manifest(tmp_path):
     assert man["training"]["steps"] == 30 and man["training"]["epochs"] == round(30 * 4 / 9000, 2)
     assert "LSP" in man["data"]
     assert 0.0 <= man["eval"]["pck@0.2"]["mean"] <= 100.0
+    # the lifter's score calibration and the error sample come with the weights
+    assert np.all(np.diff(man["score_calibration"]["raw"]) > 0)
+    with np.load(tmp_path / "w" / "pose_tiny_errors.npz") as z:
+        assert str(z["sha256"]) == man["sha256"] and z["err"].shape[1:] == (16, 2)
     state = torch.load(tmp_path / "w" / "pose_tiny.pt", weights_only=True)
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
 
