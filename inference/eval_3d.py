@@ -39,12 +39,6 @@ DEFAULT_POSE_ERRORS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspa
                                    "pose_fast_errors.npz")
 
 
-def _shown(path: str) -> str:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    rel = os.path.relpath(os.path.abspath(path), root)
-    return path if rel.startswith("..") else rel
-
-
 def clip_group(name: str) -> str:
     if "cmu_walk" in name:
         return "cmu_walk"
@@ -197,12 +191,13 @@ def main(argv=None) -> int:
         # our own pose network's measured errors (inference.pose_errors), with its raw scores and
         # with the scores the engine gives the lifter (its manifest's score_calibration)
         from .pose_errors import load_errors
+        from .train_3d import _shown_path
 
         sample = load_errors(args.pose_errors)
         man_2d = args.pose_errors.replace("_errors.npz", ".json")
         with open(man_2d) as f:
             table = json.load(f).get("score_calibration")
-        res["pose_errors"] = _shown(args.pose_errors)
+        res["pose_errors"] = _shown_path(args.pose_errors)
         res["pose_net_2d_raw_scores"] = evaluate(lifter, seqs, noisy=False, pose_errors=sample)
         if table:
             res["pose_net_2d"] = evaluate(lifter, seqs, noisy=False, pose_errors=sample, calibration=table)
@@ -220,10 +215,8 @@ def main(argv=None) -> int:
     if args.manifest:
         with open(args.manifest) as f:
             man = json.load(f)
-        man["eval"] = {k: res[k] for k in ("gt_2d", "noisy_2d", "pose_net_2d", "pose_net_2d_raw_scores",
-                                            "pose_net_2d_engine",
-                                            "pose_errors", "sequences", "cams_per_clip", "seed",
-                                            "noise_difficulty", "flip_test", "command") if k in res}
+        man["eval"] = {k: res[k] for k in INPUTS + ("pose_errors", "sequences", "cams_per_clip", "seed",
+                                                     "noise_difficulty", "flip_test", "command") if k in res}
         with open(args.manifest, "w") as f:
             json.dump(man, f, indent=1)
     return 0

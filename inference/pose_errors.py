@@ -27,7 +27,7 @@ import torch
 from . import crops, score_calibration
 from .eval_2d import load_model, predict
 from .training.lsp import load_annotations
-from .weights import manifest_path
+from .weights import manifest_path, save_manifest
 
 BOX_JITTER = 0.1
 DEFAULT_DATA = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp")
@@ -78,14 +78,17 @@ def update(manifest: str | Path, model, data_root: str = DEFAULT_DATA, limit: in
     if write:
         man["score_calibration"] = table
         man["pose_errors"] = {"file": man_path.stem + "_errors.npz", **report["sample_half"]}
-        tmp = man_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
-        tmp.replace(man_path)
-        np.savez_compressed(man_path.with_name(man_path.stem + "_errors.npz"),
-                            err=test_part["err"].astype(np.float16), raw=test_part["raw"].astype(np.float16),
-                            visible=test_part["visible"], images=test_part["images"].astype(np.int32),
-                            sha256=np.array(man["sha256"]))
+        save_manifest(man_path, man)
+        _save_errors(man_path.with_name(man_path.stem + "_errors.npz"), test_part, man["sha256"])
     return report
+
+
+def _save_errors(path: str | Path, m: dict, sha256: str, table: dict | None = None) -> None:
+    """A measure() result as fp16 .npz (read back by load_errors), with its own calibration if given."""
+    extra = {"cal_raw": np.array(table["raw"]), "cal_score": np.array(table["score"])} if table else {}
+    np.savez_compressed(path, err=m["err"].astype(np.float16), raw=m["raw"].astype(np.float16),
+                        visible=m["visible"], images=m["images"].astype(np.int32), sha256=np.array(sha256),
+                        **extra)
 
 
 def write_training_errors(out: str | Path, model, sha256: str, data_root: str = DEFAULT_DATA,
@@ -94,9 +97,7 @@ def write_training_errors(out: str | Path, model, sha256: str, data_root: str = 
     must not see the held-out ones), with their own score calibration; returns the summary."""
     m = measure(model, data_root, limit, seed=1, split="train")
     table = calibrate(m)
-    np.savez_compressed(out, err=m["err"].astype(np.float16), raw=m["raw"].astype(np.float16),
-                        visible=m["visible"], images=m["images"].astype(np.int32), sha256=np.array(sha256),
-                        cal_raw=np.array(table["raw"]), cal_score=np.array(table["score"]))
+    _save_errors(out, m, sha256, table)
     return {"file": str(out), **summary(m), "calibration": table}
 
 

@@ -75,7 +75,12 @@ def write_manifest(weights_file: str | os.PathLike, kind: str, config: dict, dat
     wpath = Path(weights_file)
     manifest = {"kind": kind, "file": wpath.name, "sha256": sha256_of(wpath), "config": config,
                 "data": data, "eval": eval_ or {}, **extra}
-    mpath = wpath.with_suffix(".json")
+    return save_manifest(wpath.with_suffix(".json"), manifest)
+
+
+def save_manifest(mpath: str | os.PathLike, manifest: dict) -> Path:
+    """Write a manifest dict atomically (a temporary file, then a rename); returns its path."""
+    mpath = Path(mpath)
     tmp = mpath.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, mpath)

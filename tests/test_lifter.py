@@ -170,17 +170,22 @@ def _heldout_clip():
     return mocap.prepare_clip(bvh, "cmu31")[0]
 
 
-def test_shipped_weights_accuracy_on_heldout_sample():
-    lifter = Lifter.load(_manifest())
+def _heldout_views(n: int = 3):
+    """(rng, Xc (F, 16, 3) camera frame, K) for the held-out walk seen by cameras seeded 0..n-1,
+    skipping cameras that put a joint behind or too near; rng continues each camera's stream."""
     X = _heldout_clip()                                  # (86, 16, 3) world, metres
-    errs, depth = [], []
-    for seed in range(3):
+    for seed in range(n):
         rng = np.random.default_rng(seed)
         cams = sample_cameras(X[:, 6].mean(0)[None], rng)
         Xc = world_to_camera(X[None], cams)[0]
-        if (Xc[..., 2] < 0.5).any():
-            continue
-        K = cams.K[0]
+        if not (Xc[..., 2] < 0.5).any():
+            yield rng, Xc, cams.K[0]
+
+
+def test_shipped_weights_accuracy_on_heldout_sample():
+    lifter = Lifter.load(_manifest())
+    errs, depth = [], []
+    for _, Xc, K in _heldout_views():
         uv = camera.project(Xc, K)
         pred = lifter.lift(uv, np.ones(uv.shape[:2]), K)
         assert pred.shape == Xc.shape and pred.dtype == np.float32 and np.isfinite(pred).all()
@@ -207,15 +212,8 @@ def test_shipped_weights_on_our_pose_networks_errors():
         pytest.skip("no measured pose errors shipped")
     lifter, sample = Lifter.load(_manifest()), load_errors(npz)
     table = json.load(open(npz.replace("_errors.npz", ".json")))["score_calibration"]
-    X = _heldout_clip()
     errs, depth = [], []
-    for seed in range(3):
-        rng = np.random.default_rng(seed)
-        cams = sample_cameras(X[:, 6].mean(0)[None], rng)
-        Xc = world_to_camera(X[None], cams)[0]
-        if (Xc[..., 2] < 0.5).any():
-            continue
-        K = cams.K[0]
+    for rng, Xc, K in _heldout_views():
         xn, raw = replay_errors(project_normalized(Xc), sample, rng)
         sc = score_calibration.apply(table, raw) if lifter.wants_calibrated_scores else raw
         pred = lifter.lift(xn * K[0, 0] + K[:2, 2], sc, K)
