@@ -79,13 +79,16 @@ class PairSampler:
         if difficulty is None:
             difficulty = rng.uniform(0, self.max_difficulty, B)
             difficulty[rng.random(B) < self.p_clean] = 0.0
-        noisy, scores = corrupt_2d(xn, difficulty, rng, in_image=in_img)
-        if self.p_replay:
-            r = rng.random(B) < self.p_replay
-            if r.any():
-                n_r, s_r = replay_errors(xn[r], self.pose_errors, rng, in_image=in_img[r], filled=self.filled)
-                noisy[r] = n_r
-                scores[r] = score_calibration.apply(self.pose_errors.get("calibration"), s_r)
+        # Each window gets either the noise model or (a share p_replay) the replayed errors.
+        r = rng.random(B) < self.p_replay if self.p_replay else np.zeros(B, bool)
+        noisy = np.zeros_like(xn)
+        scores = np.zeros(xn.shape[:-1], np.float32)
+        if not r.all():
+            noisy[~r], scores[~r] = corrupt_2d(xn[~r], difficulty[~r], rng, in_image=in_img[~r])
+        if r.any():
+            n_r, s_r = replay_errors(xn[r], self.pose_errors, rng, in_image=in_img[r], filled=self.filled)
+            noisy[r] = n_r
+            scores[r] = score_calibration.apply(self.pose_errors.get("calibration"), s_r)
         feats, _, k, valid = pose_features(noisy, scores)
         cidx = self.T // 2
         rel = Xc[:, cidx] - Xc[:, cidx, PELVIS:PELVIS + 1]
