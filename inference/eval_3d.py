@@ -96,12 +96,13 @@ def make_2d(seq: dict, noisy: bool, difficulty: float, seed: int, pose_errors: d
 
 def engine_post(X: np.ndarray, fps: float) -> np.ndarray:
     """What the engine does to a lifted track after the lifter (pipeline._build_result, default
-    options): zero-lag One-Euro smoothing, then constant bone lengths."""
-    from .filters import bone_lengths, enforce_bone_lengths, smooth
-    from .pipeline import PipelineOptions
+    options): zero-lag One-Euro smoothing with the pelvis path's own smoother, then constant bone
+    lengths."""
+    from .filters import bone_lengths, enforce_bone_lengths, smooth_track
+    from .pipeline import PipelineOptions, root_cutoff
 
     o = PipelineOptions()
-    X = smooth(X, fps, o.min_cutoff / o.smoothing, o.beta / o.smoothing)
+    X = smooth_track(X, fps, o.min_cutoff / o.smoothing, o.beta / o.smoothing, root_cutoff(o), root=PELVIS)
     return enforce_bone_lengths(X, bone_lengths(X)).astype(np.float64)
 
 
@@ -125,6 +126,11 @@ def evaluate(lifter: Lifter, seqs, noisy: bool, difficulty: float = 0.5, seed: i
              "per_joint": np.linalg.norm(pr - gr, axis=-1),
              "root_err": root_depth_error(pred[:, PELVIS, 2], gt[:, PELVIS, 2]),
              "root_err_pinhole": root_depth_error(k, gt[:, PELVIS, 2]),
+             # where the root is, apart from its depth: the predicted root moved along its ray to
+             # the true depth (the engine's lateral placement error)
+             "root_lateral": np.linalg.norm(pred[:, PELVIS] * (gt[:, PELVIS, 2] / pred[:, PELVIS, 2])[:, None]
+                                            - gt[:, PELVIS], axis=-1),
+             "root_3d": np.linalg.norm(pred[:, PELVIS] - gt[:, PELVIS], axis=-1),
              "jitter": np.full(len(gt), jitter(pred)), "jitter_gt": np.full(len(gt), jitter(gt)),
              "jitter_rel": np.full(len(gt), jitter(pr)), "jitter_rel_gt": np.full(len(gt), jitter(gr)),
              "few_joints": (mask.mean(-1) < 0.5).astype(float)}
@@ -141,6 +147,8 @@ def evaluate(lifter: Lifter, seqs, noisy: bool, difficulty: float = 0.5, seed: i
                   "root_depth_err_pct": round(float(np.mean(cat["root_err"])) * 100, 2),
                   "root_depth_err_pct_median": round(float(np.median(cat["root_err"])) * 100, 2),
                   "root_depth_err_pct_pinhole_only": round(float(np.nanmean(cat["root_err_pinhole"])) * 100, 2),
+                  "root_lateral_mm": round(float(np.mean(cat["root_lateral"])) * 1000, 1),
+                  "root_3d_mm": round(float(np.mean(cat["root_3d"])) * 1000, 1),
                   "jitter_mm_per_frame2": round(float(np.mean(cat["jitter"])) * 1000, 2),
                   "jitter_gt_mm_per_frame2": round(float(np.mean(cat["jitter_gt"])) * 1000, 2),
                   "jitter_rel_mm_per_frame2": round(float(np.mean(cat["jitter_rel"])) * 1000, 2),
@@ -231,8 +239,8 @@ def to_markdown(res: dict) -> str:
              f"seed {res['seed']}; noisy 2D difficulty {res['noise_difficulty']}; test-time mirroring "
              f"{'on' if res.get('flip_test', False) else 'off'}.", "",
              "| input | group | frames | MPJPE mm | PA-MPJPE mm | root depth err % (median) | pinhole only % | "
-             "jitter abs mm/f^2 (GT) | jitter rel mm/f^2 (GT) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "root lateral mm | root 3D mm | jitter abs mm/f^2 (GT) | jitter rel mm/f^2 (GT) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for inp in INPUTS:
         if inp not in res:
             continue
@@ -240,7 +248,8 @@ def to_markdown(res: dict) -> str:
         for g, v in [("all", r)] + sorted(r["groups"].items()):
             lines.append(f"| {inp} | {g} | {v['frames']} | {v['mpjpe_mm']} | {v['pa_mpjpe_mm']} | "
                          f"{v['root_depth_err_pct']} ({v['root_depth_err_pct_median']}) | "
-                         f"{v['root_depth_err_pct_pinhole_only']} | {v['jitter_mm_per_frame2']} "
+                         f"{v['root_depth_err_pct_pinhole_only']} | {v.get('root_lateral_mm', '-')} | "
+                         f"{v.get('root_3d_mm', '-')} | {v['jitter_mm_per_frame2']} "
                          f"({v['jitter_gt_mm_per_frame2']}) | {v['jitter_rel_mm_per_frame2']} "
                          f"({v['jitter_rel_gt_mm_per_frame2']}) |")
     return "\n".join(lines) + "\n"

@@ -7,6 +7,11 @@
   the speed is the norm of the joint's velocity vector. ``smooth`` runs it forwards and
   backwards and averages the two passes: offline, the lags of the two directions cancel, so a
   clean trajectory is not shifted in time.
+* The root trajectory (``smooth_track``): a person's centre moves smoothly, but its per-frame
+  estimate carries the 2D error of the hips times the distance, which One-Euro lets through
+  whenever the person moves (the cutoff rises with speed). The pelvis path is smoothed instead
+  with a Whittaker smoother (fixed half-power cutoff, zero phase, no end effects) and the pose,
+  One-Euro smoothed as before, is carried along it.
 * Constant bone lengths: each bone gets the median of its length over the track and every
   frame is rebuilt from the root outward, keeping each bone's direction.
 
@@ -143,3 +148,84 @@ def enforce_bone_lengths(joints: np.ndarray, lengths: np.ndarray, bones: np.ndar
             d = np.where(unit_ok, d / np.where(unit_ok, n, 1.0) * L, d)
         out[:, c] = out[:, p] + d
     return out.astype(np.float32)
+
+
+def whittaker(y: np.ndarray, lam: float, weights: np.ndarray | None = None) -> np.ndarray:
+    """Whittaker smoother (Whittaker 1923; Eilers, Anal. Chem. 2003): the x minimising
+    sum_t w_t (x_t - y_t)^2 + lam * sum_t (x_{t-1} - 2 x_t + x_{t+1})^2, along axis 0.
+
+    A zero-phase low-pass with no end effects (a straight line passes unchanged, at the ends too),
+    whose half-power frequency follows from lam (``whittaker_lambda``). y (F, ...) -> (F, ...)
+    float64; weights (F,) >= 0 (default 1; at least 2 frames must have weight > 0).
+    Solved exactly: the normal equations are pentadiagonal (banded LDL^T, O(F)).
+    """
+    y = np.asarray(y, np.float64)
+    F = len(y)
+    w = np.ones(F) if weights is None else np.asarray(weights, np.float64)
+    if F < 3 or lam <= 0:
+        return y.copy()
+    # lam * D^T D for the second-difference matrix D, in band form
+    a0 = np.full(F, 6.0)
+    a0[[0, -1]], a0[[1, -2]] = 1.0, 5.0
+    a1 = np.full(F - 1, -4.0)
+    a1[[0, -1]] = -2.0
+    a0, a1, a2 = (w + lam * a0).tolist(), (lam * a1).tolist() + [0.0], [lam] * (F - 2) + [0.0, 0.0]
+    d, e, f = [0.0] * F, [0.0] * F, [0.0] * F
+    for i in range(F):
+        di = a0[i]
+        ei = a1[i]
+        if i >= 1:
+            di -= e[i - 1] * e[i - 1] * d[i - 1]
+            ei -= f[i - 1] * e[i - 1] * d[i - 1]
+        if i >= 2:
+            di -= f[i - 2] * f[i - 2] * d[i - 2]
+        d[i], e[i], f[i] = di, ei / di, a2[i] / di
+    b = (w.reshape((F,) + (1,) * (y.ndim - 1)) * y).reshape(F, -1)
+    z = np.empty_like(b)
+    for i in range(F):
+        zi = b[i].copy()
+        if i >= 1:
+            zi -= e[i - 1] * z[i - 1]
+        if i >= 2:
+            zi -= f[i - 2] * z[i - 2]
+        z[i] = zi
+    z /= np.asarray(d)[:, None]
+    x = np.empty_like(z)
+    for i in range(F - 1, -1, -1):
+        xi = z[i].copy()
+        if i + 1 < F:
+            xi -= e[i] * x[i + 1]
+        if i + 2 < F:
+            xi -= f[i] * x[i + 2]
+        x[i] = xi
+    return x.reshape(y.shape)
+
+
+def whittaker_lambda(cutoff_hz: float, fps: float) -> float:
+    """lam of ``whittaker`` whose gain is 1/2 at cutoff_hz: its response is
+    1 / (1 + lam * (2 - 2 cos w)^2) at w = 2 pi f / fps."""
+    if cutoff_hz <= 0 or fps <= 0:
+        raise ValueError("whittaker_lambda needs cutoff_hz > 0 and fps > 0")
+    w = 2.0 * np.pi * min(cutoff_hz / fps, 0.5)
+    return float(1.0 / (2.0 - 2.0 * np.cos(w)) ** 2)
+
+
+def smooth_track(X: np.ndarray, fps: float, min_cutoff: float = 1.0, beta: float = 1.0,
+                 root_cutoff: float | None = 2.0, root: int = 6, valid: np.ndarray | None = None) -> np.ndarray:
+    """One tracked person's 3D joints (F, J, 3), metres -> smoothed (F, J, 3) float32.
+
+    The joints: zero-lag One-Euro (``smooth``). The root joint's path: Whittaker smoother with
+    half-power frequency root_cutoff Hz (None: One-Euro like the rest), run on each run of valid
+    frames, and every joint moved with it (the pose relative to the root stays the One-Euro one).
+    Chosen on held-out mocap through our pose network's replayed errors (docs/engine.md): root
+    lateral error 161 -> 152 mm, root jitter 65 -> 12 mm/frame^2, at +4 mm with exact 2D."""
+    out = smooth(X, fps, min_cutoff, beta, valid=valid)
+    if root_cutoff is None:
+        return out
+    F = len(X)
+    valid = np.ones(F, bool) if valid is None else np.asarray(valid, bool)
+    lam = whittaker_lambda(root_cutoff, fps)
+    for a, b in runs(valid):
+        path = whittaker(np.asarray(X[a:b, root], np.float64), lam)
+        out[a:b] += (path - out[a:b, root])[:, None, :].astype(np.float32)
+    return out

@@ -14,7 +14,8 @@ not grow with the frame size, only (slowly) with the number of frames.
 
 Stage 2 works per track: short dropouts are interpolated (``tracking.fill_gaps``), each run
 of present frames is lifted to 3D (``lifting.Lifter``), smoothed with the zero-lag One-Euro
-filter (``filters.smooth``) and given constant bone lengths.
+filter (``filters.smooth_track``: the pelvis path with a Whittaker smoother) and given constant
+bone lengths.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from blender_mocap_addon.core import posefile
 
 from . import camera
 from .errors import Cancelled, InferenceError
-from .joints import JOINT_NAMES
+from .joints import JOINT_NAMES, PELVIS
 from .video import FrameReader
 
 ENGINE_VERSION = "0.1.0"
@@ -55,6 +56,8 @@ class PipelineOptions:
     smoothing: float = 1.0               # 0: off; larger: smoother (divides the filter cutoffs)
     min_cutoff: float = 1.0              # One-Euro min cutoff (Hz) at smoothing 1
     beta: float = 2.0                    # One-Euro speed coefficient (1/m) at smoothing 1
+    root_cutoff: float = 2.0             # half-power frequency (Hz) of the pelvis path's smoother at
+                                         # smoothing 1 (filters.smooth_track); 0: One-Euro like the joints
     bone_lengths: bool = True            # constant bone lengths per person
     flip_test: bool | None = None        # None: on for "accurate", off for "fast"
     detect_every: int = 8                # frames per chunk; the detector runs once per chunk
@@ -94,6 +97,8 @@ class PipelineOptions:
             raise InferenceError(f"field of view must be between 1 and 179 degrees, got {self.fov_deg}")
         if self.smoothing < 0 or not np.isfinite(self.smoothing):
             raise InferenceError(f"--smoothing must be >= 0, got {self.smoothing}")
+        if self.root_cutoff < 0 or not np.isfinite(self.root_cutoff):
+            raise InferenceError(f"root_cutoff must be >= 0 Hz, got {self.root_cutoff}")
         if self.start_pose_score is not None and not 0.0 <= self.start_pose_score <= 1.0:
             raise InferenceError(f"start_pose_score must be within 0..1, got {self.start_pose_score}")
         if self.detect_every < 1 or self.track_every < 1 or self.batch_size < 1:
@@ -372,9 +377,14 @@ def lifter_scores(models: Models, scores: np.ndarray) -> np.ndarray:
     return score_calibration.apply(getattr(models.pose, "score_calibration", None), scores).astype(np.float32)
 
 
+def root_cutoff(opts: PipelineOptions) -> float | None:
+    """The pelvis path's cutoff (Hz) for filters.smooth_track, None for One-Euro only."""
+    return opts.root_cutoff / opts.smoothing if opts.root_cutoff > 0 and opts.smoothing > 0 else None
+
+
 def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models: Models,
                   opts: PipelineOptions, warnings: list[str], stats: dict) -> tuple:
-    from .filters import bone_lengths, enforce_bone_lengths, runs, smooth
+    from .filters import bone_lengths, enforce_bone_lengths, runs, smooth, smooth_track
     from .lifting import LifterError
     from .tracking import dense_track, fill_gaps
 
@@ -417,7 +427,7 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
                     continue
             if opts.smoothing > 0:
                 mc, beta = opts.min_cutoff / opts.smoothing, opts.beta / opts.smoothing
-                X = smooth(X, fps, mc, beta, valid=ok)
+                X = smooth_track(X, fps, mc, beta, root_cutoff(opts), root=PELVIS, valid=ok)
                 # 2D in pixels: the speed in metres/s is pixels/s over pixels per metre at the
                 # person's depth (f / z).
                 z = float(np.nanmedian(X[ok][:, :, 2]))

@@ -164,7 +164,7 @@ def section_3d(mans) -> list:
                 "Not measured yet: run `python -m inference.eval_3d --out docs/results_3d --manifest "
                 "weights/lifter.json`.", ""]
     cols = ["2D input", "group", "frames", "MPJPE (mm)", "PA-MPJPE (mm)", "root depth err (%)",
-            "jitter abs (mm/frame²)", "jitter of ground truth", "jitter rel. to root", "ground truth rel."]
+            "root lateral (mm)", "jitter abs (mm/frame²)", "jitter of ground truth", "jitter rel. to root", "ground truth rel."]
     rows = []
     for inp in ("gt_2d", "noisy_2d", "pose_net_2d", "pose_net_2d_raw_scores", "pose_net_2d_engine"):
         r = res.get(inp)
@@ -173,12 +173,13 @@ def section_3d(mans) -> list:
         groups = [("all", r)] + sorted((r.get("groups") or {}).items())
         for g, v in groups:
             rows.append([inp, g, v.get("frames"), v.get("mpjpe_mm"), v.get("pa_mpjpe_mm"),
-                         v.get("root_depth_err_pct"), v.get("jitter_mm_per_frame2"), v.get("jitter_gt_mm_per_frame2"),
+                         v.get("root_depth_err_pct"), v.get("root_lateral_mm", "-"), v.get("jitter_mm_per_frame2"), v.get("jitter_gt_mm_per_frame2"),
                          v.get("jitter_rel_mm_per_frame2"), v.get("jitter_rel_gt_mm_per_frame2")])
     return ["### 3D: MPJPE / PA-MPJPE / jitter (lifter, held-out motion capture)", "",
             "MPJPE: mean per-joint position error after aligning the roots; PA-MPJPE: after a "
             "similarity (Procrustes) alignment (Martinez et al., ICCV 2017; Pavllo et al., CVPR 2019). "
-            "Jitter: mean norm of the second difference. Source: " + src + ".", "",
+            "Root lateral: the root's placement error apart from depth (the predicted root slid along "
+            "its ray to the true depth). Jitter: mean norm of the second difference. Source: " + src + ".", "",
             f"{res.get('sequences', '?')} sequences, {res.get('cams_per_clip', '?')} virtual cameras per clip, "
             f"seed {res.get('seed', '?')}, noisy-2D difficulty {res.get('noise_difficulty', '?')}. "
             "pose_net_2d: the fast pose network's own errors, measured on held-out photographs "

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.filters import bone_lengths, enforce_bone_lengths, one_euro, runs, smooth
+from inference.filters import (bone_lengths, enforce_bone_lengths, one_euro, runs, smooth, smooth_track,
+                               whittaker, whittaker_lambda)
 from inference.metrics import jitter
 from inference.joints import BONES
 
@@ -94,3 +95,51 @@ def test_bone_lengths_constant_after_enforcing():
 def test_bones_must_be_ordered():
     with pytest.raises(ValueError):
         enforce_bone_lengths(np.zeros((2, 16, 3)), np.ones(2), bones=np.array([(1, 0), (6, 1)]))
+
+
+def test_whittaker_solves_its_normal_equations_and_keeps_lines():
+    rng = np.random.default_rng(3)
+    F, lam = 120, 40.0
+    y = rng.normal(size=(F, 3))
+    w = rng.uniform(0.1, 1.0, F)
+    D = np.diff(np.eye(F), 2, axis=0)
+    ref = np.linalg.solve(np.diag(w) + lam * D.T @ D, w[:, None] * y)
+    np.testing.assert_allclose(whittaker(y, lam, w), ref, atol=1e-10)
+    line = 2.0 + 0.05 * np.arange(F)[:, None] * np.array([1.0, -3.0, 0.5])
+    np.testing.assert_allclose(whittaker(line, 1e4), line, atol=1e-7)   # no lag, no end effects
+    np.testing.assert_array_equal(whittaker(y[:2], lam), y[:2])         # too short to bend
+
+
+def test_whittaker_lambda_gives_half_gain_at_the_cutoff():
+    fc = 2.0
+    t = np.arange(3000) / FPS
+    for f, gain in ((fc, 0.5), (0.2, 1.0), (10.0, 0.0)):
+        s = np.sin(2 * np.pi * f * t)[:, None]
+        out = whittaker(s, whittaker_lambda(fc, FPS))[500:-500, 0]
+        assert abs(out.std() / s[500:-500, 0].std() - gain) < 0.02
+    with pytest.raises(ValueError):
+        whittaker_lambda(0.0, FPS)
+
+
+def test_smooth_track_steadies_the_root_and_keeps_the_pose():
+    clean = walking()
+    rng = np.random.default_rng(1)
+    # the whole person shifted by a per-frame error: what 2D hip error times distance does
+    shake = rng.normal(0, 0.03, (len(clean), 1, 3))
+    noisy = clean + shake
+    one_euro_only = smooth_track(noisy, FPS, 1.0, 2.0, root_cutoff=None, root=6)
+    out = smooth_track(noisy, FPS, 1.0, 2.0, root_cutoff=2.0, root=6)
+    np.testing.assert_allclose(one_euro_only, smooth(noisy, FPS, 1.0, 2.0))
+    assert jitter(out[:, 6]) < 0.3 * jitter(one_euro_only[:, 6])
+    err = lambda x: np.linalg.norm(x[:, 6] - clean[:, 6], axis=-1).mean()
+    assert err(out) < err(one_euro_only)
+    # the pose relative to the root is the One-Euro one
+    rel = lambda x: x - x[:, 6:7]
+    np.testing.assert_allclose(rel(out), rel(one_euro_only), atol=1e-5)
+    # invalid frames are left alone, each valid run smoothed on its own
+    valid = np.ones(len(clean), bool)
+    valid[60:70] = False
+    bad = noisy.copy()
+    bad[60:70] = np.nan
+    part = smooth_track(bad, FPS, 1.0, 2.0, root_cutoff=2.0, root=6, valid=valid)
+    assert np.isnan(part[60:70]).all() and np.isfinite(part[valid]).all()
