@@ -1,0 +1,68 @@
+"""How the pelvis path's smoother trades real motion against noise (docs/engine.md, "Smoothing
+the root's path").
+
+    .venv/bin/python tools/sweep_root_smoothing.py [--cutoffs 0 3 2 1.5 1]
+
+Lifts the lifter's held-out mocap sequences (inference.eval_3d.heldout_sequences) once per 2D
+input (exact, the noise model, our pose network's replayed errors with calibrated scores), then
+applies the engine's post-processing (filters.smooth_track + constant bone lengths) with each
+root cutoff (0: One-Euro for the root like the other joints) and prints the root's lateral and
+3D error and the jitter, in mm (per frame^2 for jitter).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from inference import eval_3d  # noqa: E402
+from inference.filters import bone_lengths, enforce_bone_lengths, smooth_track  # noqa: E402
+from inference.lifting import Lifter  # noqa: E402
+from inference.metrics import jitter  # noqa: E402
+from inference.models.lifter import PELVIS  # noqa: E402
+from inference.pipeline import PipelineOptions  # noqa: E402
+from inference.pose_errors import load_errors  # noqa: E402
+from inference.training import mocap  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cutoffs", type=float, nargs="+", default=[0, 3, 2, 1.5, 1])
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    lifter = Lifter.load()
+    seqs = eval_3d.heldout_sequences(mocap.load(log=lambda m: None), 3, 0, None)
+    with open("weights/pose_fast.json") as f:
+        table = json.load(f)["score_calibration"]
+    inputs = {"exact 2D": {}, "noise model": {"noisy": True},
+              "replayed pose errors": {"pose_errors": load_errors(eval_3d.DEFAULT_POSE_ERRORS), "calibration": table}}
+    o = PipelineOptions()
+    for name, kw in inputs.items():
+        lifts = []
+        for s in seqs:
+            uv, sc = eval_3d.make_2d(s, kw.get("noisy", False), 0.5, 7, kw.get("pose_errors"), kw.get("calibration"))
+            lifts.append(lifter.lift(uv, sc, s["K"]).astype(np.float64))
+        for fc in args.cutoffs:
+            lat, r3, jit, n = 0.0, 0.0, 0.0, 0
+            for s, X in zip(seqs, lifts):
+                Y = smooth_track(X, s["fps"], o.min_cutoff, o.beta, fc if fc > 0 else None, root=PELVIS)
+                Y = enforce_bone_lengths(Y, bone_lengths(Y)).astype(np.float64)
+                gt, F = s["Xc"], len(s["Xc"])
+                slid = Y[:, PELVIS] * (gt[:, PELVIS, 2] / Y[:, PELVIS, 2])[:, None]
+                lat += np.linalg.norm(slid - gt[:, PELVIS], axis=-1).sum()
+                r3 += np.linalg.norm(Y[:, PELVIS] - gt[:, PELVIS], axis=-1).sum()
+                jit += jitter(Y) * F
+                n += F
+            print(f"{name:22s} root cutoff {fc:4.1f} Hz: lateral {1000 * lat / n:6.1f}  root 3D "
+                  f"{1000 * r3 / n:6.1f}  jitter {1000 * jit / n:6.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
