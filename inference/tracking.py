@@ -101,13 +101,29 @@ def pose_distance(a: np.ndarray, sa: np.ndarray, b: np.ndarray, sb: np.ndarray, 
     return float(np.linalg.norm(a[ok] - b[ok], axis=-1).mean() / max(size, MIN_SIZE))
 
 
+def shared_joints(a: np.ndarray, sa: np.ndarray, b: np.ndarray, sb: np.ndarray, size: float,
+                  threshold: float = 0.2) -> int:
+    """How many joints seen in both poses (J, 2) lie within size of each other."""
+    ok = (sa > threshold) & (sb > threshold)
+    return int((np.linalg.norm(a[ok] - b[ok], axis=-1) < size).sum())
+
+
+def part_of(small: np.ndarray, big: np.ndarray) -> bool:
+    """Whether box small (cx, cy, size) is the smaller one and its centre lies inside box big."""
+    return bool(small[2] < big[2] and (np.abs(small[:2] - big[:2]) < 0.5 * big[2]).all())
+
+
 def suppress_duplicates(joints: np.ndarray, scores: np.ndarray, max_distance: float = 0.15,
-                        max_centre: float = 0.15) -> np.ndarray:
+                        max_centre: float = 0.15, min_shared: int = 5) -> np.ndarray:
     """Indices of the poses to keep when several crops found the same person.
 
     joints (N, J, 2), scores (N, J). A pose is dropped when a better-scoring kept pose is closer
     than max_distance (mean joint distance over the person's size), or when their boxes have
-    centres closer than max_centre sizes and sizes within a factor 1.3. Returns sorted indices.
+    centres closer than max_centre sizes and sizes within a factor 1.3, or when one box's centre
+    lies inside the other, larger, box and at least min_shared of their joints coincide (within
+    max_distance of the larger size): a crop on part of a person (upper body, legs) whose pose
+    folds the missing half onto the visible one; by mean distance that is no duplicate, and it
+    made second tracks that followed a person around. Returns sorted indices.
     """
     n = len(joints)
     order = np.argsort(-scores.mean(-1), kind="stable") if n else np.zeros(0, int)
@@ -123,7 +139,10 @@ def suppress_duplicates(joints: np.ndarray, scores: np.ndarray, max_distance: fl
             same_box = (bi is not None and bk is not None
                         and np.linalg.norm(bi[:2] - bk[:2]) < max_centre * max(bi[2], bk[2])
                         and max(bi[2], bk[2]) / max(min(bi[2], bk[2]), 1e-6) < 1.3)
-            if (d == d and d < max_distance) or same_box:
+            part = (bi is not None and bk is not None and (part_of(bi, bk) or part_of(bk, bi))
+                    and shared_joints(joints[i], scores[i], joints[k], scores[k],
+                                      max_distance * max(bi[2], bk[2])) >= min_shared)
+            if (d == d and d < max_distance) or same_box or part:
                 dup = True
                 break
         if not dup:

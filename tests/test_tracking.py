@@ -187,6 +187,23 @@ def test_duplicates_by_box():
     assert len(keep) == 1
 
 
+def test_a_crop_on_part_of_a_person_is_a_duplicate_but_a_child_in_front_is_not():
+    full = person(100, 100)
+    # an upper-body crop: arms, head and hips right, the legs folded up into the torso
+    part = full.copy()
+    part[[0, 1, 4, 5, 9]] = full[[12, 12, 13, 13, 8]] + np.array([0.0, 5.0])
+    part[[10, 15]] = full[[7, 7]]
+    s = np.full((2, 16), 0.8)
+    s[1] = 0.7
+    from inference.tracking import pose_distance
+    assert pose_distance(part, s[1], full, s[0], pose_box(part, s[1])[2]) > 0.15   # not the old rule
+    assert suppress_duplicates(np.stack([full, part]), s).tolist() == [0]
+    # a child standing in front of an adult, feet level: their boxes nest and the legs meet,
+    # but fewer than 5 joints coincide, so both stay
+    child = person(100, 120, scale=0.5)
+    assert suppress_duplicates(np.stack([full, child]), np.full((2, 16), 0.8)).tolist() == [0, 1]
+
+
 def test_lost_person_ends_the_track_and_its_weak_tail_is_cut():
     from inference.tracking import TrackerConfig
 
