@@ -168,11 +168,14 @@ class TrackerConfig:
     # weak poses. It ends when, over the last `lost_window` observations, the median mean joint
     # score is below `lost_score` and below `lost_ratio` x its median before; that weak tail is
     # cut off. 0 turns the rule off. "Before" is the median over at most `lost_history` windows
-    # before the last one (bounded, so the check costs the same on a long track).
+    # before the last one (bounded, so the check costs the same on a long track). A track whose
+    # recent median falls below `lost_floor` x `lost_score` ends whatever its history (one that
+    # was weak from its start, e.g. a ghost started on the background).
     lost_window: int = 15
     lost_history: int = 20
     lost_score: float = 0.0
     lost_ratio: float = 0.8
+    lost_floor: float = 0.8
 
 
 @dataclass
@@ -323,10 +326,14 @@ class Tracker:
         if not recent < cfg.lost_score:
             return False
         before = float(np.median(m[max(0, len(m) - W * (1 + max(cfg.lost_history, 1))):-W]))
-        if not recent < cfg.lost_ratio * before:
+        if recent < cfg.lost_ratio * before:
+            cut = cfg.lost_ratio * before
+        elif recent < cfg.lost_floor * cfg.lost_score:
+            cut = cfg.lost_floor * cfg.lost_score
+        else:
             return False
         keep = len(m)
-        while keep > 0 and m[keep - 1] < cfg.lost_ratio * before:
+        while keep > 0 and m[keep - 1] < cut:
             keep -= 1
         del tr.frames[keep:], tr.poses[keep:], tr.confs[keep:], tr.mean_confs[keep:]
         if tr.frames:

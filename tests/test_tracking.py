@@ -231,6 +231,21 @@ def test_lost_person_ends_the_track_and_its_weak_tail_is_cut():
     assert plain.lost == 0 and len(plain.all_tracks()[0].frames) == 60
 
 
+def test_a_track_weak_from_its_start_ends_below_the_floor():
+    from inference.tracking import TrackerConfig
+
+    def run(floor):
+        tr = Tracker(TrackerConfig(lost_window=10, lost_score=0.5, lost_floor=floor))
+        for f in range(60):
+            s = 0.55 if f == 0 else 0.38      # passes the gate once, then weak: no drop to compare with
+            tr.update(f, person(100, 100)[None], np.full((1, 16), s), may_start=np.array([s >= 0.5]))
+        return tr
+
+    tr = run(0.8)
+    assert tr.lost == 1 and tr.all_tracks()[0].frames == [0]   # the weak frames are cut off
+    assert run(0.0).lost == 0
+
+
 def test_lost_person_compares_with_recent_history_only():
     from inference.tracking import TrackerConfig
 
