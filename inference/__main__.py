@@ -3,6 +3,7 @@
     python -m inference VIDEO -o out.npz [--preset fast|accurate] [--device auto|cpu|cuda]
         [--max-people N] [--focal PX] [--start N] [--end N] [--weights DIR]
         [--progress bar|jsonl|none] [--smoothing F] [--initial-boxes CX,CY,SIZE[;CX,CY,SIZE...]]
+        [--detection-threshold T] [--start-score S]
 
 VIDEO is a video file, a folder of images (natural order) or one image. ``--progress jsonl``
 prints one JSON object per line to stdout, {"frame", "total", "fps", "eta"}, and a last one
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fallback-every", type=float, default=1.0, metavar="SECONDS",
                    help="while people are tracked, run the fallback detector at most this often "
                         "(default 1 s of video; it always runs while nobody is tracked)")
+    p.add_argument("--detection-threshold", type=float, default=None, metavar="T",
+                   help="least centre score (0..1) of a learned detection (default: the detector weights' "
+                        "own, chosen for F1 on held-out frames); lower finds more people, and more ghosts")
     p.add_argument("--start-score", type=float, default=None, metavar="S",
                    help="least mean joint score (0..1) of a pose that starts a new track (default: the "
                         "pose weights' own gate, measured on held-out people vs background)")
@@ -142,7 +146,8 @@ def main(argv=None) -> int:
                                focal=args.focal, start=args.start, end=args.end, weights_dir=args.weights,
                                smoothing=args.smoothing, initial_boxes=args.initial_boxes,
                                fallback_detector=args.fallback_detector,
-                               fallback_every_s=args.fallback_every, start_pose_score=args.start_score)
+                               fallback_every_s=args.fallback_every, start_pose_score=args.start_score,
+                               detection_threshold=args.detection_threshold)
         result = run(args.video, opts, progress=progress, cancel=cancel)
         if cancel.is_set():
             raise Cancelled("cancelled")

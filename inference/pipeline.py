@@ -101,6 +101,8 @@ class PipelineOptions:
             raise InferenceError(f"root_cutoff must be >= 0 Hz, got {self.root_cutoff}")
         if self.start_pose_score is not None and not 0.0 <= self.start_pose_score <= 1.0:
             raise InferenceError(f"start_pose_score must be within 0..1, got {self.start_pose_score}")
+        if self.detection_threshold is not None and not 0.0 < self.detection_threshold < 1.0:
+            raise InferenceError(f"--detection-threshold must be between 0 and 1, got {self.detection_threshold}")
         if self.detect_every < 1 or self.track_every < 1 or self.batch_size < 1:
             raise InferenceError("detect_every, track_every and batch_size must be >= 1")
         if not self.fallback_every_s > 0:

@@ -178,3 +178,18 @@ def test_initial_boxes_reach_the_run(tmp_path, untrained, capsys):
                  "--initial-boxes", "80,60,50;40,30,20"]) == 0
     data = posefile.load(out)
     assert data.meta["options"]["initial_boxes"] == [[80.0, 60.0, 50.0], [40.0, 30.0, 20.0]]
+
+
+def test_detection_threshold_reaches_the_run_and_bad_values_fail(tmp_path, untrained, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), synthetic_frame(i, 160, 120))
+    out = tmp_path / "o.npz"
+    assert main([str(folder), "-o", str(out), "--weights", str(untrained), "--progress", "none",
+                 "--detection-threshold", "0.07"]) == 0
+    assert posefile.load(out).meta["options"]["detection_threshold"] == 0.07
+    assert main([str(folder), "-o", str(tmp_path / "b.npz"), "--weights", str(untrained), "--progress", "none",
+                 "--detection-threshold", "1.5"]) == 1
+    assert "--detection-threshold must be between 0 and 1" in capsys.readouterr().err
+    assert not (tmp_path / "b.npz").exists()
