@@ -98,11 +98,10 @@ def engine_post(X: np.ndarray, fps: float) -> np.ndarray:
     """What the engine does to a lifted track after the lifter (pipeline._build_result, default
     options): zero-lag One-Euro smoothing with the pelvis path's own smoother, then constant bone
     lengths."""
-    from .filters import bone_lengths, enforce_bone_lengths, smooth_track
-    from .pipeline import PipelineOptions, root_cutoff
+    from .filters import bone_lengths, enforce_bone_lengths
+    from .pipeline import PipelineOptions, smooth_run
 
-    o = PipelineOptions()
-    X = smooth_track(X, fps, o.min_cutoff / o.smoothing, o.beta / o.smoothing, root_cutoff(o), root=PELVIS)
+    X, _ = smooth_run(X, None, fps, np.eye(3), PipelineOptions())
     return enforce_bone_lengths(X, bone_lengths(X)).astype(np.float64)
 
 

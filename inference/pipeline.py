@@ -101,8 +101,10 @@ class PipelineOptions:
             raise InferenceError(f"root_cutoff must be >= 0 Hz, got {self.root_cutoff}")
         if self.start_pose_score is not None and not 0.0 <= self.start_pose_score <= 1.0:
             raise InferenceError(f"start_pose_score must be within 0..1, got {self.start_pose_score}")
-        if self.detection_threshold is not None and not 0.0 < self.detection_threshold < 1.0:
-            raise InferenceError(f"--detection-threshold must be between 0 and 1, got {self.detection_threshold}")
+        if self.detection_threshold is not None and not (np.isfinite(self.detection_threshold)
+                                                         and self.detection_threshold >= 0.0):
+            raise InferenceError(f"--detection-threshold must be >= 0 (scores lie in 0..1), got "
+                                 f"{self.detection_threshold}")
         if self.detect_every < 1 or self.track_every < 1 or self.batch_size < 1:
             raise InferenceError("detect_every, track_every and batch_size must be >= 1")
         if not self.fallback_every_s > 0:
@@ -379,14 +381,29 @@ def lifter_scores(models: Models, scores: np.ndarray) -> np.ndarray:
     return score_calibration.apply(getattr(models.pose, "score_calibration", None), scores).astype(np.float32)
 
 
-def root_cutoff(opts: PipelineOptions) -> float | None:
-    """The pelvis path's cutoff (Hz) for filters.smooth_track, None for One-Euro only."""
-    return opts.root_cutoff / opts.smoothing if opts.root_cutoff > 0 and opts.smoothing > 0 else None
+def smooth_run(X: np.ndarray, joints2d: np.ndarray | None, fps: float, K: np.ndarray, opts: PipelineOptions,
+               valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Stage-2 smoothing of one run of present frames of one person (opts.smoothing > 0): 3D
+    joints (F, J, 3) m with filters.smooth_track, 2D joints (F, J, 2) px (or None) with One-Euro.
+    The one definition for the engine, eval_3d.engine_post and preview.smooth_like_pipeline."""
+    from .filters import smooth, smooth_track
+
+    mc, beta = opts.min_cutoff / opts.smoothing, opts.beta / opts.smoothing
+    cut = opts.root_cutoff / opts.smoothing if opts.root_cutoff > 0 else None
+    X = smooth_track(X, fps, mc, beta, cut, root=PELVIS, valid=valid)
+    if joints2d is None:
+        return X, None
+    # 2D in pixels: the speed in metres/s is pixels/s over pixels per metre at the person's
+    # depth (f / z).
+    ok = np.ones(len(X), bool) if valid is None else np.asarray(valid, bool)
+    z = float(np.nanmedian(X[ok][:, :, 2])) if ok.any() else float("nan")
+    px_per_m = K[0, 0] / max(z, 0.1) if np.isfinite(z) else K[0, 0]
+    return X, smooth(joints2d, fps, mc, beta, speed_scale=px_per_m, valid=valid)
 
 
 def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models: Models,
                   opts: PipelineOptions, warnings: list[str], stats: dict) -> tuple:
-    from .filters import bone_lengths, enforce_bone_lengths, runs, smooth, smooth_track
+    from .filters import bone_lengths, enforce_bone_lengths, runs
     from .lifting import LifterError
     from .tracking import dense_track, fill_gaps
 
@@ -428,13 +445,7 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
                 if not ok.any():
                     continue
             if opts.smoothing > 0:
-                mc, beta = opts.min_cutoff / opts.smoothing, opts.beta / opts.smoothing
-                X = smooth_track(X, fps, mc, beta, root_cutoff(opts), root=PELVIS, valid=ok)
-                # 2D in pixels: the speed in metres/s is pixels/s over pixels per metre at the
-                # person's depth (f / z).
-                z = float(np.nanmedian(X[ok][:, :, 2]))
-                px_per_m = K[0, 0] / max(z, 0.1) if np.isfinite(z) else K[0, 0]
-                joints[a:b] = smooth(joints[a:b], fps, mc, beta, speed_scale=px_per_m, valid=ok)
+                X, joints[a:b] = smooth_run(X, joints[a:b], fps, K, opts, valid=ok)
             j3[p, a:b] = X
             t_smooth += time.perf_counter() - t1
             t_lift += t1 - t0

@@ -5,8 +5,8 @@ smoothing (matplotlib, off-screen Agg canvas; no pyplot, no global backend switc
 
 Raw vs smoothed: the pipeline keeps only its smoothed output, so ``raw_and_smoothed`` runs it
 once with smoothing and bone-length constancy off (the raw lifted joints) and applies the
-pipeline's own stage-2 filters to that (``smooth_like_pipeline``: ``filters.smooth`` per run of
-present frames with the cutoffs scaled by ``options.smoothing``, then constant bone lengths).
+pipeline's own stage-2 filters to that (``smooth_like_pipeline``: ``pipeline.smooth_run`` per run
+of present frames, then constant bone lengths).
 tests/test_overlay_preview.py checks that this equals a normal run, so the plot shows exactly
 what the pose file gets, at the cost of one run instead of two. One rare exception: when the
 ``max_people`` cap drops an interpolated person-frame in the middle of a track, the pipeline
@@ -172,7 +172,8 @@ def smooth_like_pipeline(raw, options):
     """The pipeline's stage-2 smoothing applied to a run made with smoothing=0 and
     bone_lengths=False. raw: PoseResult; options: the PipelineOptions of the normal run.
     Returns a new PoseResult (joints3d, joints2d smoothed; meta options updated)."""
-    from .filters import bone_lengths, enforce_bone_lengths, runs, smooth
+    from .filters import bone_lengths, enforce_bone_lengths, runs
+    from .pipeline import smooth_run
 
     j3 = np.array(raw.joints3d, np.float32, copy=True)
     j2 = np.array(raw.joints2d, np.float32, copy=True)
@@ -181,12 +182,8 @@ def smooth_like_pipeline(raw, options):
     for p in range(raw.num_people):
         v = raw.valid[p]
         if options.smoothing > 0:
-            mc, beta = options.min_cutoff / options.smoothing, options.beta / options.smoothing
             for a, b in runs(v):
-                X = smooth(raw.joints3d[p, a:b], fps, mc, beta)
-                z = float(np.nanmedian(X[:, :, 2]))
-                j3[p, a:b] = X
-                j2[p, a:b] = smooth(raw.joints2d[p, a:b], fps, mc, beta, speed_scale=K[0, 0] / max(z, 0.1))
+                j3[p, a:b], j2[p, a:b] = smooth_run(raw.joints3d[p, a:b], raw.joints2d[p, a:b], fps, K, options)
         if options.bone_lengths and v.any():
             j3[p, v] = enforce_bone_lengths(j3[p, v], bone_lengths(j3[p], v))
     meta = dict(raw.meta)

@@ -190,6 +190,6 @@ def test_detection_threshold_reaches_the_run_and_bad_values_fail(tmp_path, untra
                  "--detection-threshold", "0.07"]) == 0
     assert posefile.load(out).meta["options"]["detection_threshold"] == 0.07
     assert main([str(folder), "-o", str(tmp_path / "b.npz"), "--weights", str(untrained), "--progress", "none",
-                 "--detection-threshold", "1.5"]) == 1
-    assert "--detection-threshold must be between 0 and 1" in capsys.readouterr().err
+                 "--detection-threshold", "-0.5"]) == 1
+    assert "--detection-threshold must be >= 0" in capsys.readouterr().err
     assert not (tmp_path / "b.npz").exists()
