@@ -30,6 +30,15 @@ def _env():
     return env
 
 
+def _frames_folder(tmp_path, n: int):
+    """A folder of n small synthetic PNG frames."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i}.png"), synthetic_frame(i, 160, 120))
+    return folder
+
+
 def _cli(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "inference", *map(str, args)], cwd=REPO, env=_env(),
                           capture_output=True, text=True, timeout=timeout)
@@ -78,10 +87,7 @@ def test_accurate_preset_message(tmp_path, untrained, capsys):
 
 
 def test_image_folder_in_process(tmp_path, untrained, capsys):
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i in range(4):
-        cv2.imwrite(str(folder / f"{i}.png"), synthetic_frame(i, 160, 120))
+    folder = _frames_folder(tmp_path, 4)
     out = tmp_path / "o.npz"
     assert main([str(folder), "-o", str(out), "--weights", str(untrained), "--progress", "none"]) == 0
     data = posefile.load(out)
@@ -169,10 +175,7 @@ def test_initial_boxes_parsing(capsys):
 
 
 def test_initial_boxes_reach_the_run(tmp_path, untrained, capsys):
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i in range(4):
-        cv2.imwrite(str(folder / f"{i}.png"), synthetic_frame(i, 160, 120))
+    folder = _frames_folder(tmp_path, 4)
     out = tmp_path / "o.npz"
     assert main([str(folder), "-o", str(out), "--weights", str(untrained), "--progress", "none",
                  "--initial-boxes", "80,60,50;40,30,20"]) == 0
@@ -181,10 +184,7 @@ def test_initial_boxes_reach_the_run(tmp_path, untrained, capsys):
 
 
 def test_detection_threshold_reaches_the_run_and_bad_values_fail(tmp_path, untrained, capsys):
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(folder / f"{i}.png"), synthetic_frame(i, 160, 120))
+    folder = _frames_folder(tmp_path, 3)
     out = tmp_path / "o.npz"
     assert main([str(folder), "-o", str(out), "--weights", str(untrained), "--progress", "none",
                  "--detection-threshold", "0.07"]) == 0
