@@ -27,7 +27,7 @@ import torch
 
 from .camera import bbox_area, root_depth
 from .lifting import Lifter
-from .metrics import jitter, mpjpe, p_mpjpe, root_depth_error
+from .metrics import jitter, mpjpe, p_mpjpe, root_depth_error, root_lateral_error
 from .models.lifter import PELVIS, build_model
 from .training import mocap
 from . import score_calibration
@@ -94,14 +94,14 @@ def make_2d(seq: dict, noisy: bool, difficulty: float, seed: int, pose_errors: d
     return uv, scores
 
 
-def engine_post(X: np.ndarray, fps: float) -> np.ndarray:
-    """What the engine does to a lifted track after the lifter (pipeline._build_result, default
-    options): zero-lag One-Euro smoothing with the pelvis path's own smoother, then constant bone
-    lengths."""
+def engine_post(X: np.ndarray, fps: float, options=None) -> np.ndarray:
+    """What the engine does to a lifted track after the lifter (pipeline._build_result; options:
+    PipelineOptions, default the engine's): zero-lag One-Euro smoothing with the pelvis path's own
+    smoother, then constant bone lengths."""
     from .filters import bone_lengths, enforce_bone_lengths
     from .pipeline import PipelineOptions, smooth_run
 
-    X, _ = smooth_run(X, None, fps, np.eye(3), PipelineOptions())
+    X, _ = smooth_run(X, None, fps, np.eye(3), options or PipelineOptions())
     return enforce_bone_lengths(X, bone_lengths(X)).astype(np.float64)
 
 
@@ -125,10 +125,7 @@ def evaluate(lifter: Lifter, seqs, noisy: bool, difficulty: float = 0.5, seed: i
              "per_joint": np.linalg.norm(pr - gr, axis=-1),
              "root_err": root_depth_error(pred[:, PELVIS, 2], gt[:, PELVIS, 2]),
              "root_err_pinhole": root_depth_error(k, gt[:, PELVIS, 2]),
-             # where the root is, apart from its depth: the predicted root moved along its ray to
-             # the true depth (the engine's lateral placement error)
-             "root_lateral": np.linalg.norm(pred[:, PELVIS] * (gt[:, PELVIS, 2] / pred[:, PELVIS, 2])[:, None]
-                                            - gt[:, PELVIS], axis=-1),
+             "root_lateral": root_lateral_error(pred[:, PELVIS], gt[:, PELVIS]),
              "root_3d": np.linalg.norm(pred[:, PELVIS] - gt[:, PELVIS], axis=-1),
              "jitter": np.full(len(gt), jitter(pred)), "jitter_gt": np.full(len(gt), jitter(gt)),
              "jitter_rel": np.full(len(gt), jitter(pr)), "jitter_rel_gt": np.full(len(gt), jitter(gr)),

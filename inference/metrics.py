@@ -48,6 +48,13 @@ def jitter(seq: np.ndarray) -> float:
     return float(np.linalg.norm(acc, axis=-1).mean())
 
 
+def root_lateral_error(pred_root: np.ndarray, gt_root: np.ndarray) -> np.ndarray:
+    """Root placement error apart from depth, (...,): the predicted root (..., 3) slid along its
+    camera ray to the true depth, then its distance to the true root."""
+    slid = pred_root * (gt_root[..., 2] / pred_root[..., 2])[..., None]
+    return np.linalg.norm(slid - gt_root, axis=-1)
+
+
 def root_depth_error(pred_z: np.ndarray, gt_z: np.ndarray) -> np.ndarray:
     """Relative root depth error |z_pred - z_gt| / z_gt, (...,)."""
     return np.abs(pred_z - gt_z) / gt_z

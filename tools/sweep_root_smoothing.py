@@ -5,8 +5,7 @@ the root's path").
 
 Lifts the lifter's held-out mocap sequences (inference.eval_3d.heldout_sequences) once per 2D
 input (exact, the noise model, our pose network's replayed errors with calibrated scores), then
-applies the engine's post-processing (filters.smooth_track + constant bone lengths) with each
-root cutoff (0: One-Euro for the root like the other joints) and prints the root's lateral and
+applies the engine's post-processing (eval_3d.engine_post) with each root cutoff (0: One-Euro for the root like the other joints) and prints the root's lateral and
 3D error and the jitter, in mm (per frame^2 for jitter).
 """
 from __future__ import annotations
@@ -22,9 +21,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from inference import eval_3d  # noqa: E402
-from inference.filters import bone_lengths, enforce_bone_lengths, smooth_track  # noqa: E402
 from inference.lifting import Lifter  # noqa: E402
-from inference.metrics import jitter  # noqa: E402
+from inference.metrics import jitter, root_lateral_error  # noqa: E402
 from inference.models.lifter import PELVIS  # noqa: E402
 from inference.pipeline import PipelineOptions  # noqa: E402
 from inference.pose_errors import load_errors  # noqa: E402
@@ -42,7 +40,6 @@ def main(argv=None) -> int:
         table = json.load(f)["score_calibration"]
     inputs = {"exact 2D": {}, "noise model": {"noisy": True},
               "replayed pose errors": {"pose_errors": load_errors(eval_3d.DEFAULT_POSE_ERRORS), "calibration": table}}
-    o = PipelineOptions()
     for name, kw in inputs.items():
         lifts = []
         for s in seqs:
@@ -50,12 +47,11 @@ def main(argv=None) -> int:
             lifts.append(lifter.lift(uv, sc, s["K"]).astype(np.float64))
         for fc in args.cutoffs:
             lat, r3, jit, n = 0.0, 0.0, 0.0, 0
+            opts = PipelineOptions(root_cutoff=fc)
             for s, X in zip(seqs, lifts):
-                Y = smooth_track(X, s["fps"], o.min_cutoff, o.beta, fc if fc > 0 else None, root=PELVIS)
-                Y = enforce_bone_lengths(Y, bone_lengths(Y)).astype(np.float64)
+                Y = eval_3d.engine_post(X, s["fps"], opts)
                 gt, F = s["Xc"], len(s["Xc"])
-                slid = Y[:, PELVIS] * (gt[:, PELVIS, 2] / Y[:, PELVIS, 2])[:, None]
-                lat += np.linalg.norm(slid - gt[:, PELVIS], axis=-1).sum()
+                lat += root_lateral_error(Y[:, PELVIS], gt[:, PELVIS]).sum()
                 r3 += np.linalg.norm(Y[:, PELVIS] - gt[:, PELVIS], axis=-1).sum()
                 jit += jitter(Y) * F
                 n += F

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..camera import A_REAL_M2
+from ..camera import A_REAL_M2, bbox_area
 
 J = 16
 PELVIS, R_HIP, L_HIP = 6, 2, 3
@@ -54,12 +54,8 @@ def pose_features(xn: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     """
     mask = scores > 0
     root = root_2d(xn, mask)
-    x, y = xn[..., 0], xn[..., 1]
-    w = np.where(mask, x, -1e9).max(-1) - np.where(mask, x, 1e9).min(-1)
-    h = np.where(mask, y, -1e9).max(-1) - np.where(mask, y, 1e9).min(-1)
-    valid = mask.sum(-1) >= 2
-    side = np.where(valid, np.clip(np.maximum(w, h), 0, None), 0.0)
-    valid &= side > 1e-6
+    side = np.sqrt(bbox_area(xn, mask))                 # square box side; 0 with < 2 visible joints
+    valid = (mask.sum(-1) >= 2) & (side > 1e-6)
     s = np.where(valid, side, 1.0)
     rel = np.where(mask[..., None], (xn - root[..., None, :]) / s[..., None, None], 0.0)
     sc = np.where(mask, scores, 0.0)
