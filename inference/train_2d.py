@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import codec
-from .models.hourglass import HourglassConfig, StackedHourglass
+from .models.hourglass import HourglassConfig, StackedHourglass, count_parameters, widen
 from .preprocess import to_tensor
 from .presets import HEATMAP_SIGMA, POSE_PRESETS
 from .training import loop
@@ -88,7 +88,23 @@ def train(args) -> Path:
     def loss(outs, target, weights):
         return heatmap_loss(outs, target, weights, args.peak_weight)
 
-    return loop.run(StackedHourglass(cfg), batch, loss, args, rng, device, images_per_epoch=len(train_idx))
+    model = StackedHourglass(cfg)
+    if args.init and (args.fresh or not (Path(args.out) / "last.pt").exists()):
+        model = initial_model(args.init, cfg)
+        print(f"starting from {args.init} ({count_parameters(model)} parameters)", flush=True)
+    return loop.run(model, batch, loss, args, rng, device, images_per_epoch=len(train_idx))
+
+
+def initial_model(checkpoint: str, cfg: HourglassConfig) -> StackedHourglass:
+    """The network of a training checkpoint, widened to cfg's width if it is narrower (the rest of
+    the configuration must match)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    src_cfg = HourglassConfig.from_dict(state["config"])
+    if {**src_cfg.to_dict(), "features": cfg.features} != cfg.to_dict() or src_cfg.features > cfg.features:
+        raise DatasetError(f"--init {checkpoint}: its network {src_cfg} cannot grow into {cfg}")
+    src = StackedHourglass(src_cfg)
+    src.load_state_dict(state["model"])
+    return widen(src, cfg.features) if src_cfg.features < cfg.features else src
 
 
 def parse_args(argv=None):
@@ -124,6 +140,9 @@ def parse_args(argv=None):
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--ckpt-every", type=int, default=250)
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--init", default=None,
+                   help="start a new run from this training checkpoint (e.g. training_state/pose_fast_last.pt), "
+                        "widened to the preset's width if narrower (hourglass.widen); ignored on resume")
     return p.parse_args(argv)
 
 

@@ -241,13 +241,60 @@ def test_time_annealed_run_ends_on_time_not_on_the_step_cap(tmp_path):
         return sum(((o - target) ** 2).mean() for o in outs)
 
     args = SimpleNamespace(out=str(tmp_path), steps=3, minutes=0.03, anneal_by_time=True, batch=2, lr=1e-3,
-                           fresh=True, log_every=1, ckpt_every=1000)
+                           fresh=True, log_every=1, ckpt_every=1000, warmup=2)
     ckpt = run(model, batch, loss, args, np.random.default_rng(0), torch.device("cpu"))
     state = torch.load(ckpt, weights_only=False)
     assert state["step"] > 3
-    last_lr = [json.loads(l)["lr"] for l in open(tmp_path / "log.jsonl")][-1]
-    assert last_lr < 0.2 * args.lr
+    lrs = [json.loads(l)["lr"] for l in open(tmp_path / "log.jsonl")]
+    # a fresh run warms up to the peak (it once stayed at the first warm-up value throughout)
+    assert lrs[0] <= 0.5 * args.lr and max(lrs) > 0.8 * args.lr
+    assert lrs[-1] < 0.2 * args.lr
     # without it the cap holds
     args2 = SimpleNamespace(**{**vars(args), "anneal_by_time": False, "out": str(tmp_path / "b")})
     assert torch.load(run(model, batch, loss, args2, np.random.default_rng(0), torch.device("cpu")),
                       weights_only=False)["step"] == 3
+
+
+def test_widened_network_computes_the_same_and_trains_its_new_channels():
+    from inference.models.hourglass import widen
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    narrow = StackedHourglass(HourglassConfig(stacks=2, features=16, in_size=64, out_channels=16))
+    for _ in range(2):                         # non-trivial BatchNorm statistics
+        narrow(torch.rand(4, 3, 64, 64))
+    wide = widen(narrow, 32)
+    assert wide.cfg.features == 32 and wide.training
+    x = torch.rand(3, 3, 64, 64)
+    for mode in (True, False):                 # batch statistics and running statistics
+        narrow.train(mode)
+        wide.train(mode)
+        with torch.no_grad():
+            for a, b in zip(narrow(x), wide(x)):
+                assert torch.allclose(a, b, atol=1e-6)
+    wide.train()
+    sum(o.square().mean() for o in wide(x)).backward()
+    # the links from the added channels into the heads start at zero but do get gradients
+    head = wide.heads[-1].weight
+    assert torch.all(head[:, 16:] == 0) and head.grad[:, 16:].abs().sum() > 0
+    with pytest.raises(ValueError):
+        widen(narrow, 8)
+
+
+def test_init_widens_a_checkpoint_and_refuses_other_shapes(tmp_path):
+    from inference.train_2d import initial_model
+    from inference.training.lsp import DatasetError
+    from inference.training.loop import save_checkpoint
+
+    torch.set_num_threads(1)
+    small = StackedHourglass(HourglassConfig(stacks=1, features=16, in_size=64, out_channels=16)).eval()
+    save_checkpoint(tmp_path / "last.pt", small, torch.optim.AdamW(small.parameters()), 5,
+                    np.random.default_rng(0), {})
+    grown = initial_model(str(tmp_path / "last.pt"), HourglassConfig(stacks=1, features=32, in_size=64,
+                                                                     out_channels=16)).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(small(x)[-1], grown(x)[-1], atol=1e-6)
+    with pytest.raises(DatasetError, match="cannot grow"):
+        initial_model(str(tmp_path / "last.pt"), HourglassConfig(stacks=2, features=32, in_size=64,
+                                                                 out_channels=16))

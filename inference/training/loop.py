@@ -28,13 +28,15 @@ def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:
 
 
 def lr_by_time(step_at_start: int, total: int, base: float, elapsed: float, budget: float,
-               warmup: int = 200) -> float:
+               warmup: int = 200, step: int | None = None) -> float:
     """The cosine of lr_at, continued from where a resumed run starts and stretched over a
     wall-clock budget instead of steps, so that a run on a shared CPU (whose speed is not known
-    in advance) is fully annealed when its time is up."""
-    if step_at_start < warmup:
-        return lr_at(step_at_start, total, base, warmup)
-    t0 = min(1.0, (step_at_start - warmup) / max(1, total - warmup))
+    in advance) is fully annealed when its time is up. `step` (the current one) only matters
+    during the warm-up of a run that starts before its end."""
+    step = step_at_start if step is None else step
+    if step < warmup:
+        return lr_at(step, total, base, warmup)
+    t0 = min(1.0, max(0, step_at_start - warmup) / max(1, total - warmup))
     t = t0 + (1.0 - t0) * min(1.0, elapsed / max(budget, 1e-9))
     return 1e-6 + 0.5 * (base - 1e-6) * (1 + math.cos(math.pi * t))
 
@@ -58,7 +60,7 @@ def run(model, make_batch: Callable, loss_fn: Callable, args, rng: np.random.Gen
     """Train `model` until args.steps, args.minutes or a stop signal.
 
     make_batch(rng) -> (x (B,3,S,S), *targets) tensors on the CPU; loss_fn(outs, *targets) -> scalar.
-    args needs: out, steps, minutes, batch, lr, fresh, log_every, ckpt_every; with
+    args needs: out, steps, minutes, batch, lr, fresh, log_every, ckpt_every (optional: warmup); with
     args.anneal_by_time (and minutes) the cosine ends when the time budget does (lr_by_time).
     """
     out = Path(args.out)
@@ -82,6 +84,7 @@ def run(model, make_batch: Callable, loss_fn: Callable, args, rng: np.random.Gen
     t_start, step_start = time.time(), step
     t_end = t_start + args.minutes * 60 if args.minutes else float("inf")
     by_time = bool(getattr(args, "anneal_by_time", False) and args.minutes)
+    warmup = getattr(args, "warmup", 200)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if not cpu
                 else torch.autocast("cpu", enabled=False))
     model.train()
@@ -96,7 +99,8 @@ def run(model, make_batch: Callable, loss_fn: Callable, args, rng: np.random.Gen
                     x = x.contiguous(memory_format=torch.channels_last)
                 for g in opt.param_groups:
                     g["lr"] = (lr_by_time(step_start, args.steps, args.lr, time.time() - t_start,
-                                          args.minutes * 60) if by_time else lr_at(step, args.steps, args.lr))
+                                          args.minutes * 60, warmup, step=step) if by_time
+                               else lr_at(step, args.steps, args.lr, warmup))
                 with autocast:
                     outs = model(x)
                 loss = loss_fn(outs, *targets)
