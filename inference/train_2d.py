@@ -59,6 +59,10 @@ def heatmap_loss(outs: list[torch.Tensor], target: torch.Tensor, weights: torch.
 def load_training_data(args) -> CropSet:
     """The crop cache of the data set chosen by args (--dataset, default LSP at --data)."""
     progress = lambda i, n: print(f"caching {i}/{n}", flush=True)  # noqa: E731
+    if getattr(args, "pack", None):
+        from .training.pack import read_pack
+
+        return read_pack(args.pack)
     kind = getattr(args, "dataset", "lsp")
     if kind == "lsp":
         return load_or_build_cache(args.data, args.cache, progress=progress)
@@ -124,6 +128,9 @@ def parse_args(argv=None):
                    help="MPII/COCO: cache at most this many training people, a seeded random subset "
                         "(0: all; the cache holds 110 kB per person, in memory and on disk)")
     p.add_argument("--cache", default=".cache", help="folder for the crop cache")
+    p.add_argument("--pack", default=None,
+                   help="train from a compact crop pack (python -m inference.training.pack) instead of "
+                        "the data set, e.g. on a machine the data cannot reach")
     p.add_argument("--out", default="runs/pose_fast")
     p.add_argument("--steps", type=int, default=6000, help="total steps of the schedule")
     p.add_argument("--minutes", type=float, default=0, help="stop (with a checkpoint) after this long")

@@ -298,3 +298,47 @@ def test_init_widens_a_checkpoint_and_refuses_other_shapes(tmp_path):
     with pytest.raises(DatasetError, match="cannot grow"):
         initial_model(str(tmp_path / "last.pt"), HourglassConfig(stacks=2, features=32, in_size=64,
                                                                  out_channels=16))
+
+
+def test_crop_pack_round_trip_keeps_labels_and_pixels(tiny_set, tmp_path):
+    from inference.training.pack import read_pack, write_pack
+
+    path = write_pack(tiny_set, tmp_path / "p.npz", side=96, quality=90)
+    back = read_pack(path)
+    train = ~tiny_set.is_test
+    assert back.images.shape == (train.sum(),) + tiny_set.images.shape[1:]
+    assert np.array_equal(back.joints, tiny_set.joints[train]) and not back.is_test.any()
+    assert list(back.names) == list(tiny_set.names[train])
+    # lossy and downscaled, but the same pictures
+    diff = np.abs(back.images.astype(int) - tiny_set.images[train].astype(int)).mean()
+    assert diff < 12, diff
+    assert np.array_equal(back.box, tiny_set.box)
+
+
+def test_compact_checkpoint_resumes_with_a_fresh_optimiser(tmp_path):
+    from types import SimpleNamespace
+
+    from inference.training.loop import compact_checkpoint, run
+
+    torch.set_num_threads(1)
+    cfg = HourglassConfig(stacks=1, features=16, in_size=64, out_channels=2)
+
+    def batch(rng):
+        return torch.from_numpy(rng.random((2, 3, 64, 64), dtype=np.float32)), torch.zeros(2, 2, 16, 16)
+
+    def loss(outs, target):
+        return sum(((o - target) ** 2).mean() for o in outs)
+
+    args = SimpleNamespace(out=str(tmp_path / "a"), steps=3, minutes=0, batch=2, lr=1e-3, fresh=False,
+                           log_every=1, ckpt_every=1000)
+    full = run(StackedHourglass(cfg), batch, loss, args, np.random.default_rng(0), torch.device("cpu"))
+    small = compact_checkpoint(full, tmp_path / "b" / "last.pt")
+    assert small.stat().st_size < 0.5 * full.stat().st_size
+    state = torch.load(small, weights_only=False)
+    assert state["opt"] is None and all(v.dtype == torch.float16 for v in state["model"].values()
+                                        if v.is_floating_point())
+    args_b = SimpleNamespace(**{**vars(args), "out": str(tmp_path / "b"), "steps": 5})
+    model = StackedHourglass(cfg)
+    assert torch.load(run(model, batch, loss, args_b, np.random.default_rng(0), torch.device("cpu")),
+                      weights_only=False)["step"] == 5
+    assert all(p.dtype == torch.float32 for p in model.parameters())
