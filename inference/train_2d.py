@@ -140,6 +140,8 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--peak-weight", type=float, default=10.0, help="extra loss weight near joints")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes that make batches ahead (for a GPU; 0: in the training process)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)

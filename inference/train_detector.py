@@ -101,6 +101,8 @@ def parse_args(argv=None):
     p.add_argument("--scene-frac", type=float, default=0.7,
                    help="share of training frames made of whole photographs (training/scenes.py)")
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes that make batches ahead (for a GPU; 0: in the training process)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)

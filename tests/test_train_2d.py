@@ -342,3 +342,27 @@ def test_compact_checkpoint_resumes_with_a_fresh_optimiser(tmp_path):
     assert torch.load(run(model, batch, loss, args_b, np.random.default_rng(0), torch.device("cpu")),
                       weights_only=False)["step"] == 5
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_batch_workers_make_the_same_run_whatever_their_number(tmp_path):
+    from types import SimpleNamespace
+
+    from inference.training.loop import run
+
+    torch.set_num_threads(1)
+    cfg = HourglassConfig(stacks=1, features=16, in_size=64, out_channels=2)
+
+    def batch(rng):
+        return torch.from_numpy(rng.random((2, 3, 64, 64), dtype=np.float32)), torch.zeros(2, 2, 16, 16)
+
+    def loss(outs, target):
+        return sum(((o - target) ** 2).mean() for o in outs)
+
+    weights = []
+    for workers in (1, 2):
+        torch.manual_seed(0)
+        args = SimpleNamespace(out=str(tmp_path / str(workers)), steps=4, minutes=0, batch=2, lr=1e-3,
+                               fresh=True, log_every=1, ckpt_every=1000, workers=workers, seed=3)
+        weights.append(torch.load(run(StackedHourglass(cfg), batch, loss, args, np.random.default_rng(0),
+                                      torch.device("cpu")), weights_only=False)["model"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

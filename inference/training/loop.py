@@ -61,6 +61,48 @@ def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
+_BATCH_FN: Callable | None = None     # the batch maker the forked workers inherit
+
+
+def _seeded_batch(seed: list[int]):
+    torch.set_num_threads(1)
+    return _BATCH_FN(np.random.default_rng(seed))
+
+
+class _Batches:
+    """make_batch(rng) for step after step: in this process from the run's generator, or with
+    `workers` forked processes a few steps ahead, each step from its own generator seeded with
+    (seed, step), so the batches do not depend on the number of workers or on where a run
+    resumed. The workers are for a GPU, which one process cannot keep fed with augmented crops."""
+
+    def __init__(self, make_batch: Callable, rng: np.random.Generator, workers: int, seed: int, step: int):
+        global _BATCH_FN
+        self.make, self.rng, self.seed, self.next_step = make_batch, rng, seed, step
+        self.pool, self.pending = None, []
+        if workers > 0:
+            import multiprocessing as mp
+
+            _BATCH_FN = make_batch
+            self.pool = mp.get_context("fork").Pool(workers)
+            self.pending = [self._submit() for _ in range(2 * workers)]
+
+    def _submit(self):
+        job = self.pool.apply_async(_seeded_batch, ([self.seed, self.next_step],))
+        self.next_step += 1
+        return job
+
+    def __call__(self):
+        if self.pool is None:
+            return self.make(self.rng)
+        out = self.pending.pop(0).get()
+        self.pending.append(self._submit())
+        return out
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.terminate()
+
+
 def pick_device(name: str, threads: int) -> torch.device:
     device = torch.device("cuda" if torch.cuda.is_available() and name != "cpu" else "cpu")
     if device.type == "cpu":
@@ -73,7 +115,8 @@ def run(model, make_batch: Callable, loss_fn: Callable, args, rng: np.random.Gen
     """Train `model` until args.steps, args.minutes or a stop signal.
 
     make_batch(rng) -> (x (B,3,S,S), *targets) tensors on the CPU; loss_fn(outs, *targets) -> scalar.
-    args needs: out, steps, minutes, batch, lr, fresh, log_every, ckpt_every (optional: warmup); with
+    args needs: out, steps, minutes, batch, lr, fresh, log_every, ckpt_every (optional: warmup,
+    workers: processes making batches ahead, seeded per step; seed); with
     args.anneal_by_time (and minutes) the cosine ends when the time budget does (lr_by_time).
     """
     out = Path(args.out)
@@ -102,13 +145,14 @@ def run(model, make_batch: Callable, loss_fn: Callable, args, rng: np.random.Gen
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if not cpu
                 else torch.autocast("cpu", enabled=False))
     model.train()
+    batches = _Batches(make_batch, rng, getattr(args, "workers", 0) or 0, getattr(args, "seed", 0), step)
     t0, seen, run_loss = time.time(), 0, 0.0
     with open(out / "log.jsonl", "a") as log:
         try:
             # Annealed by time, the run ends with its time budget: a step cap reached first would
             # stop it with the learning rate still high (it happened: session 4 lost 45 minutes).
             while (by_time or step < args.steps) and not stop["now"] and time.time() < t_end:
-                x, *targets = (t.to(device) for t in make_batch(rng))
+                x, *targets = (t.to(device, non_blocking=True) for t in batches())
                 if cpu:
                     x = x.contiguous(memory_format=torch.channels_last)
                 for g in opt.param_groups:
@@ -139,6 +183,8 @@ def run(model, make_batch: Callable, loss_fn: Callable, args, rng: np.random.Gen
                     save_checkpoint(ckpt, model, opt, step, rng, vars(args))
         except KeyboardInterrupt:
             print("interrupted: saving checkpoint", flush=True)
+        finally:
+            batches.close()
     save_checkpoint(ckpt, model, opt, step, rng, vars(args))
     print(f"stopped at step {step}; checkpoint {ckpt}", flush=True)
     return ckpt
