@@ -150,6 +150,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=None, help="LSP folder (default ../shared/data/lsp)")
     ap.add_argument("--weights", default=None, help="weights folder (default weights/)")
+    ap.add_argument("--preset", default=PipelineOptions.preset, help="fast, balanced or accurate")
+    ap.add_argument("--flip", action="store_true", help="flip test in the pose network")
     ap.add_argument("--refine", action="store_true", help="re-cut crops whose pose came out off-centre")
     ap.add_argument("--detect-every", type=int, default=PipelineOptions.detect_every)
     ap.add_argument("--track-every", type=int, default=PipelineOptions.track_every)
@@ -161,7 +163,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     args = ap.parse_args(argv)
-    opts = PipelineOptions(weights_dir=args.weights, refine_crops=args.refine,
+    opts = PipelineOptions(weights_dir=args.weights, preset=args.preset, flip_test=args.flip or None,
+                           refine_crops=args.refine,
                            detect_every=args.detect_every, track_every=args.track_every,
                            fallback_detector=args.fallback_detector,
                            threads=args.threads, start_pose_score=args.start_score,
@@ -170,7 +173,7 @@ def main(argv=None) -> int:
                    progress=lambda n, t: print(f"\r{n}/{t} clips", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)
     res["command"] = "python -m inference.eval_video " + " ".join(argv if argv is not None else sys.argv[1:])
-    res["options"] = {"refine_crops": opts.refine_crops, "detect_every": opts.detect_every,
+    res["options"] = {"preset": opts.preset, "flip_test": bool(args.flip), "refine_crops": opts.refine_crops, "detect_every": opts.detect_every,
                       "track_every": opts.track_every,
                       "fallback_detector": opts.fallback_detector, "weights": args.weights or "weights/",
                       "start_pose_score": opts.start_pose_score, "detection_threshold": opts.detection_threshold}

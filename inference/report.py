@@ -106,7 +106,8 @@ def section_2d(mans) -> list:
             ev = m.get("eval") or {}
             plain, flip = ev.get("pck@0.2") or {}, ev.get("pck@0.2_flip") or {}
             tr = m.get("training") or {}
-            rows.append([n, (m.get("config") or {}).get("stacks"), (m.get("config") or {}).get("in_size"),
+            cfg = m.get("config") or {}
+            rows.append([n, cfg.get("stacks"), cfg.get("features"), cfg.get("in_size"),
                          plain.get("mean"), plain.get("mean16"), flip.get("mean"), plain.get("n_images"),
                          plain.get("split", "-"), tr.get("epochs", tr.get("steps"))])
             if m.get("eval_command"):
@@ -114,7 +115,7 @@ def section_2d(mans) -> list:
         lines += ["### 2D pose: PCK@0.2 (%)", "",
                   "PCK@0.2: a joint is correct within 0.2 x torso size (Andriluka et al., CVPR 2014; LSP "
                   "convention). `mean`: the 14 LSP joints; `mean16`: with pelvis and thorax.", "",
-                  table(["weights", "stacks", "input px", "PCK mean", "PCK mean16", "PCK mean (flip test)",
+                  table(["weights", "stacks", "channels", "input px", "PCK mean", "PCK mean16", "PCK mean (flip test)",
                          "images", "held-out split", "epochs (or steps)"], rows), ""]
         lines += [_cmd(c) + "  " for c in dict.fromkeys(cmds)] + [""]
         for n, m in pose:

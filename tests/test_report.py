@@ -22,7 +22,7 @@ def tree(tmp_path, monkeypatch):
 
 def test_tables_come_from_files_with_their_commands(tree):
     (tree / "weights" / "pose_fast.json").write_text(json.dumps({
-        "kind": "2d", "config": {"stacks": 2, "in_size": 128}, "eval_command": "python -m inference.eval_2d X",
+        "kind": "2d", "config": {"stacks": 2, "features": 64, "in_size": 128}, "eval_command": "python -m inference.eval_2d X",
         "eval": {"pck@0.2": {"mean": 61.25, "mean16": 63.5, "n_images": 169, "split": "held out",
                              "per_joint": {"r_ankle": 40.0}},
                  "pck@0.2_flip": {"mean": 62.75}}}))
@@ -40,7 +40,7 @@ def test_tables_come_from_files_with_their_commands(tree):
         "benchmark": "keyframes_1x1k", "command": ".venv/bin/python benchmarks/bench_keyframes.py --people 1",
         "stdout": "| people | frames | keys/s |\n|---|---|---|\n| 1 | 1000 | 123456 |\n"}))
     text = report.build()
-    assert "| pose_fast | 2 | 128 | 61.2 | 63.5 | 62.8 | 169 | held out |" in text
+    assert "| pose_fast | 2 | 64 | 128 | 61.2 | 63.5 | 62.8 | 169 | held out |" in text
     assert "Command: `python -m inference.eval_2d X`" in text
     assert "| gt_2d | all | 900 | 71.5 | 48.2 |" in text and "| gt_2d | walk | 300 | 60 | 40 |" in text
     assert "Command: `python -m inference.eval_3d --out docs/results_3d`" in text
