@@ -28,7 +28,8 @@ def f_beta(result: dict, beta: float = 2.0) -> float:
     return (1 + beta ** 2) * p * r / max(beta ** 2 * p + r, 1e-9)
 
 
-def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, eval_limit: int = 0) -> Path:
+def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, eval_limit: int = 0,
+           init_from: str | None = None) -> Path:
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     cfg = HourglassConfig.from_dict(state["config"])
     model = StackedHourglass(cfg)
@@ -42,6 +43,8 @@ def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, 
     batch = args.get("batch", 16)
     training = {"steps": state["step"], "batch": batch, "lr": args.get("lr"), "seed": args.get("seed"),
                 "script": f"inference/train_{'2d' if kind == 'pose' else 'detector'}.py"}
+    if init_from or args.get("init"):     # steps and epochs then count from that start
+        training["init_from"] = init_from or args.get("init")
     if kind == "pose":
         from .eval_2d import evaluate
 
@@ -100,10 +103,12 @@ def main(argv=None):
     p.add_argument("--name", required=True)
     p.add_argument("--out-dir", default=str(REPO_WEIGHTS))
     p.add_argument("--eval-limit", type=int, default=0)
+    p.add_argument("--init-from", default=None,
+                   help="what the run started from (train_2d --init), recorded in the manifest")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    mpath = export(args.kind, args.checkpoint, args.name, Path(args.out_dir), args.eval_limit)
+    mpath = export(args.kind, args.checkpoint, args.name, Path(args.out_dir), args.eval_limit, args.init_from)
     print(json.dumps(json.loads(mpath.read_text())["eval"], indent=1)[:2000])
     print(f"wrote {mpath}")
 
