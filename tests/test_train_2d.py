@@ -26,6 +26,15 @@ def tiny_set():
     return build_cache(LSP, side=128, indices=np.r_[0:6, 9000:9002])
 
 
+def batch(rng):
+    """Noise images and all-zero 2-channel targets: the loop tests' batch maker."""
+    return torch.from_numpy(rng.random((2, 3, 64, 64), dtype=np.float32)), torch.zeros(2, 2, 16, 16)
+
+
+def loss(outs, target):
+    return sum(((o - target) ** 2).mean() for o in outs)
+
+
 def _dot_image(joints, size=200):
     """A black image with one distinctly coloured dot per joint."""
     img = np.zeros((size, size, 3), np.uint8)
@@ -234,12 +243,6 @@ def test_time_annealed_run_ends_on_time_not_on_the_step_cap(tmp_path):
     torch.set_num_threads(1)
     model = StackedHourglass(HourglassConfig(stacks=1, features=16, in_size=64, out_channels=2))
 
-    def batch(rng):
-        return torch.from_numpy(rng.random((2, 3, 64, 64), dtype=np.float32)), torch.zeros(2, 2, 16, 16)
-
-    def loss(outs, target):
-        return sum(((o - target) ** 2).mean() for o in outs)
-
     args = SimpleNamespace(out=str(tmp_path), steps=3, minutes=0.03, anneal_by_time=True, batch=2, lr=1e-3,
                            fresh=True, log_every=1, ckpt_every=1000, warmup=2)
     ckpt = run(model, batch, loss, args, np.random.default_rng(0), torch.device("cpu"))
@@ -323,12 +326,6 @@ def test_compact_checkpoint_resumes_with_a_fresh_optimiser(tmp_path):
     torch.set_num_threads(1)
     cfg = HourglassConfig(stacks=1, features=16, in_size=64, out_channels=2)
 
-    def batch(rng):
-        return torch.from_numpy(rng.random((2, 3, 64, 64), dtype=np.float32)), torch.zeros(2, 2, 16, 16)
-
-    def loss(outs, target):
-        return sum(((o - target) ** 2).mean() for o in outs)
-
     args = SimpleNamespace(out=str(tmp_path / "a"), steps=3, minutes=0, batch=2, lr=1e-3, fresh=False,
                            log_every=1, ckpt_every=1000)
     full = run(StackedHourglass(cfg), batch, loss, args, np.random.default_rng(0), torch.device("cpu"))
@@ -351,12 +348,6 @@ def test_batch_workers_make_the_same_run_whatever_their_number(tmp_path):
 
     torch.set_num_threads(1)
     cfg = HourglassConfig(stacks=1, features=16, in_size=64, out_channels=2)
-
-    def batch(rng):
-        return torch.from_numpy(rng.random((2, 3, 64, 64), dtype=np.float32)), torch.zeros(2, 2, 16, 16)
-
-    def loss(outs, target):
-        return sum(((o - target) ** 2).mean() for o in outs)
 
     weights = []
     for workers in (1, 2):
