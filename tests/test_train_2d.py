@@ -303,6 +303,7 @@ def test_init_widens_a_checkpoint_and_refuses_other_shapes(tmp_path):
                                                                  out_channels=16))
 
 
+@needs_lsp
 def test_crop_pack_round_trip_keeps_labels_and_pixels(tiny_set, tmp_path):
     from inference.training.pack import read_pack, write_pack
 
