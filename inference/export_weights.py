@@ -45,6 +45,8 @@ def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, 
                 "script": f"inference/train_{'2d' if kind == 'pose' else 'detector'}.py"}
     if init_from or args.get("init"):     # steps and epochs then count from that start
         training["init_from"] = init_from or args.get("init")
+    if state.get("averaged_from"):        # training.loop.average_checkpoints
+        training["weights_averaged_over_steps"] = state["averaged_from"]
     if kind == "pose":
         from .eval_2d import evaluate
 

@@ -266,6 +266,8 @@ def export(run: str, out_stem: str, fp16: bool = True) -> dict:
         sha = hashlib.sha256(f.read()).hexdigest()
     cfg = {k: ck["config"][k] for k in ck["config"]}
     prior = int(cfg.get("init_from", {}).get("trained_steps", 0))
+    if ck.get("averaged_from"):           # training.loop.average_checkpoints
+        cfg["weights_averaged_over_steps"] = [prior + int(s) for s in ck["averaged_from"]]
     cfg.update({"trained_steps": prior + int(ck["step"]), "dtype": "float16" if fp16 else "float32",
                 "input": "pose_features: normalised 2D ((u-cx)/fx), root-centred, / square-box side; scores; root ray",
                 "output": "root-relative joints (m, camera axes) + log correction of RootNet depth",

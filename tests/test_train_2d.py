@@ -342,6 +342,36 @@ def test_compact_checkpoint_resumes_with_a_fresh_optimiser(tmp_path):
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+def test_average_checkpoints_is_the_mean_of_the_snapshots(tmp_path):
+    from types import SimpleNamespace
+
+    from inference.training.loop import average_checkpoints, run
+
+    torch.set_num_threads(1)
+    cfg = HourglassConfig(stacks=1, features=16, in_size=64, out_channels=2)
+    args = SimpleNamespace(out=str(tmp_path / "r"), steps=2, minutes=0, batch=2, lr=1e-2, fresh=False,
+                           log_every=1, ckpt_every=1000)
+    model = StackedHourglass(cfg)
+    snaps = []
+    for steps in (2, 4):        # two snapshots of one run
+        args.steps = steps
+        snaps.append(tmp_path / f"s{steps}.pt")
+        snaps[-1].write_bytes(run(model, batch, loss, args, np.random.default_rng(0),
+                                  torch.device("cpu")).read_bytes())
+    a, b = (torch.load(s, weights_only=False)["model"] for s in snaps)
+    avg = torch.load(average_checkpoints(snaps, tmp_path / "avg.pt"), weights_only=False)
+    assert avg["opt"] is None and avg["step"] == 4 and avg["averaged_from"] == [2, 4]
+    k = next(k for k, v in a.items() if v.is_floating_point() and not torch.equal(v, b[k]))
+    assert torch.allclose(avg["model"][k], (a[k] + b[k]) / 2, atol=1e-6)
+    ints = [n for n in b if not b[n].is_floating_point()]      # BatchNorm step counters
+    assert ints and all(torch.equal(avg["model"][n], b[n]) for n in ints)
+    StackedHourglass(cfg).load_state_dict(avg["model"])     # still a loadable network
+    with pytest.raises(ValueError, match="different networks"):
+        other = StackedHourglass(HourglassConfig(stacks=2, features=16, in_size=64, out_channels=2))
+        torch.save({"model": other.state_dict(), "step": 0}, tmp_path / "o.pt")
+        average_checkpoints([snaps[0], tmp_path / "o.pt"], tmp_path / "bad.pt")
+
+
 def test_batch_workers_make_the_same_run_whatever_their_number(tmp_path):
     from types import SimpleNamespace
 

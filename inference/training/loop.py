@@ -61,6 +61,32 @@ def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
+def average_checkpoints(srcs, dst: str | os.PathLike) -> Path:
+    """One checkpoint whose weights are the mean of several snapshots of the same run (stochastic
+    weight averaging, Izmailov et al. 2018): taken along the low end of a cosine, the mean often
+    generalises a little better than any one of them. BatchNorm running statistics are averaged
+    too (the snapshots are close, so their means and variances are nearly the same); integer
+    buffers and every other field come from the last snapshot, and no optimiser state is kept."""
+    if not srcs:
+        raise ValueError("average_checkpoints needs at least one checkpoint")
+    states = [torch.load(s, map_location="cpu", weights_only=False) for s in srcs]
+    keys = states[-1]["model"].keys()
+    if any(st["model"].keys() != keys for st in states):
+        raise ValueError("the checkpoints hold different networks")
+    out = dict(states[-1], opt=None, averaged_from=[int(st.get("step", -1)) for st in states])
+    out["model"] = {}
+    for k, last in states[-1]["model"].items():
+        if last.is_floating_point():
+            mean = sum(st["model"][k].double() for st in states) / len(states)
+            out["model"][k] = mean.to(last.dtype)
+        else:
+            out["model"][k] = last.clone()
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, dst)
+    return dst
+
+
 _BATCH_FN: Callable | None = None     # the batch maker the forked workers inherit
 
 
@@ -193,8 +219,13 @@ def run(model, make_batch: Callable, loss_fn: Callable, args, rng: np.random.Gen
 if __name__ == "__main__":
     import argparse
 
-    ap = argparse.ArgumentParser(description="python -m inference.training.loop --compact SRC DST")
-    ap.add_argument("--compact", nargs=2, metavar=("SRC", "DST"), required=True)
+    ap = argparse.ArgumentParser(description="python -m inference.training.loop --compact SRC DST | "
+                                             "--average DST SRC [SRC ...]")
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--compact", nargs=2, metavar=("SRC", "DST"))
+    mode.add_argument("--average", nargs="+", metavar="PATH", help="DST then the snapshots to average")
     a = ap.parse_args()
-    out = compact_checkpoint(*a.compact)
+    if a.average and len(a.average) < 2:
+        ap.error("--average needs DST and at least one snapshot")
+    out = compact_checkpoint(*a.compact) if a.compact else average_checkpoints(a.average[1:], a.average[0])
     print(f"{out}: {out.stat().st_size / 2 ** 20:.1f} MiB")
