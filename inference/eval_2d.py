@@ -2,6 +2,7 @@
 
     python -m inference.eval_2d --weights weights/pose_fast.json [--flip] [--limit N] [--out FILE.json]
     python -m inference.eval_2d --checkpoint runs/pose_fast/last.pt
+    python -m inference.eval_2d --blur-sweep          # how codec.DECODE_BLUR was picked
 
 Each test image is read from the original JPEG, cropped around the annotated person
 (ground-truth box, as in the usual single-person protocol), and the predictions are
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from . import crops
+from . import codec, crops
 from .joints import INDEX, JOINT_NAMES
 from .models.hourglass import HourglassConfig, StackedHourglass
 from .pose2d import crop_heatmaps, decode_crops
@@ -74,15 +75,22 @@ def predict(model: StackedHourglass, data_root: str, idx: np.ndarray, flip: bool
     """Joints (N, 16, 2) original pixels and raw scores (N, 16) for LSP images idx, each cropped
     around its annotated person; box_jitter > 0 moves the box centre by up to that fraction of
     its size and scales it by up to exp(+-box_jitter), the way a detector misses (fixed seed)."""
+    heat, mats = person_heatmaps(model, data_root, idx, flip, batch, box_jitter, seed)
+    return decode_crops(heat, mats, model.cfg.in_size)
+
+
+@torch.no_grad()
+def person_heatmaps(model: StackedHourglass, data_root: str, idx: np.ndarray, flip: bool = False,
+                    batch: int = 32, box_jitter: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The network's heatmaps (N, 16, H, H) of the crops around LSP images idx's people and the
+    image->crop affines (N, 2, 3); box_jitter as in predict."""
     names, joints, visible, _ = load_annotations(data_root)
     rng = np.random.default_rng(seed)
     S = model.cfg.in_size
-    preds = np.zeros((len(idx), len(JOINT_NAMES), 2), np.float32)
-    scores = np.zeros((len(idx), len(JOINT_NAMES)), np.float32)
+    heats, mats = [], []
     for start in range(0, len(idx), batch):
-        part = idx[start:start + batch]
-        cs, mats = [], []
-        for i in part:
+        cs = []
+        for i in idx[start:start + batch]:
             img = cv2.imread(str(Path(data_root) / "images" / names[i]))
             box = np.array(crops.box_from_joints(joints[i], visible[i]), np.float32)
             if box_jitter:
@@ -91,9 +99,8 @@ def predict(model: StackedHourglass, data_root: str, idx: np.ndarray, flip: bool
             M = crops.crop_matrix(box, S)
             cs.append(crops.warp(img, M, S))
             mats.append(M)
-        heat = crop_heatmaps(model, np.stack(cs), torch.device("cpu"), flip)
-        preds[start:start + len(part)], scores[start:start + len(part)] = decode_crops(heat, np.stack(mats), S)
-    return preds, scores
+        heats.append(crop_heatmaps(model, np.stack(cs), torch.device("cpu"), flip))
+    return np.concatenate(heats), np.stack(mats)
 
 
 def evaluate(model: StackedHourglass, data_root: str, flip: bool = False, limit: int = 0,
@@ -157,13 +164,12 @@ def person_score_gate(model: StackedHourglass, data_root: str, limit: int = 400,
                 cs.append(crops.warp(img, crops.crop_matrix(_jitter(bg, rng), S), S))
                 kinds.append(False)
         heat = crop_heatmaps(model, np.stack(cs), torch.device("cpu"), False)
-        # the engine's joint score: the heatmap peak, clipped to 0..1 (codec.decode)
-        peaks = np.asarray(heat, np.float32).reshape(len(cs), heat.shape[1], -1).max(-1)
-        mean_scores = np.clip(peaks, 0.0, 1.0).mean(-1)
+        mean_scores = codec.decode(heat)[1].mean(-1)      # the engine's joint scores
         for k, m in zip(kinds, mean_scores):
             (person if k else background).append(float(m))
     person, background = np.array(person), np.array(background)
-    cands = np.unique(np.round(np.r_[person, background], 3))
+    # thresholds on a 0.001 grid, rounded down so that the lowest keeps every person
+    cands = np.unique(np.floor(np.r_[person, background] * 1000) / 1000)
     person_rate = np.array([(person >= t).mean() for t in cands])      # falls as t rises
     j = person_rate - np.array([(background >= t).mean() for t in cands])
     best = float(cands[person_rate >= START_RECALL][-1])
@@ -177,6 +183,25 @@ def person_score_gate(model: StackedHourglass, data_root: str, limit: int = 400,
             "split": "LSPET im09001-im10000 (held out): person crops vs same-size crops elsewhere in the photo"}
 
 
+def blur_sweep(model: StackedHourglass, data_root: str, sigmas=(0.0, 0.5, 0.75, 1.0, 1.5, 2.0),
+               train_every: int = 9) -> dict:
+    """PCK@0.2 against the smoothing applied before the peak search (codec.decode's blur), on
+    every train_every-th *training* photograph (where the value is picked) and on the held-out
+    split (where it is only reported)."""
+    _, joints, visible, is_test = load_annotations(data_root)
+    out = {}
+    for split, idx in (("train", np.where(~is_test)[0][::train_every]), ("held_out", np.where(is_test)[0])):
+        heat, mats = person_heatmaps(model, data_root, idx)
+        stride = model.cfg.in_size / heat.shape[-1]
+        res = {}
+        for sg in sigmas:
+            coords = codec.from_heatmap(codec.decode(heat, blur=sg)[0], stride)
+            pred = np.stack([crops.apply_affine(crops.invert_affine(mats[n]), coords[n]) for n in range(len(idx))])
+            res[str(sg)] = round(pck(pred, joints[idx], visible[idx])["mean"], 2)
+        out[split] = {"images": len(idx), "pck@0.2_by_blur_sigma": res}
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", help="manifest (.json) or name in weights/ (default pose_fast)")
@@ -188,10 +213,14 @@ def main(argv=None):
     p.add_argument("--out", help="write the result as JSON here")
     p.add_argument("--gate", action="store_true",
                    help="instead of PCK: how well the mean joint score separates people from background")
+    p.add_argument("--blur-sweep", action="store_true",
+                   help="instead of PCK: PCK against codec.decode's smoothing, on training and held-out images")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     model, info = load_model(args.weights, args.checkpoint)
-    if args.gate:
+    if args.blur_sweep:
+        result = {**info, **blur_sweep(model, args.data)}
+    elif args.gate:
         result = {**info, **person_score_gate(model, args.data, args.limit or 400)}
     else:
         result = {**info, **evaluate(model, args.data, args.flip, args.limit)}

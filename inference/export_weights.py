@@ -3,6 +3,10 @@ training config and the held-out evaluation.
 
     python -m inference.export_weights pose --checkpoint runs/pose_fast/last.pt --name pose_fast
     python -m inference.export_weights detector --checkpoint runs/detector_fast/last.pt --name detector_fast
+    python -m inference.export_weights pose --refresh weights/pose_fast.json
+
+``--refresh`` re-measures shipped pose weights in place (PCK, start gate, score calibration and
+error sample) after a change to decoding, without touching the weights file.
 """
 from __future__ import annotations
 
@@ -12,12 +16,16 @@ from pathlib import Path
 
 import torch
 
+from .codec import DECODE_BLUR
 from .models.hourglass import HourglassConfig, StackedHourglass
 from .weights import REPO_WEIGHTS, save_state_dict, write_manifest
 
 LSP_DATA = ("LSP extended (Johnson and Everingham, CVPR 2011), images im00001-im09000; "
             "research use only (Flickr images)")
 
+
+# How the shipped figures decode heatmaps (codec.decode), recorded with them.
+DECODE = {"blur_sigma": DECODE_BLUR, "peak": "arg-max of the smoothed map + Taylor step on its log (DARK)"}
 
 DETECTOR_THRESHOLDS = (0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3)
 
@@ -26,6 +34,34 @@ def f_beta(result: dict, beta: float = 2.0) -> float:
     """F-beta (%) from an eval_detector result's recall and precision (%)."""
     r, p = result["recall"], result["precision"]
     return (1 + beta ** 2) * p * r / max(beta ** 2 * p + r, 1e-9)
+
+
+def measure_pose(model: StackedHourglass, data_root: str, eval_limit: int = 0) -> tuple[dict, dict]:
+    """Held-out PCK (plain and flip test) and the start gate of a pose network."""
+    from .eval_2d import evaluate, person_score_gate
+
+    ev = {"pck@0.2": evaluate(model, data_root, flip=False, limit=eval_limit),
+          "pck@0.2_flip": evaluate(model, data_root, flip=True, limit=eval_limit)}
+    for v in ev.values():
+        v.pop("seconds", None)
+    return ev, person_score_gate(model, data_root, limit=eval_limit or 400)
+
+
+def refresh_pose(manifest: str | Path, data_root: str | None = None) -> Path:
+    """Re-measure shipped pose weights in place: eval, gate, decode, score calibration, errors."""
+    from .eval_2d import load_model
+    from .pose_errors import update
+    from .weights import load_manifest, manifest_path, save_manifest
+
+    man = load_manifest(manifest, "2d")          # checks the sha256: the figures are of this file
+    model, _ = load_model(manifest)
+    data_root = data_root or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp")
+    man.pop("path", None)
+    man["eval"], man["gate"] = measure_pose(model, data_root)
+    man["decode"] = DECODE
+    mpath = save_manifest(manifest_path(manifest), man)
+    update(mpath, model, data_root)
+    return mpath
 
 
 def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, eval_limit: int = 0,
@@ -58,19 +94,13 @@ def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, 
             training["images_seen"] = state["step"] * batch
             training["dataset"] = dataset
             training["annotations"] = args.get("annotations")
-        ev = {"pck@0.2": evaluate(model, data_root, flip=False, limit=eval_limit),
-              "pck@0.2_flip": evaluate(model, data_root, flip=True, limit=eval_limit)}
-        for v in ev.values():
-            v.pop("seconds", None)
-        from .eval_2d import person_score_gate
-
-        gate = person_score_gate(model, data_root, limit=eval_limit or 400)
+        ev, gate = measure_pose(model, data_root, eval_limit)
         data = LSP_DATA if dataset == "lsp" else (
             f"{dataset.upper()} keypoints from {args.get('annotations')} (see inference/training/{dataset}.py); "
             "evaluated on LSP")
         mpath = write_manifest(wfile, "2d", cfg.to_dict(), data, ev, training=training, gate=gate,
                                input="BGR crop -> RGB, /255, ImageNet mean/std; crop side = box size x 1.3",
-                               eval_command=f"python -m inference.eval_2d --weights weights/{name}.json [--flip]")
+                               decode=DECODE, eval_command=f"python -m inference.eval_2d --weights weights/{name}.json [--flip]")
         if dataset == "lsp":   # the lifter's score calibration and error sample belong to these weights
             from .pose_errors import update
 
@@ -101,8 +131,9 @@ def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("kind", choices=["pose", "detector"])
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--name", required=True)
+    p.add_argument("--checkpoint")
+    p.add_argument("--name")
+    p.add_argument("--refresh", metavar="MANIFEST", help="pose only: re-measure these shipped weights in place")
     p.add_argument("--out-dir", default=str(REPO_WEIGHTS))
     p.add_argument("--eval-limit", type=int, default=0)
     p.add_argument("--init-from", default=None,
@@ -110,6 +141,15 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.refresh:
+        if args.kind != "pose":
+            p.error("--refresh is for pose weights")
+        mpath = refresh_pose(args.refresh)
+        print(json.dumps(json.loads(mpath.read_text())["eval"]["pck@0.2"]["mean"]))
+        print(f"rewrote {mpath}")
+        return
+    if not (args.checkpoint and args.name):
+        p.error("--checkpoint and --name are needed (or --refresh)")
     mpath = export(args.kind, args.checkpoint, args.name, Path(args.out_dir), args.eval_limit, args.init_from)
     print(json.dumps(json.loads(mpath.read_text())["eval"], indent=1)[:2000])
     print(f"wrote {mpath}")
