@@ -45,7 +45,7 @@ PRESETS = ("fast", "accurate")
 class PipelineOptions:
     """Everything a run can be told. Defaults are the CLI's defaults."""
 
-    preset: str = "fast"                 # "fast" | "accurate" (networks from presets.py)
+    preset: str = "fast"                 # one of PRESETS (networks from presets.py)
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
     max_people: int = 10                 # most people kept per frame (best scores first)
     focal: float | None = None           # focal length in pixels; None: from fov_deg
@@ -59,7 +59,7 @@ class PipelineOptions:
     root_cutoff: float = 2.0             # half-power frequency (Hz) of the pelvis path's smoother at
                                          # smoothing 1 (filters.smooth_track); 0: One-Euro like the joints
     bone_lengths: bool = True            # constant bone lengths per person
-    flip_test: bool | None = None        # None: on for "accurate", off for "fast"
+    flip_test: bool | None = None        # None: on for "accurate", off for the others
     detect_every: int = 8                # frames per chunk; the detector runs once per chunk
     track_every: int = 2                 # frames per pose batch: the tracked people's crops are
                                          # re-aimed from their latest poses this often
@@ -523,6 +523,8 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
                         "(use a CUDA GPU, or --preset fast)")
     if opts.detection_threshold is not None:               # options win over preloaded models
         models.detector.threshold = opts.detection_threshold
+    if opts.flip_test is not None:
+        models.pose.flip = opts.flip_test
     models.detector.max_people = opts.max_people
     t_loaded = time.perf_counter()
     stage = _Stage1(models, opts, info.fps)
@@ -603,6 +605,7 @@ def _meta(source, opts: PipelineOptions, models: Models, info, stats: dict, warn
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      "torch": torch.__version__, "opencv": cv2.__version__},
         "weights_sha256": models.sha256,
+        "flip_test": bool(models.pose.flip),              # what ran (the option may be None: preset default)
         "options": json.loads(json.dumps(asdict(opts), default=str)),
         "source": os.path.basename(os.fspath(source)),
         "source_kind": info.kind,

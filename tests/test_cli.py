@@ -193,3 +193,11 @@ def test_detection_threshold_reaches_the_run_and_bad_values_fail(tmp_path, untra
                  "--detection-threshold", "-0.5"]) == 1
     assert "--detection-threshold must be >= 0" in capsys.readouterr().err
     assert not (tmp_path / "b.npz").exists()
+
+
+def test_flip_test_option_reaches_the_run(tmp_path, untrained):
+    folder = _frames_folder(tmp_path, 3)
+    for flag, want in ((["--flip-test"], True), ([], False), (["--no-flip-test"], False)):
+        out = tmp_path / f"o{len(flag)}{want}.npz"
+        assert main([str(folder), "-o", str(out), "--weights", str(untrained), "--progress", "none", *flag]) == 0
+        assert posefile.load(out).meta["flip_test"] is want
