@@ -11,6 +11,8 @@ peaks from throwing the Taylor step; a Gaussian target stays a Gaussian with the
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -81,11 +83,15 @@ def gaussian_blur(hm: np.ndarray, sigma: float) -> np.ndarray:
     return (_blur_matrix(H, sigma) @ np.asarray(hm, np.float32) @ _blur_matrix(W, sigma).T).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=8)
 def _blur_matrix(n: int, sigma: float) -> np.ndarray:
+    """(n, n) banded Gaussian; cached (decode runs every frame on maps of one size), read-only."""
     r = max(1, int(np.ceil(3 * sigma)))
     d = np.arange(n)[:, None] - np.arange(n)[None, :]
     g = lambda t: np.exp(-np.asarray(t, np.float32) ** 2 / (2 * sigma ** 2))  # noqa: E731
-    return (g(d) * (np.abs(d) <= r) / g(np.arange(-r, r + 1)).sum()).astype(np.float32)
+    k = (g(d) * (np.abs(d) <= r) / g(np.arange(-r, r + 1)).sum()).astype(np.float32)
+    k.setflags(write=False)
+    return k
 
 
 def _taylor_offsets(hm: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

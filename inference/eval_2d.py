@@ -26,7 +26,7 @@ from . import codec, crops
 from .joints import INDEX, JOINT_NAMES
 from .models.hourglass import HourglassConfig, StackedHourglass
 from .pose2d import crop_heatmaps, decode_crops
-from .training.lsp import load_annotations
+from .training.lsp import DEFAULT_LSP, load_annotations
 
 LSP_JOINTS = [i for i, n in enumerate(JOINT_NAMES) if n not in ("pelvis", "thorax")]
 
@@ -192,11 +192,9 @@ def blur_sweep(model: StackedHourglass, data_root: str, sigmas=(0.0, 0.5, 0.75, 
     out = {}
     for split, idx in (("train", np.where(~is_test)[0][::train_every]), ("held_out", np.where(is_test)[0])):
         heat, mats = person_heatmaps(model, data_root, idx)
-        stride = model.cfg.in_size / heat.shape[-1]
         res = {}
         for sg in sigmas:
-            coords = codec.from_heatmap(codec.decode(heat, blur=sg)[0], stride)
-            pred = np.stack([crops.apply_affine(crops.invert_affine(mats[n]), coords[n]) for n in range(len(idx))])
+            pred, _ = decode_crops(heat, mats, model.cfg.in_size, blur=sg)
             res[str(sg)] = round(pck(pred, joints[idx], visible[idx])["mean"], 2)
         out[split] = {"images": len(idx), "pck@0.2_by_blur_sigma": res}
     return out
@@ -206,7 +204,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", help="manifest (.json) or name in weights/ (default pose_fast)")
     p.add_argument("--checkpoint", help="a training checkpoint instead of shipped weights")
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp"))
+    p.add_argument("--data", default=DEFAULT_LSP)
     p.add_argument("--flip", action="store_true", help="average with the mirrored image (flip test)")
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)

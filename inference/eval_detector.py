@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ import torch
 from .models.hourglass import StackedHourglass
 from .people import decode_people
 from .pose2d import run_network
-from .training.lsp import load_or_build_cache
+from .training.lsp import DEFAULT_LSP, load_or_build_cache
 from .training.mosaic import MosaicConfig, compose
 from .training.scenes import SceneConfig, compose_scene, load_or_build_scenes
 
@@ -85,7 +84,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default=None)
     p.add_argument("--checkpoint")
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp"))
+    p.add_argument("--data", default=DEFAULT_LSP)
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--threshold", type=float, default=0.3)
     p.add_argument("--kind", default="mosaics", choices=["mosaics", "scenes"])

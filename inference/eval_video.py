@@ -36,7 +36,7 @@ import numpy as np
 from . import crops
 from .eval_2d import pck, torso_size
 from .joints import PELVIS
-from .training.lsp import load_annotations
+from .training.lsp import DEFAULT_LSP, load_annotations
 
 FRAME_W, FRAME_H, FPS = 960, 540, 30.0
 
@@ -97,7 +97,7 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
 
     from .pipeline import load_models, run
 
-    root = Path(data_root) if data_root else Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp"
+    root = Path(data_root or DEFAULT_LSP)
     names, joints, visible, is_test = load_annotations(root)
     test = np.where(is_test)[0]
     rng = np.random.default_rng(seed)

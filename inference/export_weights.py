@@ -18,6 +18,7 @@ import torch
 
 from .codec import DECODE_BLUR
 from .models.hourglass import HourglassConfig, StackedHourglass
+from .training.lsp import DEFAULT_LSP
 from .weights import REPO_WEIGHTS, save_state_dict, write_manifest
 
 LSP_DATA = ("LSP extended (Johnson and Everingham, CVPR 2011), images im00001-im09000; "
@@ -53,9 +54,9 @@ def refresh_pose(manifest: str | Path, data_root: str | None = None) -> Path:
     from .pose_errors import update
     from .weights import load_manifest, manifest_path, save_manifest
 
-    man = load_manifest(manifest, "2d")          # checks the sha256: the figures are of this file
-    model, _ = load_model(manifest)
-    data_root = data_root or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp")
+    model, _ = load_model(manifest)              # checks the sha256: the figures are of this file
+    man = load_manifest(manifest, "2d", verify=False)
+    data_root = data_root or DEFAULT_LSP
     man.pop("path", None)
     man["eval"], man["gate"] = measure_pose(model, data_root)
     man["decode"] = DECODE
@@ -84,9 +85,7 @@ def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, 
     if state.get("averaged_from"):        # training.loop.average_checkpoints
         training["weights_averaged_over_steps"] = state["averaged_from"]
     if kind == "pose":
-        from .eval_2d import evaluate
-
-        data_root = args.get("data") or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp")
+        data_root = args.get("data") or DEFAULT_LSP
         dataset = args.get("dataset", "lsp")
         if dataset == "lsp":   # MPII / COCO runs: their image count is not in the checkpoint
             training["epochs"] = round(state["step"] * batch / (args.get("subset") or 9000), 2)
@@ -109,7 +108,7 @@ def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, 
     from .eval_detector import evaluate as eval_det
 
     training["mosaics_seen"] = state["step"] * batch
-    data_root = args.get("data") or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp")
+    data_root = args.get("data") or DEFAULT_LSP
     # The run-time threshold is the one with the best mean F2 over held-out scenes (whole
     # photographs, closest to video) and mosaics (many small people). F2 weighs recall twice:
     # every detection is checked by the pose network and the tracker, so a false box costs a

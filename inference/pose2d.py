@@ -168,7 +168,8 @@ def crop_heatmaps(model: StackedHourglass, patches: np.ndarray, device: torch.de
     return 0.5 * (hm[:n] + codec.flip_heatmaps(hm[n:], FLIP_PAIRS))
 
 
-def decode_crops(heat: np.ndarray, mats: np.ndarray, in_size: int) -> tuple[np.ndarray, np.ndarray]:
+def decode_crops(heat: np.ndarray, mats: np.ndarray, in_size: int,
+                 blur: float = codec.DECODE_BLUR) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps of crops -> joints in the source image.
 
     heat (N, J, H, H) of crops of side in_size made with the image->crop affines mats (N, 2, 3)
@@ -176,7 +177,7 @@ def decode_crops(heat: np.ndarray, mats: np.ndarray, in_size: int) -> tuple[np.n
     """
     heat = np.asarray(heat, np.float32)
     assert heat.ndim == 4 and len(mats) == len(heat), (heat.shape, np.shape(mats))
-    coords, scores = codec.decode(heat)
+    coords, scores = codec.decode(heat, blur=blur)
     in_crop = codec.from_heatmap(coords, in_size / heat.shape[-1])
     joints = np.empty_like(in_crop)
     for n in range(len(heat)):

@@ -26,11 +26,10 @@ import torch
 
 from . import crops, score_calibration
 from .eval_2d import load_model, predict
-from .training.lsp import load_annotations
+from .training.lsp import DEFAULT_LSP, load_annotations
 from .weights import manifest_path, save_manifest
 
 BOX_JITTER = 0.1
-DEFAULT_DATA = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp")
 
 
 def measure(model, data_root: str, limit: int = 0, seed: int = 0, split: str = "test") -> dict:
@@ -61,7 +60,7 @@ def summary(m: dict) -> dict:
             "median_raw_score": round(float(np.median(m["raw"][m["visible"]])), 3)}
 
 
-def update(manifest: str | Path, model, data_root: str = DEFAULT_DATA, limit: int = 0, write: bool = True) -> dict:
+def update(manifest: str | Path, model, data_root: str = DEFAULT_LSP, limit: int = 0, write: bool = True) -> dict:
     """Measure `model` (the network of `manifest`), put the calibration in the manifest and the
     error sample beside it (<name>_errors.npz); returns the report."""
     man_path = manifest_path(manifest)
@@ -91,7 +90,7 @@ def _save_errors(path: str | Path, m: dict, sha256: str, table: dict | None = No
                         **extra)
 
 
-def write_training_errors(out: str | Path, model, sha256: str, data_root: str = DEFAULT_DATA,
+def write_training_errors(out: str | Path, model, sha256: str, data_root: str = DEFAULT_LSP,
                           limit: int = 0) -> dict:
     """The errors of `model` on the LSP training images (for the lifter's training pairs, which
     must not see the held-out ones), with their own score calibration; returns the summary."""
@@ -115,7 +114,7 @@ def load_errors(path: str | Path) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default="pose_fast", help="manifest name or path (kind 2d)")
-    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--data", default=DEFAULT_LSP)
     ap.add_argument("--limit", type=int, default=0, help="first N held-out images only")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-write", action="store_true", help="print the figures, change nothing")

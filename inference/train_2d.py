@@ -29,7 +29,7 @@ from .preprocess import to_tensor
 from .presets import HEATMAP_SIGMA, POSE_PRESETS
 from .training import loop
 from .training.augment import AugmentConfig, augment
-from .training.lsp import CropSet, DatasetError, load_dataset, load_or_build_cache
+from .training.lsp import DEFAULT_LSP, CropSet, DatasetError, load_dataset, load_or_build_cache
 
 
 def make_batch(data: CropSet, idx: np.ndarray, cfg: HourglassConfig, aug: AugmentConfig,
@@ -114,7 +114,7 @@ def initial_model(checkpoint: str, cfg: HourglassConfig) -> StackedHourglass:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="fast", choices=sorted(POSE_PRESETS))
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp"),
+    p.add_argument("--data", default=DEFAULT_LSP,
                    help="LSP folder with joints.npz and images/")
     p.add_argument("--dataset", default="lsp", choices=["lsp", "mpii", "coco"],
                    help="lsp: --data folder; mpii / coco: --annotations (and --images)")

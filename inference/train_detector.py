@@ -9,7 +9,6 @@ Points"); box loss: L1 at the cells around each pelvis.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ from .models.hourglass import StackedHourglass
 from .presets import DETECTOR_PRESETS
 from .preprocess import to_tensor
 from .training import loop
-from .training.lsp import load_or_build_cache
+from .training.lsp import DEFAULT_LSP, load_or_build_cache
 from .training.mosaic import MosaicConfig, compose, detector_targets
 from .training.scenes import SceneConfig, compose_scene, ignore_weights, load_or_build_scenes
 
@@ -89,7 +88,7 @@ def train(args):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="fast", choices=sorted(DETECTOR_PRESETS))
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp"))
+    p.add_argument("--data", default=DEFAULT_LSP)
     p.add_argument("--cache", default=".cache")
     p.add_argument("--out", default="runs/detector_fast")
     p.add_argument("--steps", type=int, default=3000)

@@ -19,6 +19,8 @@ import numpy as np
 from .. import crops
 from ..joints import from_lsp
 
+# The shared LSP data beside the repository (../shared/data/lsp), every script's default.
+DEFAULT_LSP = str(Path(__file__).resolve().parents[3] / "shared" / "data" / "lsp")
 CACHE_ZOOM = 1.6   # the cached crop covers CACHE_ZOOM x the network's unaugmented view
 
 
