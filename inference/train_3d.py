@@ -30,10 +30,11 @@ from .training.pose_noise import fill_unseen, replay_errors
 class PairSampler:
     """Random (2D window, 3D centre-frame target) pairs from one split of the mocap set."""
 
-    def __init__(self, ms: mocap.MocapSet, split: str, T: int, rate=(0.7, 1.4), p_clean=0.2,
+    def __init__(self, ms: mocap.MocapSet, split: str | np.ndarray, T: int, rate=(0.7, 1.4), p_clean=0.2,
                  max_difficulty=1.0, pose_errors: dict | None = None, p_replay: float = 0.0):
+        """split: a split name of ms, or the clip indices themselves."""
         self.ms, self.T = ms, int(T)
-        self.clips = ms.indices(split)
+        self.clips = ms.indices(split) if isinstance(split, str) else np.asarray(split)
         lens = ms.lengths[self.clips].astype(np.float64)
         self.p = lens / lens.sum()
         self.rate, self.p_clean, self.max_difficulty = rate, p_clean, max_difficulty
@@ -148,6 +149,17 @@ def _shown_path(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
+VAL_EVERY = 10
+
+
+def train_val_clips(ms: mocap.MocapSet, every: int = VAL_EVERY) -> tuple[np.ndarray, np.ndarray]:
+    """The training clips split in two: every `every`-th by name picks the best checkpoint and is
+    not trained on, so that the held-out test clips are left to eval_3d alone."""
+    tr = ms.indices("train")
+    val = np.sort(tr[np.argsort(ms.names[tr], kind="stable")][::every])
+    return np.setdiff1d(tr, val), val
+
+
 def _init_weights(manifest_path: str) -> dict:
     from .lifting import Lifter
 
@@ -204,14 +216,20 @@ def train(args) -> None:
         if not os.path.isabs(path):
             path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
         replay = {"pose_errors": load_errors(path), "p_replay": cfg["p_replay"]}
-    tr = PairSampler(ms, "train", T, **replay)
-    va = PairSampler(ms, "test", T, **replay)
+    if "val_clips" not in cfg:  # runs before session 9 picked their checkpoint on the test clips
+        cfg["val_clips"] = f"every {VAL_EVERY}th training clip by name (not trained on)"
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f, indent=1)
+    tr_clips, va_clips = train_val_clips(ms)
+    tr = PairSampler(ms, tr_clips, T, **replay)
+    va = PairSampler(ms, va_clips, T, **replay)
     vrng = np.random.default_rng(12345)
     val = [va.batch(512, vrng) for _ in range(4)]
     val = [tuple(torch.from_numpy(np.asarray(a)) for a in b) for b in val]
     n_par = sum(p.numel() for p in model.parameters())
     _log(log, f"config {json.dumps(cfg)} rf={T} params={n_par} train_frames="
-              f"{int(ms.lengths[tr.clips].sum())} test_frames={int(ms.lengths[va.clips].sum())}")
+              f"{int(ms.lengths[tr.clips].sum())} val_frames={int(ms.lengths[va.clips].sum())} "
+              f"(test clips, not used here: {len(ms.indices('test'))})")
     t_end = time.time() + 60 * args.minutes
     t0, acc = time.time(), []
 

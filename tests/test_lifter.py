@@ -137,6 +137,20 @@ def test_pair_sampler_batch_shapes():
     np.testing.assert_allclose(r[:, 6], 0, atol=1e-6)
 
 
+
+def test_validation_clips_come_from_training_clips_only():
+    pytest.importorskip("inference.train_3d")
+    from inference.train_3d import train_val_clips
+    n = 23
+    names = np.array([f"c{i:02d}" for i in range(n)])
+    splits = np.array(["test" if i % 4 == 0 else "train" for i in range(n)])
+    ms = mocap.MocapSet(np.zeros((n, 3), np.float32), np.zeros((n, 16, 3), np.float16), np.arange(n),
+                        np.ones(n, np.int64), names, np.array(["x"] * n), splits, np.full(n, 30.0))
+    tr, va = train_val_clips(ms, every=5)
+    assert len(va) == 4 and not set(tr) & set(va)                        # 17 training clips, 1 in 5
+    assert set(tr) | set(va) == set(ms.indices("train"))                  # the test clips stay out
+    assert (train_val_clips(ms, every=5)[1] == va).all()                  # deterministic
+
 # --- shipped weights -------------------------------------------------------------------------
 
 def _manifest():
