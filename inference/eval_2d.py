@@ -56,6 +56,39 @@ def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float = 0.
     return {"per_joint": per, "mean": mean14, "mean16": mean16, "n_images": int(use.sum()), "alpha": alpha}
 
 
+SIDE_PAIRS = [(f"r_{a}", f"l_{a}") for a in ("hip", "knee", "ankle", "shoulder", "elbow", "wrist")]
+
+
+def left_right(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float = 0.2) -> dict:
+    """How the left/right pairs fail. pred, gt (N, 16, 2), visible (N, 16) -> per pair, over the
+    images with both joints visible and at least 2 alpha torso apart: "merged" (both predictions
+    within alpha/2 torso of each other: the two labels on one limb), "swapped" (each prediction
+    correct for the other side only); and "pck_side_free": PCK@alpha with each pair allowed the
+    better of its two assignments (what a perfect left/right call would add)."""
+    torso = torso_size(gt, visible)
+    use = np.isfinite(torso)
+    t = np.where(use, torso, 1.0)
+    hit = (np.linalg.norm(pred - gt, axis=-1) / t[:, None] <= alpha) & visible & use[:, None]
+    free = hit.copy()
+    pairs = {}
+    for a, b in SIDE_PAIRS:
+        i, j = INDEX[a], INDEX[b]
+        both = visible[:, i] & visible[:, j] & use
+        cross_i = (np.linalg.norm(pred[:, i] - gt[:, j], axis=-1) / t <= alpha) & both
+        cross_j = (np.linalg.norm(pred[:, j] - gt[:, i], axis=-1) / t <= alpha) & both
+        better = (cross_i.astype(int) + cross_j) > (hit[:, i].astype(int) + hit[:, j])
+        free[better, i], free[better, j] = cross_i[better], cross_j[better]
+        apart = both & (np.linalg.norm(gt[:, i] - gt[:, j], axis=-1) / t >= 2 * alpha)
+        merged = np.linalg.norm(pred[:, i] - pred[:, j], axis=-1) / t < alpha / 2
+        swapped = cross_i & cross_j & ~hit[:, i] & ~hit[:, j]
+        n = max(int(apart.sum()), 1)
+        pairs[a[2:]] = {"images": int(apart.sum()), "merged_%": round(100 * (merged & apart).sum() / n, 1),
+                        "swapped_%": round(100 * (swapped & apart).sum() / n, 1)}
+    mask = visible & use[:, None]
+    side_free = float(100 * free[:, LSP_JOINTS].sum() / max(mask[:, LSP_JOINTS].sum(), 1))
+    return {"pairs": pairs, "pck_side_free": round(side_free, 2)}
+
+
 def load_model(weights: str | None = None, checkpoint: str | None = None,
                kind: str = "2d") -> tuple[StackedHourglass, dict]:
     """A network in eval mode on the CPU, from a training checkpoint or shipped weights."""
@@ -112,6 +145,7 @@ def evaluate(model: StackedHourglass, data_root: str, flip: bool = False, limit:
     t0 = time.time()
     preds, _ = predict(model, data_root, idx, flip, batch)
     result = pck(preds, joints[idx], visible[idx])
+    result["left_right"] = left_right(preds, joints[idx], visible[idx])
     result.update(flip=flip, seconds=round(time.time() - t0, 1), split="LSPET im09001-im10000 (held out)")
     return result
 
