@@ -43,13 +43,19 @@ def torso_size(joints: np.ndarray, visible: np.ndarray) -> np.ndarray:
     return out
 
 
-def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float = 0.2) -> dict:
-    """pred, gt (N, 16, 2) px, visible (N, 16) -> {"per_joint": {name: %}, "mean": %, "mean16": %, "n_images"}."""
+def _hits(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float):
+    """-> hit (N, 16) correct joints, mask (N, 16) joints that count, torso (N,) (1 where unusable),
+    use (N,) images with a usable torso."""
     torso = torso_size(gt, visible)
     use = np.isfinite(torso)
-    err = np.linalg.norm(pred - gt, axis=-1) / np.where(use, torso, 1.0)[:, None]
+    t = np.where(use, torso, 1.0)
     mask = visible & use[:, None]
-    hit = (err <= alpha) & mask
+    return (np.linalg.norm(pred - gt, axis=-1) / t[:, None] <= alpha) & mask, mask, t, use
+
+
+def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float = 0.2) -> dict:
+    """pred, gt (N, 16, 2) px, visible (N, 16) -> {"per_joint": {name: %}, "mean": %, "mean16": %, "n_images"}."""
+    hit, mask, _, use = _hits(pred, gt, visible, alpha)
     per = {JOINT_NAMES[j]: float(100 * hit[:, j].sum() / max(mask[:, j].sum(), 1)) for j in range(len(JOINT_NAMES))}
     mean14 = float(100 * hit[:, LSP_JOINTS].sum() / max(mask[:, LSP_JOINTS].sum(), 1))
     mean16 = float(100 * hit.sum() / max(mask.sum(), 1))
@@ -65,15 +71,12 @@ def left_right(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: flo
     within alpha/2 torso of each other: the two labels on one limb), "swapped" (each prediction
     correct for the other side only); and "pck_side_free": PCK@alpha with each pair allowed the
     better of its two assignments (what a perfect left/right call would add)."""
-    torso = torso_size(gt, visible)
-    use = np.isfinite(torso)
-    t = np.where(use, torso, 1.0)
-    hit = (np.linalg.norm(pred - gt, axis=-1) / t[:, None] <= alpha) & visible & use[:, None]
+    hit, mask, t, _ = _hits(pred, gt, visible, alpha)
     free = hit.copy()
     pairs = {}
     for a, b in SIDE_PAIRS:
         i, j = INDEX[a], INDEX[b]
-        both = visible[:, i] & visible[:, j] & use
+        both = mask[:, i] & mask[:, j]
         cross_i = (np.linalg.norm(pred[:, i] - gt[:, j], axis=-1) / t <= alpha) & both
         cross_j = (np.linalg.norm(pred[:, j] - gt[:, i], axis=-1) / t <= alpha) & both
         better = (cross_i.astype(int) + cross_j) > (hit[:, i].astype(int) + hit[:, j])
@@ -84,7 +87,6 @@ def left_right(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: flo
         n = max(int(apart.sum()), 1)
         pairs[a[2:]] = {"images": int(apart.sum()), "merged_%": round(100 * (merged & apart).sum() / n, 1),
                         "swapped_%": round(100 * (swapped & apart).sum() / n, 1)}
-    mask = visible & use[:, None]
     side_free = float(100 * free[:, LSP_JOINTS].sum() / max(mask[:, LSP_JOINTS].sum(), 1))
     return {"pairs": pairs, "pck_side_free": round(side_free, 2)}
 

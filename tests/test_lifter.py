@@ -137,7 +137,6 @@ def test_pair_sampler_batch_shapes():
     np.testing.assert_allclose(r[:, 6], 0, atol=1e-6)
 
 
-
 def test_validation_clips_come_from_training_clips_only():
     pytest.importorskip("inference.train_3d")
     from inference.train_3d import train_val_clips
@@ -150,6 +149,7 @@ def test_validation_clips_come_from_training_clips_only():
     assert len(va) == 4 and not set(tr) & set(va)                        # 17 training clips, 1 in 5
     assert set(tr) | set(va) == set(ms.indices("train"))                  # the test clips stay out
     assert (train_val_clips(ms, every=5)[1] == va).all()                  # deterministic
+
 
 # --- shipped weights -------------------------------------------------------------------------
 
