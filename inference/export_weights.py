@@ -37,6 +37,18 @@ def f_beta(result: dict, beta: float = 2.0) -> float:
     return (1 + beta ** 2) * p * r / max(beta ** 2 * p + r, 1e-9)
 
 
+def _init_record(init: str):
+    """What a run started from: a shipped manifest is recorded with its sha256 and its own total
+    steps (so the totals survive shipping over the same name); anything else as its path."""
+    path = Path(init)
+    if path.suffix != ".json" or not path.is_file():
+        return str(init)
+    m = json.loads(path.read_text())
+    t = m.get("training", {})
+    return {"manifest": str(init), "sha256": m.get("sha256"),
+            "total_steps": t.get("total_steps", t.get("steps"))}
+
+
 def measure_pose(model: StackedHourglass, data_root: str, eval_limit: int = 0) -> tuple[dict, dict]:
     """Held-out PCK (plain and flip test) and the start gate of a pose network."""
     from .eval_2d import evaluate, person_score_gate
@@ -80,8 +92,13 @@ def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, 
     batch = args.get("batch", 16)
     training = {"steps": state["step"], "batch": batch, "lr": args.get("lr"), "seed": args.get("seed"),
                 "script": f"inference/train_{'2d' if kind == 'pose' else 'detector'}.py"}
+    if args.get("peak_weight") is not None:
+        training["peak_weight"] = args["peak_weight"]
     if init_from or args.get("init"):     # steps and epochs then count from that start
-        training["init_from"] = init_from or args.get("init")
+        training["init_from"] = _init_record(init_from or args.get("init"))
+        prior = training["init_from"].get("total_steps") if isinstance(training["init_from"], dict) else None
+        if prior is not None:
+            training["total_steps"] = prior + state["step"]
     if state.get("averaged_from"):        # training.loop.average_checkpoints
         training["weights_averaged_over_steps"] = state["averaged_from"]
     if kind == "pose":

@@ -109,14 +109,14 @@ def section_2d(mans) -> list:
             cfg = m.get("config") or {}
             rows.append([n, cfg.get("stacks"), cfg.get("features"), cfg.get("in_size"),
                          plain.get("mean"), plain.get("mean16"), flip.get("mean"), plain.get("n_images"),
-                         plain.get("split", "-"), tr.get("epochs", tr.get("steps"))])
+                         plain.get("split", "-"), tr.get("total_steps", tr.get("steps")), tr.get("epochs")])
             if m.get("eval_command"):
                 cmds.append(m["eval_command"])
         lines += ["### 2D pose: PCK@0.2 (%)", "",
                   "PCK@0.2: a joint is correct within 0.2 x torso size (Andriluka et al., CVPR 2014; LSP "
                   "convention). `mean`: the 14 LSP joints; `mean16`: with pelvis and thorax.", "",
                   table(["weights", "stacks", "channels", "input px", "PCK mean", "PCK mean16", "PCK mean (flip test)",
-                         "images", "held-out split", "epochs (or steps)"], rows), ""]
+                         "images", "held-out split", "steps (all runs)", "epochs (last run)"], rows), ""]
         lines += [_cmd(c) + "  " for c in dict.fromkeys(cmds)] + [""]
         for n, m in pose:
             pj = ((m.get("eval") or {}).get("pck@0.2") or {}).get("per_joint")

@@ -231,6 +231,11 @@ def test_export_writes_fp16_weights_and_a_verified_manifest(tmp_path):
         assert str(z["sha256"]) == man["sha256"] and z["err"].shape[1:] == (16, 2)
     state = torch.load(tmp_path / "w" / "pose_tiny.pt", weights_only=True)
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    # a later fine-tune from these weights records them by hash, with their step count
+    from inference.export_weights import _init_record
+    rec = _init_record(str(path))
+    assert rec["sha256"] == man["sha256"] and rec["total_steps"] == 30
+    assert _init_record("runs/x/last.pt") == "runs/x/last.pt"
 
 
 def test_time_annealed_run_ends_on_time_not_on_the_step_cap(tmp_path):
