@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
                    help="also run the pose network on mirrored crops and average (about 2x the pose cost, "
-                        "+1.3 points PCK for the fast network; default: on for accurate only)")
+                        "+1.5 points PCK for the fast network; default: on for accurate only)")
     p.add_argument("--max-people", type=int, default=10, metavar="N", help="most people per frame (default 10)")
     p.add_argument("--focal", type=float, default=None, metavar="PX",
                    help=f"focal length in pixels (default: from a {DEFAULT_FOV_DEG:g} degree horizontal field of view)")
