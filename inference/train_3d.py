@@ -3,10 +3,11 @@
     OMP_WAIT_POLICY=PASSIVE nohup .venv/bin/python -m inference.train_3d --run runs/lifter_tcn27 \
         --arch tcn --filter-widths 3 3 3 --minutes 35 > /dev/null 2>&1 &
     .venv/bin/python -m inference.train_3d --run runs/lifter_tcn27 --export weights/lifter
+    .venv/bin/python -m inference.train_3d --run runs/lifter_tcn27 --validate A.pt B.pt [--average-out AVG.pt]
 
 Resumable: the run folder holds ``last.pt`` (model, optimiser, step), ``best.pt`` (lowest
-validation loss on held-out clips), ``config.json`` and ``train.log``.  Re-running the same command
-continues from ``last.pt`` until ``--steps`` is reached.
+validation loss on every 10th training clip, which is not trained on), ``config.json`` and
+``train.log``.  Re-running the same command continues from ``last.pt`` until ``--steps`` is reached.
 """
 from __future__ import annotations
 
@@ -166,6 +167,61 @@ def _init_weights(manifest_path: str) -> dict:
     return Lifter.load(manifest_path).model.state_dict()     # sha256 checked, fp16 -> fp32
 
 
+def _replay(cfg: dict) -> dict:
+    """PairSampler's replay arguments for a config with pose_errors (else none)."""
+    if not cfg.get("pose_errors"):
+        return {}
+    from .pose_errors import load_errors
+
+    path = cfg["pose_errors"]
+    if not os.path.isabs(path):
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
+    return {"pose_errors": load_errors(path), "p_replay": cfg["p_replay"]}
+
+
+def _validation_batches(va: PairSampler) -> list:
+    """The fixed validation windows (same seed every run and resume)."""
+    vrng = np.random.default_rng(12345)
+    val = [va.batch(512, vrng) for _ in range(4)]
+    return [tuple(torch.from_numpy(np.asarray(a)) for a in b) for b in val]
+
+
+@torch.no_grad()
+def _val_loss(model, val: list, w_depth: float) -> np.ndarray:
+    """(loss, mpjpe m, dlogz) of the model in eval mode over the validation windows."""
+    model.eval()
+    return np.mean([[x.item() for x in lifter_loss(model(b[0])[:, 0], b[1], b[2], b[3], w_depth)]
+                    for b in val], 0)
+
+
+def validate(run: str, checkpoints: list, average_out: str | None = None, threads: int = 1,
+             ms: mocap.MocapSet | None = None) -> list[dict]:
+    """The run's validation figures (its training-clip validation windows, as during training)
+    for each checkpoint; with average_out, also for the mean of their weights (written there,
+    training.loop.average_checkpoints), so a checkpoint can be picked without the test clips."""
+    from .training.loop import average_checkpoints
+
+    torch.set_num_threads(threads)
+    with open(os.path.join(run, "config.json")) as f:
+        cfg = json.load(f)
+    paths = list(checkpoints)
+    if average_out:
+        paths.append(str(average_checkpoints(checkpoints, average_out)))
+    model = build_model(cfg)
+    ms = ms if ms is not None else mocap.load(log=lambda m: None)
+    _, va_clips = train_val_clips(ms)
+    val = _validation_batches(PairSampler(ms, va_clips, model.receptive_field, **_replay(cfg)))
+    out = []
+    for p in paths:
+        ck = torch.load(p, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        r = _val_loss(model, val, cfg["w_depth"])
+        out.append({"checkpoint": p, "step": int(ck.get("step", -1)), "averaged_from": ck.get("averaged_from"),
+                    "val_loss": round(float(r[0]), 5), "val_mpjpe_mm": round(float(r[1]) * 1000, 2),
+                    "val_dlogz": round(float(r[2]), 5)})
+    return out
+
+
 def train(args) -> None:
     torch.set_num_threads(args.threads)
     os.makedirs(args.run, exist_ok=True)
@@ -208,14 +264,7 @@ def train(args) -> None:
         step, best = int(ck["step"]), float(ck["best"])
         _log(log, f"resumed at step {step}, best val {best:.4f}")
     ms = mocap.load(log=lambda m: _log(log, m))
-    replay = {}
-    if cfg.get("pose_errors"):
-        from .pose_errors import load_errors
-
-        path = cfg["pose_errors"]
-        if not os.path.isabs(path):
-            path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
-        replay = {"pose_errors": load_errors(path), "p_replay": cfg["p_replay"]}
+    replay = _replay(cfg)
     if "val_clips" not in cfg:  # runs before session 9 picked their checkpoint on the test clips
         cfg["val_clips"] = f"every {VAL_EVERY}th training clip by name (not trained on)"
         with open(cfg_path, "w") as f:
@@ -223,9 +272,7 @@ def train(args) -> None:
     tr_clips, va_clips = train_val_clips(ms)
     tr = PairSampler(ms, tr_clips, T, **replay)
     va = PairSampler(ms, va_clips, T, **replay)
-    vrng = np.random.default_rng(12345)
-    val = [va.batch(512, vrng) for _ in range(4)]
-    val = [tuple(torch.from_numpy(np.asarray(a)) for a in b) for b in val]
+    val = _validation_batches(va)
     n_par = sum(p.numel() for p in model.parameters())
     _log(log, f"config {json.dumps(cfg)} rf={T} params={n_par} train_frames="
               f"{int(ms.lengths[tr.clips].sum())} val_frames={int(ms.lengths[va.clips].sum())} "
@@ -259,10 +306,7 @@ def train(args) -> None:
                       f"lr {opt.param_groups[0]['lr']:.2e} {(time.time() - t0) / args.log_every:.3f}s/step")
             t0 = time.time()
         if step % args.val_every == 0 or step == cfg["steps"]:
-            model.eval()
-            with torch.no_grad():
-                r = np.mean([[x.item() for x in lifter_loss(model(b[0])[:, 0], b[1], b[2], b[3], cfg["w_depth"])]
-                             for b in val], 0)
+            r = _val_loss(model, val, cfg["w_depth"])
             improved = r[0] < best
             if improved:
                 best = float(r[0])
@@ -336,7 +380,14 @@ def main(argv=None) -> int:
                     "manifest's, e.g. 3 3 3 -> 3 3 3 3) and start the added blocks near identity")
     ap.add_argument("--export", metavar="STEM", help="export best.pt to STEM.pt + STEM.json and exit")
     ap.add_argument("--fp32", action="store_true")
+    ap.add_argument("--validate", nargs="+", metavar="CKPT", help="print the run's validation figures for "
+                    "these checkpoints and exit")
+    ap.add_argument("--average-out", metavar="PATH", help="with --validate: also write the mean of their weights "
+                    "here and validate it")
     args = ap.parse_args(argv)
+    if args.validate:
+        print(json.dumps(validate(args.run, args.validate, args.average_out, args.threads), indent=1))
+        return 0
     if args.export:
         print(json.dumps(export(args.run, args.export, fp16=not args.fp32), indent=1))
         return 0

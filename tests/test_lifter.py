@@ -151,6 +151,31 @@ def test_validation_clips_come_from_training_clips_only():
     assert (train_val_clips(ms, every=5)[1] == va).all()                  # deterministic
 
 
+def test_validate_scores_checkpoints_and_their_average(tmp_path):
+    """train_3d --validate: the run's own validation windows for any checkpoint, and for the mean
+    of several (written with --average-out), so snapshots can be compared without the test clips."""
+    from inference.models.lifter import build_model
+    from inference.train_3d import validate
+    cfg = {"arch": "tcn", "filter_widths": [3], "channels": 16, "dropout": 0.0, "w_depth": 1.0}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(cfg))
+    paths = []
+    for k in range(2):
+        torch.manual_seed(k)
+        paths.append(str(run / f"s{k}.pt"))
+        torch.save({"model": build_model(cfg).state_dict(), "step": 10 * (k + 1)}, paths[-1])
+    res = validate(str(run), paths, average_out=str(run / "avg.pt"), ms=tiny_mocap_set())
+    assert [r["step"] for r in res] == [10, 20, 20] and res[2]["averaged_from"] == [10, 20]
+    assert all(np.isfinite(r["val_loss"]) and r["val_mpjpe_mm"] > 0 for r in res)
+    assert res[0]["val_loss"] != res[1]["val_loss"]                     # the weights matter
+    assert validate(str(run), paths[:1], ms=tiny_mocap_set())[0] == res[0]  # fixed windows
+    avg = torch.load(run / "avg.pt", weights_only=False)["model"]
+    s0, s1 = (torch.load(p, weights_only=False)["model"] for p in paths)
+    k = next(n for n, v in avg.items() if v.is_floating_point())
+    torch.testing.assert_close(avg[k], (s0[k] + s1[k]) / 2)
+
+
 # --- shipped weights -------------------------------------------------------------------------
 
 def _manifest():
