@@ -142,7 +142,7 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
 
 
 def main(argv=None) -> int:
-    from .pipeline import PipelineOptions
+    from .pipeline import PRESETS, PipelineOptions
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=40)
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=None, help="LSP folder (default ../shared/data/lsp)")
     ap.add_argument("--weights", default=None, help="weights folder (default weights/)")
-    ap.add_argument("--preset", default=PipelineOptions.preset, help="fast or accurate")
+    ap.add_argument("--preset", default=PipelineOptions.preset, choices=PRESETS)
     ap.add_argument("--flip", action="store_true", help="flip test in the pose network")
     ap.add_argument("--refine", action="store_true", help="re-cut crops whose pose came out off-centre")
     ap.add_argument("--detect-every", type=int, default=PipelineOptions.detect_every)
