@@ -58,7 +58,7 @@ def parse_args(argv=None):
     ap.add_argument("--output", required=True, help="output folder")
     ap.add_argument("--format", default="blend",
                     help=f"comma-separated subset of {','.join(FORMATS)} (default blend)")
-    ap.add_argument("--preset", default="fast", choices=("fast", "accurate"))
+    ap.add_argument("--preset", default="fast", choices=("fast", "balanced", "accurate"))
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--max-people", type=int, default=0)
     ap.add_argument("--focal", type=float, default=0.0)

@@ -1,6 +1,6 @@
 """Command line: video -> pose file.
 
-    python -m inference VIDEO -o out.npz [--preset fast|accurate] [--device auto|cpu|cuda]
+    python -m inference VIDEO -o out.npz [--preset fast|balanced|accurate] [--device auto|cpu|cuda]
         [--flip-test] [--max-people N] [--focal PX] [--start N] [--end N] [--weights DIR]
         [--progress bar|jsonl|none] [--smoothing F] [--initial-boxes CX,CY,SIZE[;CX,CY,SIZE...]]
         [--detection-threshold T] [--start-score S]
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", help="video file, folder of images, or one image")
     p.add_argument("-o", "--output", required=True, help="pose file to write (.npz)")
     p.add_argument("--preset", choices=PRESETS, default="fast",
-                   help="fast: CPU real-time networks (default); accurate: larger networks (GPU)")
+                   help="fast: CPU real-time networks (default); balanced: a wider pose network, about 3x its cost, more accurate; accurate: 8-stack networks (GPU, not shipped yet)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
                    help="also run the pose network on mirrored crops and average (about 2x the pose cost, "

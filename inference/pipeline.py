@@ -38,7 +38,7 @@ from .joints import JOINT_NAMES, PELVIS
 from .video import FrameReader
 
 ENGINE_VERSION = "0.1.0"
-PRESETS = ("fast", "accurate")
+PRESETS = ("fast", "balanced", "accurate")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import glob
 import json
 import os
 import shlex
@@ -35,6 +36,8 @@ OUT = os.path.join(DOCS, "REPORT.md")
 RUN_ALL = [
     "python -m inference.eval_2d --weights weights/pose_fast.json",
     "python -m inference.eval_2d --weights weights/pose_fast.json --flip",
+    "python -m inference.eval_2d --weights weights/pose_balanced.json",
+    "python -m inference.eval_2d --weights weights/pose_balanced.json --flip",
     "python -m inference.eval_detector --weights weights/detector_fast.json",
     "python -m inference.eval_3d --out docs/results_3d --manifest weights/lifter.json",
     "python -m inference.eval_video --out docs/results_video.json",
@@ -139,17 +142,21 @@ def section_2d(mans) -> list:
 
 
 def section_video() -> list:
-    res = _load(os.path.join(DOCS, "results_video.json"))
-    if not isinstance(res, dict) or "pck" not in res:
+    # docs/results_video.json is the default preset's run; results_video_<preset>.json any other's.
+    runs = [r for r in (_load(f) for f in sorted(glob.glob(os.path.join(DOCS, "results_video*.json"))))
+            if isinstance(r, dict) and "pck" in r]
+    if not runs:
         return []
+    runs.sort(key=lambda r: r.get("options", {}).get("preset") != "fast")
+    rows = [[r.get("options", {}).get("preset", "fast") + (" + flip test" if r.get("options", {}).get("flip_test") else ""),
+             r["pck"], r["found"], r["pck_found"], r["extra_per_frame"]] for r in runs]
     return ["### 2D end to end on video (detector, crops, tracking)", "",
-            f"{res['clips']} synthetic hand-held-camera clips ({res['frames']} frames) of held-out LSPET photos; "
+            f"{runs[0]['clips']} synthetic hand-held-camera clips ({runs[0]['frames']} frames) of held-out LSPET photos; "
             "PCK@0.2 over all frames (a missed person counts as wrong), the share of frames where the person "
             "was found, PCK on those frames, output poses per frame matching nobody (other people in the "
             "photos count too) (inference/eval_video.py; for speed see below).", "",
-            table(["PCK@0.2", "found %", "PCK where found", "extra poses / frame"],
-                  [[res["pck"], res["found"], res["pck_found"], res["extra_per_frame"]]]), "",
-            _cmd(res.get("command", "")), ""]
+            table(["preset", "PCK@0.2", "found %", "PCK where found", "extra poses / frame"], rows), "",
+            *[line for r in runs for line in (_cmd(r.get("command", "")), "")]]
 
 
 def section_3d(mans) -> list:

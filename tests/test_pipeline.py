@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 
 import cv2
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -138,7 +140,7 @@ def sample_clip(tmp_path_factory):
     return path
 
 
-def _interim_weights_reason() -> str | None:
+def _interim_weights_reason(preset: str = "fast") -> str | None:
     """Why the shipped 2D weights cannot be expected to find people yet, from their own
     manifests' held-out figures (None when they claim to be usable)."""
     import json
@@ -149,7 +151,7 @@ def _interim_weights_reason() -> str | None:
     det = det.get("scenes", det)          # whole-photograph frames when the manifest has them
     if det.get("recall", 0.0) < 60.0:
         return f"shipped detector is interim: held-out recall {det.get('recall', 0.0):.1f}% (< 60%)"
-    pose = json.loads((shipped_weights() / "pose_fast.json").read_text()).get("eval", {})
+    pose = json.loads((shipped_weights() / f"pose_{preset}.json").read_text()).get("eval", {})
     pck = pose.get("pck@0.2", {}).get("mean", 0.0)
     if pck < 45.0:
         return f"shipped pose network is interim: held-out PCK@0.2 {pck:.1f}% (< 45%)"
@@ -164,11 +166,18 @@ def test_trained_engine_runs_on_sample_clip(sample_clip, tmp_path):
     assert np.isfinite(res.joints3d[res.valid]).all()
 
 
-def test_trained_engine_on_sample_clip(sample_clip):
-    reason = _interim_weights_reason()
+# Every preset whose pose weights ship (the accurate one has none until a GPU trains it).
+SHIPPED_PRESETS = [p for p in ("fast", "balanced", "accurate")
+                   if (Path(__file__).resolve().parents[1] / "weights" / f"pose_{p}.json").is_file()]
+
+
+@pytest.mark.parametrize("preset", SHIPPED_PRESETS)
+def test_trained_engine_on_sample_clip(sample_clip, preset):
+    reason = _interim_weights_reason(preset)
     if reason:
         pytest.xfail(reason)
-    res = run(sample_clip, PipelineOptions())
+    res = run(sample_clip, PipelineOptions(preset=preset))
+    assert res.meta["options"]["preset"] == preset
     assert res.num_frames == 24
     assert res.num_people >= 1
     # Someone is followed through most of the clip.
