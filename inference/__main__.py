@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", help="video file, folder of images, or one image")
     p.add_argument("-o", "--output", required=True, help="pose file to write (.npz)")
     p.add_argument("--preset", choices=PRESETS, default="fast",
-                   help="fast: CPU real-time networks (default); balanced: a wider pose network, about 3x its cost, more accurate; accurate: 8-stack networks (GPU, not shipped yet)")
+                   help="fast: CPU real-time networks (default); balanced: a wider pose network, about 3x its "
+                        "cost, more accurate; accurate: 8-stack networks (GPU, not shipped yet)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
                    help="also run the pose network on mirrored crops and average (about 2x the pose cost, "

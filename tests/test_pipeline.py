@@ -9,19 +9,17 @@ from __future__ import annotations
 import threading
 
 import cv2
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from blender_mocap_addon.core import posefile
-from engine_media import cut_sample, synthetic_frame, write_clip
+from engine_media import REPO, cut_sample, synthetic_frame, write_clip
 from engine_weights import shipped_weights, untrained_weights
 from inference import PipelineOptions, run
 from inference.errors import Cancelled, InferenceError
 from inference.joints import BONES
-from inference.pipeline import load_models
+from inference.pipeline import PRESETS, load_models
 
 torch.set_num_threads(1)
 
@@ -167,8 +165,7 @@ def test_trained_engine_runs_on_sample_clip(sample_clip, tmp_path):
 
 
 # Every preset whose pose weights ship (the accurate one has none until a GPU trains it).
-SHIPPED_PRESETS = [p for p in ("fast", "balanced", "accurate")
-                   if (Path(__file__).resolve().parents[1] / "weights" / f"pose_{p}.json").is_file()]
+SHIPPED_PRESETS = [p for p in PRESETS if (REPO / "weights" / f"pose_{p}.json").is_file()]
 
 
 @pytest.mark.parametrize("preset", SHIPPED_PRESETS)
