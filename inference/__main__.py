@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start-score", type=float, default=None, metavar="S",
                    help="least mean joint score (0..1) of a pose that starts a new track (default: the "
                         "pose weights' own gate, measured on held-out people vs background)")
+    p.add_argument("--stitch-gap", type=float, default=1.0, metavar="SECONDS",
+                   help="join a person's track that broke (lost for a moment) with the track that picks "
+                        "them up again within this long (default 1 s; 0: off)")
     return p
 
 
@@ -152,7 +155,8 @@ def main(argv=None) -> int:
                                smoothing=args.smoothing, initial_boxes=args.initial_boxes,
                                fallback_detector=args.fallback_detector,
                                fallback_every_s=args.fallback_every, start_pose_score=args.start_score,
-                               detection_threshold=args.detection_threshold, flip_test=args.flip_test)
+                               detection_threshold=args.detection_threshold, flip_test=args.flip_test,
+                               stitch_gap_s=args.stitch_gap)
         result = run(args.video, opts, progress=progress, cancel=cancel)
         if cancel.is_set():
             raise Cancelled("cancelled")

@@ -17,9 +17,15 @@ nearest to the annotated person is scored:
 * ``pck_found``: PCK over the frames where the person was found;
 * ``extra``: output poses per frame that match nobody (other people in the photo count here
   too: LSPET labels one person per photo);
+* ``ids_per_person``: distinct output ids matched to the annotated person per clip (over the
+  clips where they were found; 1 is ideal) and ``split_clips``: % of those clips with more than
+  one id (one person broken into several armatures);
 * ``fps``: the engine's own rate after loading (``stats["fps_processing"]``).
 
 The photos are still, so this measures finding, cropping and following a person, not motion.
+With ``--occlude S`` a grey panel hides the person (their joints' box, 1.3x) for S seconds in the
+middle of each clip, as a pillar or a passer-by would; those frames are not scored, and
+``ids_per_person`` then shows whether the person came back under their own id.
 """
 from __future__ import annotations
 
@@ -62,15 +68,32 @@ def camera_path(person_box: np.ndarray, frames: int, rng: np.random.Generator) -
     return mats
 
 
-def render_clip(image: np.ndarray, mats: np.ndarray, path: Path) -> None:
+def occluder_boxes(gt: np.ndarray, vis: np.ndarray, hidden: np.ndarray, grow: float = 1.3) -> np.ndarray:
+    """(F, 4) boxes x0, y0, x1, y1 px that hide the person on the frames where hidden (F,) is
+    True (NaN elsewhere): their visible joints' box gt (F, J, 2), grown by grow about its centre."""
+    out = np.full((len(gt), 4), np.nan)
+    for f in np.nonzero(hidden)[0]:
+        lo, hi = gt[f, vis].min(0), gt[f, vis].max(0)
+        c, half = 0.5 * (lo + hi), 0.5 * grow * (hi - lo)
+        out[f] = [*(c - half), *(c + half)]
+    return out
+
+
+def render_clip(image: np.ndarray, mats: np.ndarray, path: Path, cover: np.ndarray | None = None) -> None:
+    """Film the photo through the camera path mats (F, 2, 3) into an mp4; cover (F, 4): a grey
+    panel over these boxes (NaN rows: none)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (FRAME_W, FRAME_H))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write {path}")
     try:
-        for M in mats:
+        for f, M in enumerate(mats):
             # Replicated borders: no mirrored copies of the person at the edges.
-            writer.write(cv2.warpAffine(image, M, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REPLICATE))
+            frame = cv2.warpAffine(image, M, (FRAME_W, FRAME_H), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)
+            if cover is not None and np.isfinite(cover[f]).all():
+                x0, y0, x1, y1 = np.round(cover[f]).astype(int)
+                cv2.rectangle(frame, (x0, y0), (x1, y1), (128, 128, 128), thickness=-1)
+            writer.write(frame)
     finally:
         writer.release()
 
@@ -82,8 +105,10 @@ def _match(pred2d: np.ndarray, valid: np.ndarray, gt: np.ndarray, vis: np.ndarra
     if not valid.any():
         return -1, 0
     g = gt[PELVIS] if vis[PELVIS] else gt[vis].mean(0)
-    d = np.linalg.norm(np.nanmean(pred2d, axis=1) - g, axis=-1)
-    d = np.where(valid & np.isfinite(d), d, np.inf)
+    seen = np.isfinite(pred2d).all(-1)                               # (P, 16)
+    centre = np.where(seen[..., None], pred2d, 0.0).sum(1) / np.maximum(seen.sum(1), 1)[:, None]
+    d = np.linalg.norm(centre - g, axis=-1)
+    d = np.where(valid & seen.any(1), d, np.inf)
     k = int(np.argmin(d))
     if not d[k] <= torso:
         return -1, int(valid.sum())
@@ -91,8 +116,9 @@ def _match(pred2d: np.ndarray, valid: np.ndarray, gt: np.ndarray, vis: np.ndarra
 
 
 def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_root: str | None = None,
-             models=None, progress=None) -> dict:
-    """Run the engine on ``clips`` synthetic clips; options: a PipelineOptions (start/end ignored)."""
+             models=None, progress=None, occlude_s: float = 0.0) -> dict:
+    """Run the engine on ``clips`` synthetic clips; options: a PipelineOptions (start/end ignored);
+    occlude_s: seconds in the middle of each clip during which the person is hidden."""
     from dataclasses import replace
 
     from .pipeline import load_models, run
@@ -105,39 +131,50 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
     opts = replace(options, start=0, end=None)
     models = models or load_models(opts)
     preds, gts, viss, found, extra = [], [], [], [], 0
+    ids_per_clip = []
     seconds = 0.0
+    hidden = np.zeros(frames, bool)
+    n_hidden = min(int(round(occlude_s * FPS)), frames)
+    hidden[(frames - n_hidden) // 2:(frames - n_hidden) // 2 + n_hidden] = True
     with tempfile.TemporaryDirectory() as tmp:
         for n, i in enumerate(pick):
             image = cv2.imread(str(root / "images" / names[i]))
             vis = visible[i]
             mats = camera_path(crops.box_from_joints(joints[i], vis), frames, rng)
             path = Path(tmp) / f"clip{n:03d}.mp4"
-            render_clip(image, mats, path)
+            gt = np.einsum("fij,kj->fki", mats[:, :, :2], joints[i]) + mats[:, None, :, 2]
+            render_clip(image, mats, path, occluder_boxes(gt, vis, hidden) if hidden.any() else None)
             t0 = time.perf_counter()
             res = run(path, opts, models=models)
             seconds += time.perf_counter() - t0
-            gt = np.einsum("fij,kj->fki", mats[:, :, :2], joints[i]) + mats[:, None, :, 2]
             torso = torso_size(gt, np.repeat(vis[None], frames, 0))
+            ids = set()
             # Frames without a usable torso are left out (as pck() leaves them out).
             for f in range(min(frames, res.valid.shape[1])):
-                if not np.isfinite(torso[f]):
+                if not np.isfinite(torso[f]) or hidden[f]:
                     continue
                 k, more = _match(res.joints2d[:, f], res.valid[:, f], gt[f], vis, torso[f])
                 extra += more
                 found.append(k >= 0)
+                if k >= 0:
+                    ids.add(int(res.person_ids[k]))
                 # a missed person: NaN joints, all wrong for pck()
                 preds.append(res.joints2d[k, f] if k >= 0 else np.full(gt[f].shape, np.nan))
                 gts.append(gt[f])
                 viss.append(vis)
+            if ids:
+                ids_per_clip.append(len(ids))
             if progress:
                 progress(n + 1, len(pick))
     pred, gt, vis, found = np.array(preds), np.array(gts), np.array(viss, bool), np.array(found, bool)
     frames_all = len(found)
-    return {"clips": int(len(pick)), "frames": int(frames_all), "seed": seed,
+    return {"clips": int(len(pick)), "frames": int(frames_all), "seed": seed, "occlude_s": occlude_s,
             "pck": round(pck(pred, gt, vis)["mean"], 1) if frames_all else 0.0,
             "found": round(100.0 * found.sum() / max(frames_all, 1), 1),
             "pck_found": round(pck(pred[found], gt[found], vis[found])["mean"], 1) if found.any() else 0.0,
             "extra_per_frame": round(extra / max(frames_all, 1), 3),
+            "ids_per_person": round(float(np.mean(ids_per_clip)), 3) if ids_per_clip else 0.0,
+            "split_clips": round(100.0 * float(np.mean(np.array(ids_per_clip) > 1)), 1) if ids_per_clip else 0.0,
             "fps": round(len(pick) * frames / max(seconds, 1e-9), 1)}
 
 
@@ -148,6 +185,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", type=int, default=40)
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--occlude", type=float, default=0.0, metavar="SECONDS",
+                    help="hide the person behind a panel for this long in the middle of each clip")
     ap.add_argument("--data", default=None, help="LSP folder (default ../shared/data/lsp)")
     ap.add_argument("--weights", default=None, help="weights folder (default weights/)")
     ap.add_argument("--preset", default=PipelineOptions.preset, choices=PRESETS)
@@ -160,6 +199,8 @@ def main(argv=None) -> int:
                     help="start gate for new tracks (default: the pose weights' own)")
     ap.add_argument("--detection-threshold", type=float, default=None,
                     help="detector threshold (default: the detector weights' own)")
+    ap.add_argument("--stitch-gap", type=float, default=PipelineOptions.stitch_gap_s,
+                    help="join a person's broken track across gaps up to this long, seconds (0: off)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     args = ap.parse_args(argv)
@@ -168,15 +209,16 @@ def main(argv=None) -> int:
                            detect_every=args.detect_every, track_every=args.track_every,
                            fallback_detector=args.fallback_detector,
                            threads=args.threads, start_pose_score=args.start_score,
-                           detection_threshold=args.detection_threshold)
-    res = evaluate(opts, args.clips, args.frames, args.seed, args.data,
+                           detection_threshold=args.detection_threshold, stitch_gap_s=args.stitch_gap)
+    res = evaluate(opts, args.clips, args.frames, args.seed, args.data, occlude_s=args.occlude,
                    progress=lambda n, t: print(f"\r{n}/{t} clips", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)
     res["command"] = "python -m inference.eval_video " + " ".join(argv if argv is not None else sys.argv[1:])
     res["options"] = {"preset": opts.preset, "flip_test": bool(args.flip), "refine_crops": opts.refine_crops, "detect_every": opts.detect_every,
                       "track_every": opts.track_every,
                       "fallback_detector": opts.fallback_detector, "weights": args.weights or "weights/",
-                      "start_pose_score": opts.start_pose_score, "detection_threshold": opts.detection_threshold}
+                      "start_pose_score": opts.start_pose_score, "detection_threshold": opts.detection_threshold,
+                      "stitch_gap_s": opts.stitch_gap_s}
     print(json.dumps(res, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))

@@ -35,6 +35,7 @@ from blender_mocap_addon.core import posefile
 from . import camera
 from .errors import Cancelled, InferenceError
 from .joints import JOINT_NAMES, PELVIS
+from .stitching import StitchConfig, stitch_tracks
 from .video import FrameReader
 
 ENGINE_VERSION = "0.1.0"
@@ -77,6 +78,8 @@ class PipelineOptions:
                                          # re-aimed every 2 frames it no longer pays: docs/engine.md)
     max_gap_s: float = 0.5               # dropouts up to this long (seconds) are interpolated
     min_track_s: float = 0.2             # tracks shorter than this (seconds) are dropped
+    stitch_gap_s: float = 1.0            # a person's broken track is joined across gaps up to this
+                                         # long (seconds; stitching.py); 0: off
     fps: float | None = None             # override the source frame rate (image folders)
     batch_size: int = 16                 # crops per network call (16 is the fastest per crop on 2
                                          # CPU cores: see docs/engine.md "Speed")
@@ -111,6 +114,8 @@ class PipelineOptions:
             raise InferenceError(f"fallback_every_s must be > 0, got {self.fallback_every_s}")
         if self.fallback_detector not in ("hog", "none"):
             raise InferenceError(f"unknown fallback detector {self.fallback_detector!r} (hog or none)")
+        if not (np.isfinite(self.stitch_gap_s) and self.stitch_gap_s >= 0):
+            raise InferenceError(f"stitch_gap_s must be >= 0 seconds, got {self.stitch_gap_s}")
         if self.fps is not None and not self.fps > 0:
             raise InferenceError(f"fps must be > 0, got {self.fps}")
         for b in self.initial_boxes or []:
@@ -569,12 +574,15 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
     if reader.skipped:
         warnings.append(f"{reader.skipped} corrupt or unreadable frames were skipped (marked not valid)")
     min_frames = max(1, int(round(opts.min_track_s * info.fps)))
+    # Short pieces go first: joined together they would outlast the filter, and most of them
+    # are ghosts or duplicates (eval_video: more poses matching nobody when they were kept).
     tracks = stage.tracker.all_tracks(min_frames=min_frames)
-    tracks.sort(key=lambda t: t.frames[0])
+    dropped = len(stage.tracker.all_tracks()) - len(tracks)
+    tracks, joins = stitch_tracks(tracks, info.fps, StitchConfig(max_gap_s=opts.stitch_gap_s))
     stats = dict(stage.stats)
     stats.update(frames=F, frames_decoded=done, frames_skipped=reader.skipped,
-                 tracks=len(tracks), tracks_dropped_short=len(stage.tracker.all_tracks()) - len(tracks),
-                 tracks_lost=stage.tracker.lost)
+                 tracks=len(tracks), tracks_dropped_short=dropped,
+                 tracks_lost=stage.tracker.lost, tracks_stitched=joins)
     j3, j2, sc, valid = _build_result(tracks, opts.start, F, info.fps, K, models, opts, warnings, stats)
     if len(tracks) == 0:
         warnings.append("no person was found in the video")

@@ -1,7 +1,7 @@
 """The synthetic-video check of stage 1 (inference/eval_video.py)."""
 import numpy as np
 
-from inference.eval_video import FRAME_H, FRAME_W, _match, camera_path, render_clip
+from inference.eval_video import FRAME_H, FRAME_W, _match, camera_path, occluder_boxes, render_clip
 from inference.video import FrameReader
 
 
@@ -38,3 +38,26 @@ def test_match_takes_the_nearest_pose_within_a_torso_and_counts_the_rest():
     assert _match(pred, np.array([True, True, True]), gt, vis, torso=50.0) == (1, 2)
     assert _match(pred, np.array([True, False, True]), gt, vis, torso=50.0) == (-1, 2)
     assert _match(pred, np.zeros(3, bool), gt, vis, torso=50.0) == (-1, 0)
+
+
+def test_occluder_hides_the_person_on_the_hidden_frames_only(tmp_path):
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (200, 200, 3), np.uint8)
+    joints = rng.uniform(60, 140, (16, 2))
+    vis = np.ones(16, bool)
+    mats = camera_path(np.array([100.0, 100.0, 80.0]), 8, rng)
+    gt = np.einsum("fij,kj->fki", mats[:, :, :2], joints) + mats[:, None, :, 2]
+    hidden = np.zeros(8, bool)
+    hidden[3:5] = True
+    boxes = occluder_boxes(gt, vis, hidden)
+    assert np.isnan(boxes[~hidden]).all() and np.isfinite(boxes[hidden]).all()
+    assert (boxes[hidden, :2] <= gt[hidden].min(1)).all() and (boxes[hidden, 2:] >= gt[hidden].max(1)).all()
+    render_clip(image, mats, tmp_path / "c.mp4", boxes)
+    reader = FrameReader(tmp_path / "c.mp4")
+    frames = [f for _, f in reader]
+    reader.close()
+    for f in range(8):
+        px = np.round(gt[f]).astype(int)
+        values = frames[f][px[:, 1], px[:, 0]].astype(float)
+        grey = np.abs(values - 128).max(-1) < 12          # mp4 compression moves it a little
+        assert grey.all() if hidden[f] else grey.mean() < 0.5
