@@ -68,18 +68,8 @@ def _ends(track: Track, fps: float, cfg: StitchConfig, tail: bool):
     return float(edge), boxes[0, :2], vel, size
 
 
-def join_cost(a: Track, b: Track, fps: float, cfg: StitchConfig | None = None) -> float:
-    """How well track b continues track a: the distance between a's end moved forward and b's
-    start moved back to the middle of the gap (or between the two ends as they are, if that is
-    less), in units of the larger size, divided by the allowed distance for that gap. <= 1 is a candidate; inf where b does not start after a ends
-    within the gap, the sizes differ too much, or an end shows no box."""
-    cfg = cfg or StitchConfig()
-    if b.frames[0] <= a.frames[-1]:
-        return float("inf")
-    gap = b.frames[0] - a.frames[-1]
-    if gap > cfg.max_gap_s * fps:
-        return float("inf")
-    ea, eb = _ends(a, fps, cfg, tail=True), _ends(b, fps, cfg, tail=False)
+def _cost(ea, eb, fps: float, cfg: StitchConfig) -> float:
+    """join_cost from the two ends (see _ends); ea ends before eb starts."""
     if ea is None or eb is None:
         return float("inf")
     (fa, ca, va, sa), (fb, cb, vb, sb) = ea, eb
@@ -90,8 +80,40 @@ def join_cost(a: Track, b: Track, fps: float, cfg: StitchConfig | None = None) -
     # whose boxes jitter, is judged by the plain distance instead.
     moved = np.linalg.norm((ca + va * half) - (cb - vb * half))
     d = float(min(moved, np.linalg.norm(ca - cb))) / max(sa, sb)
-    allowed = cfg.reach + cfg.speed * gap / fps
+    allowed = cfg.reach + cfg.speed * (fb - fa) / fps
     return d / allowed
+
+
+def join_cost(a: Track, b: Track, fps: float, cfg: StitchConfig | None = None) -> float:
+    """How well track b continues track a: the distance between a's end moved forward and b's
+    start moved back to the middle of the gap (or between the two ends as they are, if that is
+    less), in units of the larger size, divided by the allowed distance for that gap. <= 1 is a
+    candidate; inf where b does not start after a ends within the gap, the sizes differ too
+    much, or an end shows no box."""
+    cfg = cfg or StitchConfig()
+    gap = b.frames[0] - a.frames[-1]
+    if gap <= 0 or gap > cfg.max_gap_s * fps:
+        return float("inf")
+    return _cost(_ends(a, fps, cfg, tail=True), _ends(b, fps, cfg, tail=False), fps, cfg)
+
+
+def _candidates(tracks: list[Track], fps: float, cfg: StitchConfig) -> dict[tuple[int, int], float]:
+    """{(i, k): cost} of the pairs with a join cost <= 1. Only pairs whose gap fits are scored,
+    from ends computed once per track, so a long video with many tracks stays cheap."""
+    tails = [_ends(t, fps, cfg, tail=True) for t in tracks]
+    heads = [_ends(t, fps, cfg, tail=False) for t in tracks]
+    first = np.array([t.frames[0] for t in tracks])
+    order = np.argsort(first, kind="stable")
+    sorted_first = first[order]
+    out = {}
+    for i, t in enumerate(tracks):
+        end = t.frames[-1]
+        lo, hi = np.searchsorted(sorted_first, [end, end + cfg.max_gap_s * fps], side="right")
+        for k in order[lo:hi]:
+            c = _cost(tails[i], heads[k], fps, cfg)
+            if c <= 1.0:
+                out[(i, int(k))] = c
+    return out
 
 
 def stitch_pairs(tracks: list[Track], fps: float, cfg: StitchConfig | None = None) -> list[tuple[int, int]]:
@@ -99,23 +121,19 @@ def stitch_pairs(tracks: list[Track], fps: float, cfg: StitchConfig | None = Non
     successor and one predecessor, best pairs first, and a pair is skipped when a rival
     candidate of either track costs less than ``cfg.ambiguity`` x its cost."""
     cfg = cfg or StitchConfig()
-    n = len(tracks)
-    cost = np.full((n, n), np.inf)
-    for i in range(n):
-        for k in range(n):
-            if i != k:
-                cost[i, k] = join_cost(tracks[i], tracks[k], fps, cfg)
-    cand = cost <= 1.0
+    cand = _candidates(tracks, fps, cfg)
+    after, before = {}, {}                 # track -> costs of its candidate successors / predecessors
+    for (i, k), c in cand.items():
+        after.setdefault(i, []).append(c)
+        before.setdefault(k, []).append(c)
     pairs, has_next, has_prev = [], set(), set()
-    for flat in np.argsort(cost, axis=None):
-        i, k = divmod(int(flat), n)
-        if not cand[i, k]:
-            break
+    for (i, k), c in sorted(cand.items(), key=lambda kv: kv[1]):
         if i in has_next or k in has_prev:
             continue
-        c = cost[i, k]
-        rivals = np.concatenate([np.delete(cost[i], k), np.delete(cost[:, k], i)])
-        if (rivals < cfg.ambiguity * c).any() and (rivals <= 1.0).any():
+        rivals = after[i] + before[k]
+        rivals.remove(c)                   # c itself, once in each list
+        rivals.remove(c)
+        if any(r < cfg.ambiguity * c for r in rivals):
             continue
         pairs.append((i, k))
         has_next.add(i)
