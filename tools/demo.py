@@ -71,11 +71,13 @@ def result_card(video: str, result, frame: int, out_path: str, height: int = 540
 
 
 def main(argv=None) -> int:
+    from inference.pipeline import PRESETS
+
     ap = argparse.ArgumentParser(prog="tools/demo.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--video", default=DEFAULT_VIDEO)
     ap.add_argument("--out", default=os.path.join(ROOT, "out"))
     ap.add_argument("--name", default="sample", help="stem of the output files (default sample)")
-    ap.add_argument("--preset", default="fast", choices=("fast", "accurate"))
+    ap.add_argument("--preset", default="fast", choices=PRESETS)
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--weights", default=None, help="weights folder (default weights/)")
     ap.add_argument("--max-people", type=int, default=10)
