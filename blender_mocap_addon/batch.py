@@ -3,7 +3,7 @@
 Two ways to run it::
 
     blender -b --python-exit-code 1 --python blender_mocap_addon/batch.py -- \
-        --input VIDEO_OR_DIR --output DIR [--format blend,bvh,fbx,glb] [--preset fast]
+        --input VIDEO_OR_DIR --output DIR [--format blend,bvh,fbx,glb] [--preset balanced]
     python -m blender_mocap_addon.batch --input VIDEO_OR_DIR --output DIR ...   # bpy wheel
 
 ``--pose-file FILE_OR_DIR`` imports existing pose files instead of running
@@ -58,7 +58,7 @@ def parse_args(argv=None):
     ap.add_argument("--output", required=True, help="output folder")
     ap.add_argument("--format", default="blend",
                     help=f"comma-separated subset of {','.join(FORMATS)} (default blend)")
-    ap.add_argument("--preset", default="fast", choices=("fast", "balanced", "accurate"))
+    ap.add_argument("--preset", default="balanced", choices=("fast", "balanced", "accurate"))
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--max-people", type=int, default=0)
     ap.add_argument("--focal", type=float, default=0.0)

@@ -32,7 +32,7 @@ RUNNING, FINISHED, FAILED, CANCELLED = "RUNNING", "FINISHED", "FAILED", "CANCELL
 @dataclass
 class InferenceOptions:
     """CLI options of ``python -m inference``; 0 / None mean "inference's default"."""
-    preset: str = "fast"
+    preset: str = "balanced"
     device: str = "auto"
     max_people: int = 0
     focal: float = 0.0

@@ -41,9 +41,9 @@ class MocapSettings(bpy.types.PropertyGroup):
     pose_path: bpy.props.StringProperty(name="Pose File", subtype='FILE_PATH',
                                         description="Pose file (.npz) to import, or where Convert writes it")
     preset: bpy.props.EnumProperty(name="Preset", items=[
-        ('FAST', "Fast", "Smaller networks, quicker"),
-        ('BALANCED', "Balanced", "A wider pose network: more accurate, about 3x the pose cost"),
-        ('ACCURATE', "Accurate", "8-stack networks (need a GPU; not shipped yet)")])
+        ('FAST', "Fast", "The smallest networks: about 30% quicker, less accurate"),
+        ('BALANCED', "Balanced", "A wider pose network: the most accurate shipped (default)"),
+        ('ACCURATE', "Accurate", "8-stack networks (need a GPU; not shipped yet)")], default='BALANCED')
     device: bpy.props.EnumProperty(name="Device", items=[
         ('AUTO', "Auto", "GPU if available"), ('CPU', "CPU", ""), ('CUDA', "CUDA", "")])
     max_people: bpy.props.IntProperty(name="Max People", min=0, default=0, description="0: no limit")

@@ -40,13 +40,15 @@ from .video import FrameReader
 
 ENGINE_VERSION = "0.1.0"
 PRESETS = ("fast", "balanced", "accurate")
+# The most accurate preset with shipped weights that runs at about real time on 2 CPU cores.
+DEFAULT_PRESET = "balanced"
 
 
 @dataclass
 class PipelineOptions:
     """Everything a run can be told. Defaults are the CLI's defaults."""
 
-    preset: str = "fast"                 # one of PRESETS (networks from presets.py)
+    preset: str = DEFAULT_PRESET         # one of PRESETS (networks from presets.py)
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
     max_people: int = 10                 # most people kept per frame (best scores first)
     focal: float | None = None           # focal length in pixels; None: from fov_deg
@@ -176,7 +178,7 @@ def load_models(opts: PipelineOptions) -> Models:
         if opts.preset == "accurate":
             raise InferenceError(
                 f"the 'accurate' preset has no shipped weights yet ({pose_m} is missing): its 8-stack, "
-                "256-px network needs a GPU to train. Use --preset fast, or train it "
+                "256-px network needs a GPU to train. Use --preset balanced or fast, or train it "
                 "(python -m inference.train_2d --preset accurate) and put pose_accurate.json and its "
                 "weights in a folder given with --weights.")
         raise InferenceError(f"pose weights not found: {pose_m}. The shipped weights live in the "
@@ -525,7 +527,7 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
         models = load_models(opts)
     if opts.preset == "accurate" and getattr(models.pose.device, "type", "cpu") == "cpu":
         warnings.append("the accurate preset runs on the CPU here: expect well under 1 frame per second "
-                        "(use a CUDA GPU, or --preset fast)")
+                        "(use a CUDA GPU, or --preset balanced)")
     if opts.detection_threshold is not None:               # options win over preloaded models
         models.detector.threshold = opts.detection_threshold
     if opts.flip_test is not None:

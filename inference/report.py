@@ -41,8 +41,9 @@ RUN_ALL = [
     "python -m inference.eval_detector --weights weights/detector_fast.json",
     "python -m inference.eval_3d --out docs/results_3d --manifest weights/lifter.json",
     "python -m inference.eval_video --out docs/results_video.json",
-    "python -m inference.eval_video --preset balanced --out docs/results_video_balanced.json",
-    "python -m inference.eval_video --frames 60 --occlude 0.6 --out docs/results_video_occluded.json",
+    "python -m inference.eval_video --preset fast --out docs/results_video_fast.json",
+    "python -m inference.eval_video --preset fast --frames 60 --occlude 0.6 --out docs/results_video_occluded.json",
+    "python -m inference.eval_video --preset fast --frames 60 --occlude 0.6 --stitch-gap 0 --out docs/results_video_occluded_nostitch.json",
     "python benchmarks/bench_first_frame.py",
     "python -m inference.report --capture inference -- python benchmarks/bench_inference.py",
     "python -m inference.report --capture keyframes_1x1k -- python benchmarks/bench_keyframes.py --people 1 --frames 1000",
@@ -148,13 +149,15 @@ def _video_preset(res: dict) -> str:
 
 
 def section_video() -> list:
-    # docs/results_video.json is the default preset's run; results_video_<preset>.json any other's.
+    # docs/results_video.json is the default preset's run; results_video_<name>.json any other.
+    from .pipeline import DEFAULT_PRESET
+
     runs = [r for r in (_load(f) for f in sorted(glob.glob(os.path.join(DOCS, "results_video*.json"))))
             if isinstance(r, dict) and "pck" in r]
     if not runs:
         return []
     # the default preset first, occluded runs after the plain ones
-    runs.sort(key=lambda r: (bool(r.get("occlude_s")), _video_preset(r) != "fast"))
+    runs.sort(key=lambda r: (bool(r.get("occlude_s")), _video_preset(r) != DEFAULT_PRESET))
     rows = [[_video_run_name(r), r["frames"], r["pck"], r["found"], r["pck_found"], r["extra_per_frame"],
              r.get("ids_per_person", "")] for r in runs]
     return ["### 2D end to end on video (detector, crops, tracking)", "",

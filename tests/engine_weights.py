@@ -29,9 +29,12 @@ def untrained_weights(folder: Path, seed: int = 0) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
+    # One small random network serves every shipped preset's name (the mechanics tests need the
+    # default preset's files, not its width; the engine builds each network from its manifest).
     pose = StackedHourglass(POSE_PRESETS["fast"])
-    save_state_dict(pose.state_dict(), folder / "pose_fast.pt")
-    write_manifest(folder / "pose_fast.pt", "2d", POSE_PRESETS["fast"].to_dict(), "untrained (tests)")
+    for preset in ("fast", "balanced"):
+        save_state_dict(pose.state_dict(), folder / f"pose_{preset}.pt")
+        write_manifest(folder / f"pose_{preset}.pt", "2d", POSE_PRESETS["fast"].to_dict(), "untrained (tests)")
     det = StackedHourglass(DETECTOR_PRESETS["fast"])
     with torch.no_grad():
         det.heads[-1].bias[0] = -1.0

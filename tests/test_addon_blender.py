@@ -203,6 +203,9 @@ def test_operator_and_menu(tmp_path):
             bpy.ops.mocap.import_posefile(filepath=str(tmp_path / "missing.npz"))
         assert snapshot() == before
         assert bpy.context.scene.mocap.pose_path.endswith("op.npz")
+        # The panel starts on the engine's default preset (the add-on cannot import the engine).
+        from inference.pipeline import DEFAULT_PRESET
+        assert bpy.context.scene.mocap.preset.lower() == DEFAULT_PRESET
     finally:
         addon.unregister()
     assert not hasattr(bpy.types.Scene, "mocap")

@@ -111,7 +111,7 @@ def test_missing_and_corrupt_weights(untrained, clip, tmp_path):
     bad.mkdir()
     for f in untrained.iterdir():
         (bad / f.name).write_bytes(f.read_bytes())
-    (bad / "pose_fast.pt").write_bytes(b"not the weights")
+    (bad / f"pose_{PipelineOptions().preset}.pt").write_bytes(b"not the weights")
     with pytest.raises(InferenceError, match="corrupt|sha256"):
         run(clip, PipelineOptions(weights_dir=str(bad)))
 
@@ -269,3 +269,20 @@ def test_overflowing_lift_marks_frames_not_valid(untrained, models, clip, tmp_pa
     assert np.isfinite(res.joints3d[res.valid]).all()
     back = posefile.load(res.save(tmp_path / "o.npz"))
     assert back.num_frames == 12
+
+
+def test_every_front_end_defaults_to_the_engine_preset():
+    """The add-on repeats the preset names (it must not import the engine): its job options and
+    the batch entry point start on the same default as the engine and the CLI."""
+    from blender_mocap_addon import jobs
+    from inference.__main__ import build_parser
+    from inference.pipeline import DEFAULT_PRESET, PRESETS
+
+    assert PipelineOptions().preset == DEFAULT_PRESET in PRESETS
+    assert jobs.InferenceOptions().preset == DEFAULT_PRESET
+    assert build_parser().parse_args(["v.mp4", "-o", "o.npz"]).preset == DEFAULT_PRESET
+    from blender_mocap_addon import batch          # imports bpy (the wheel)
+
+    assert batch.parse_args(["--input", "v.mp4", "--output", "out"]).preset == DEFAULT_PRESET
+    for name in PRESETS:
+        assert batch.parse_args(["--input", "v.mp4", "--output", "out", "--preset", name]).preset == name

@@ -1,7 +1,7 @@
 """The demo: the bundled sample video -> everything the project makes from it.
 
     .venv/bin/python tools/demo.py [--video examples/sports2d_demo.mp4] [--out out] [--name sample]
-        [--preset fast] [--device auto] [--weights DIR] [--formats blend,bvh]
+        [--preset balanced] [--device auto] [--weights DIR] [--formats blend,bvh]
 
 writes, in --out:
     sample.npz                the pose file (contract v1)
@@ -71,13 +71,13 @@ def result_card(video: str, result, frame: int, out_path: str, height: int = 540
 
 
 def main(argv=None) -> int:
-    from inference.pipeline import PRESETS
+    from inference.pipeline import DEFAULT_PRESET, PRESETS
 
     ap = argparse.ArgumentParser(prog="tools/demo.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--video", default=DEFAULT_VIDEO)
     ap.add_argument("--out", default=os.path.join(ROOT, "out"))
     ap.add_argument("--name", default="sample", help="stem of the output files (default sample)")
-    ap.add_argument("--preset", default="fast", choices=PRESETS)
+    ap.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESETS)
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--weights", default=None, help="weights folder (default weights/)")
     ap.add_argument("--max-people", type=int, default=10)
