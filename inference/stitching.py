@@ -156,8 +156,10 @@ def _concat(pieces: list[Track]) -> Track:
 
 def stitch_tracks(tracks: list[Track], fps: float, cfg: StitchConfig | None = None) -> tuple[list[Track], int]:
     """Join the broken pieces of each person's track. Returns (tracks in order of their first
-    frame, number of joins made). The input tracks are not changed."""
+    frame, number of joins made). The input tracks are not changed; tracks without
+    observations (a lost track whose whole run was cut) are left out."""
     cfg = cfg or StitchConfig()
+    tracks = [t for t in tracks if t.frames]
     if cfg.max_gap_s <= 0 or len(tracks) < 2:
         return sorted(tracks, key=lambda t: t.frames[0]), 0
     pairs = stitch_pairs(tracks, fps, cfg)

@@ -69,6 +69,10 @@ def test_chains_and_off_switch():
     assert joins == 2 and len(out) == 1 and len(out[0].frames) == 60
     out, joins = stitch_tracks(pieces, FPS, StitchConfig(max_gap_s=0))
     assert joins == 0 and len(out) == 3
+    empty = _track_of([0], [100.0])
+    empty.frames, empty.poses, empty.confs, empty.mean_confs = [], [], [], []
+    out, joins = stitch_tracks(pieces + [empty], FPS)
+    assert joins == 2 and len(out) == 1
 
 
 def test_jittery_end_velocity_falls_back_to_the_plain_distance():
