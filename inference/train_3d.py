@@ -121,10 +121,13 @@ def _log(path, msg):
 ARCH_KEYS = ("arch", "filter_widths", "channels", "hidden", "blocks")
 
 
-def _init_config(manifest_path: str, cfg: dict, grow: bool = False) -> dict:
+def _init_config(manifest_path: str, cfg: dict, grow: bool = False, widen: bool = False) -> dict:
     """Fine-tuning from shipped weights: the architecture is taken from their manifest (so the
     weights fit) and the start is recorded in the run's config.  With grow, the run keeps its own
-    (deeper) filter widths, which must extend the manifest's (TemporalLifter.load_grown)."""
+    (deeper) filter widths, which must extend the manifest's (TemporalLifter.load_grown); with
+    widen, its own channel count, which must be larger (TemporalLifter.load_widened)."""
+    if grow and widen:
+        raise SystemExit("--grow and --widen: one at a time (grow, export, then widen)")
     with open(manifest_path) as f:
         man = json.load(f)
     if man.get("kind") != "3d":
@@ -136,10 +139,17 @@ def _init_config(manifest_path: str, cfg: dict, grow: bool = False) -> dict:
                 or fw[:len(old_fw)] != old_fw:
             raise SystemExit(f"--grow: filter widths {fw} do not extend the manifest's {old_fw}")
         arch["filter_widths"] = fw
+    if widen:
+        old_ch, ch = int(arch.get("channels", 0)), int(cfg.get("channels", 0))
+        if arch.get("arch") != "tcn" or cfg.get("arch") != "tcn" or ch <= old_ch:
+            raise SystemExit(f"--widen: {ch} channels is not wider than the manifest's {old_ch}")
+        arch["channels"] = ch
     start = {"manifest": _shown_path(manifest_path), "sha256": man["sha256"],
              "trained_steps": int(man["config"].get("trained_steps", 0))}
     if grow:
         start["grown_from_filter_widths"] = old_fw
+    if widen:
+        start["widened_from_channels"] = old_ch
     return {**{k: v for k, v in cfg.items() if k not in ARCH_KEYS}, **arch, "init_from": start}
 
 
@@ -240,7 +250,7 @@ def train(args) -> None:
         if args.pose_errors:
             cfg.update({"pose_errors": _shown_path(args.pose_errors), "p_replay": args.p_replay})
         if args.init:
-            cfg.update(_init_config(args.init, cfg, grow=args.grow))
+            cfg.update(_init_config(args.init, cfg, grow=args.grow, widen=args.widen))
         with open(cfg_path, "w") as f:
             json.dump(cfg, f, indent=1)
     log = os.path.join(args.run, "train.log")
@@ -255,6 +265,8 @@ def train(args) -> None:
         if "grown_from_filter_widths" in cfg["init_from"]:
             _log(log, f"grown by {model.load_grown(state)} residual block(s) from "
                       f"{cfg['init_from']['grown_from_filter_widths']}")
+        elif "widened_from_channels" in cfg["init_from"]:
+            _log(log, f"widened from {model.load_widened(state)} to {cfg['channels']} channels")
         else:
             model.load_state_dict(state)
     if os.path.exists(last):
@@ -378,6 +390,8 @@ def main(argv=None) -> int:
     ap.add_argument("--p-replay", type=float, default=0.5, help="share of windows with --pose-errors replayed")
     ap.add_argument("--grow", action="store_true", help="with --init: keep --filter-widths (which must extend the "
                     "manifest's, e.g. 3 3 3 -> 3 3 3 3) and start the added blocks near identity")
+    ap.add_argument("--widen", action="store_true", help="with --init: keep --channels (which must exceed the "
+                    "manifest's, e.g. 256 -> 512); the trained channels compute what they did, the added ones learn")
     ap.add_argument("--export", metavar="STEM", help="export best.pt to STEM.pt + STEM.json and exit")
     ap.add_argument("--fp32", action="store_true")
     ap.add_argument("--validate", nargs="+", metavar="CKPT", help="print the run's validation figures for "

@@ -102,6 +102,46 @@ def test_grown_tcn_starts_where_the_shallow_one_was():
         TemporalLifter((3, 3, 3, 3), channels=16).load_grown(small.state_dict())
 
 
+def test_widened_tcn_computes_what_the_narrow_one_did_and_can_learn():
+    torch.manual_seed(0)
+    small = TemporalLifter((3, 3, 3), channels=32)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, as after training
+        for bn in [small.expand_bn, *small.bns]:
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    small.eval()
+    wide = TemporalLifter((3, 3, 3), channels=48)
+    assert wide.load_widened(small.state_dict()) == 32
+    wide.eval()
+    x = torch.randn(2, 60, 50)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x, strided=False), small(x, strided=False), atol=1e-5, rtol=1e-5)
+    # the added channels are live: the loss has a gradient on their links into the old ones
+    wide.train()
+    wide(x[:, :27]).square().sum().backward()
+    assert wide.convs[0].weight.grad[:32, 32:].abs().sum() > 0
+    assert wide.head.weight.grad[:, 32:].abs().sum() > 0
+    with pytest.raises(ValueError):          # narrower, other filter widths, other depth
+        TemporalLifter((3, 3, 3), channels=16).load_widened(small.state_dict())
+    with pytest.raises(ValueError):
+        TemporalLifter((3, 5, 3), channels=48).load_widened(small.state_dict())
+    with pytest.raises(ValueError):
+        TemporalLifter((3, 3, 3, 3), channels=48).load_widened(small.state_dict())
+
+
+def test_widen_config_must_exceed_the_shipped_channels():
+    from inference.train_3d import _init_config
+    man = default_manifest()
+    shipped = json.load(open(man))["config"]
+    cfg = _init_config(man, {"arch": "tcn", "channels": 2 * shipped["channels"], "lr": 1e-4}, widen=True)
+    assert cfg["channels"] == 2 * shipped["channels"] and cfg["filter_widths"] == shipped["filter_widths"]
+    assert cfg["init_from"]["widened_from_channels"] == shipped["channels"]
+    with pytest.raises(SystemExit):
+        _init_config(man, {"arch": "tcn", "channels": shipped["channels"]}, widen=True)
+    with pytest.raises(SystemExit):
+        _init_config(man, {"arch": "tcn", "channels": 1024, "filter_widths": [3]}, grow=True, widen=True)
+
+
 def test_few_training_steps_lower_the_loss():
     from inference.train_3d import lifter_loss
     torch.manual_seed(0)

@@ -377,6 +377,33 @@ def test_average_checkpoints_is_the_mean_of_the_snapshots(tmp_path):
         average_checkpoints([snaps[0], tmp_path / "o.pt"], tmp_path / "bad.pt")
 
 
+def test_batch_workers_die_on_sigterm_under_the_runs_flag_only_handler():
+    """run() installs a SIGTERM handler that only sets a flag; forked workers inherited it, so
+    Pool.terminate (which holds the task queue's lock, then SIGTERMs the workers) waited forever
+    on an idle worker blocked on that lock (it hung a test run)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from inference.training.loop import _Batches
+
+    before = signal.signal(signal.SIGTERM, lambda *a: None)
+    b = _Batches(lambda rng: rng.random(3), np.random.default_rng(0), 2, 0, 0)
+    try:
+        b()
+        time.sleep(0.3)                          # every worker idle, waiting on the task queue
+        worker = b.pool._pool[0]
+        os.kill(worker.pid, signal.SIGTERM)
+        worker.join(10)
+        assert worker.exitcode == -signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        closing = threading.Thread(target=b.close, daemon=True)  # must not hang the suite if broken
+        closing.start()
+        closing.join(10)
+
+
 def test_batch_workers_make_the_same_run_whatever_their_number(tmp_path):
     from types import SimpleNamespace
 

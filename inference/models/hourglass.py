@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .widening import widen_state
+
 
 @dataclass(frozen=True)
 class HourglassConfig:
@@ -109,30 +111,13 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def widen(model: StackedHourglass, features: int, seed: int = 0) -> StackedHourglass:
-    """A wider copy of `model` that computes exactly the same outputs (Net2Net-style, Chen,
-    Goodfellow and Shlens 2016, with zero links instead of split units).
-
-    Every tensor keeps the trained values in its leading channels. The added channels get
-    fresh random incoming weights, and every weight from an added channel into an original one
-    is zero, so the original channels (and the heads, which read only them) see nothing new:
-    the output is unchanged, while the gradients on those zero links are not zero, so training
-    puts the added capacity to use from the trained network's accuracy onwards."""
+    """A wider copy of `model` that computes exactly the same outputs (widening.widen_state:
+    the added channels get fresh random incoming weights and zero links into the original
+    ones, so training grows from the trained network's accuracy)."""
     old = model.cfg
     if features < old.features or features % 2:
         raise ValueError(f"can only widen to an even width >= {old.features}, got {features}")
     torch.manual_seed(seed)
     new = StackedHourglass(HourglassConfig(**{**old.to_dict(), "features": features}))
-    src = model.state_dict()
-    dst = new.state_dict()
-    with torch.no_grad():
-        for name, t in dst.items():
-            s = src[name]
-            if s.shape == t.shape:
-                t.copy_(s)
-                continue
-            lead = tuple(slice(0, n) for n in s.shape)
-            if t.dim() >= 2:         # conv weight (out, in, kh, kw): cut the added -> original links
-                t[: s.shape[0], s.shape[1]:] = 0
-            t[lead] = s
-    new.load_state_dict(dst)
+    new.load_state_dict(widen_state(model.state_dict(), new.state_dict()))
     return new.train(model.training)

@@ -26,6 +26,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..camera import A_REAL_M2, bbox_area
+from .widening import widen_state
 
 J = 16
 PELVIS, R_HIP, L_HIP = 6, 2, 3
@@ -108,6 +109,20 @@ class TemporalLifter(nn.Module):
                 self.bns[2 * i + 1].weight.fill_(new_gain)
                 self.bns[2 * i + 1].bias.zero_()
         return n_new
+
+    def load_widened(self, state: dict) -> int:
+        """Start from the weights of a narrower lifter with the same filter widths (e.g. 256 -> 512
+        channels): widening.widen_state keeps its function exactly (the added channels have zero
+        links into the original ones) while the added channels learn.  Returns the old width."""
+        old = int(state["expand.weight"].shape[0])
+        fits = (state["expand.weight"].shape[1:] == self.expand.weight.shape[1:]
+                and sum(1 for k in state if k.startswith("convs.")) == len(self.convs)
+                and all(state[f"convs.{i}.weight"].shape[2] == c.weight.shape[2] for i, c in enumerate(self.convs))
+                and old <= self.expand.weight.shape[0])
+        if not fits:
+            raise ValueError("load_widened: the given weights are not a narrower version of this network")
+        self.load_state_dict(widen_state(state, self.state_dict()))
+        return old
 
     def forward(self, x: torch.Tensor, strided: bool = True) -> torch.Tensor:
         x = x.transpose(1, 2)

@@ -90,6 +90,14 @@ def average_checkpoints(srcs, dst: str | os.PathLike) -> Path:
 _BATCH_FN: Callable | None = None     # the batch maker the forked workers inherit
 
 
+def _worker_init() -> None:
+    """A forked batch worker must die on SIGTERM: it inherits the run's handler (which only
+    sets a flag), and Pool.terminate, which holds the task queue's lock while it stops the
+    workers, would otherwise wait forever on a worker blocked on that lock (it happened)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the training process's to handle
+
+
 def _seeded_batch(seed: list[int]):
     torch.set_num_threads(1)
     return _BATCH_FN(np.random.default_rng(seed))
@@ -109,7 +117,7 @@ class _Batches:
             import multiprocessing as mp
 
             _BATCH_FN = make_batch
-            self.pool = mp.get_context("fork").Pool(workers)
+            self.pool = mp.get_context("fork").Pool(workers, initializer=_worker_init)
             self.pending = [self._submit() for _ in range(2 * workers)]
 
     def _submit(self):
