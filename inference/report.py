@@ -42,6 +42,7 @@ RUN_ALL = [
     "python -m inference.eval_3d --out docs/results_3d --manifest weights/lifter.json",
     "python -m inference.eval_video --out docs/results_video.json",
     "python -m inference.eval_video --preset fast --out docs/results_video_fast.json",
+    "python -m inference.eval_video --preset balanced --clips 160 --seed 1 --out docs/results_video_balanced_160clips.json",
     "python -m inference.eval_video --preset fast --frames 60 --occlude 0.6 --out docs/results_video_occluded.json",
     "python -m inference.eval_video --preset fast --frames 60 --occlude 0.6 --stitch-gap 0 --out docs/results_video_occluded_nostitch.json",
     "python benchmarks/bench_first_frame.py",
