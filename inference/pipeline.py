@@ -76,6 +76,9 @@ class PipelineOptions:
                                          # None: the pose weights' own gate (manifest "gate", measured
                                          # on held-out people vs background), else min_pose_score
     end_lost_tracks: bool = True         # end a track whose poses stop looking like a person
+    crop_shrink_per_s: float = 0.7       # least factor a tracked person's crop may shrink by in a
+                                         # second (0: no limit), so poses that lose the legs cannot
+                                         # spiral the crop down onto the head (docs/engine.md)
     refine_crops: bool = False           # re-run crops whose pose came out off-centre (with crops
                                          # re-aimed every 2 frames it no longer pays: docs/engine.md)
     max_gap_s: float = 0.5               # dropouts up to this long (seconds) are interpolated
@@ -94,6 +97,8 @@ class PipelineOptions:
             raise InferenceError(f"unknown preset {self.preset!r} (choose from {', '.join(PRESETS)})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InferenceError(f"unknown device {self.device!r} (auto, cpu or cuda)")
+        if not 0.0 <= self.crop_shrink_per_s <= 1.0:
+            raise InferenceError(f"crop_shrink_per_s must be between 0 and 1, got {self.crop_shrink_per_s}")
         if self.max_people < 1:
             raise InferenceError(f"--max-people must be >= 1, got {self.max_people}")
         if self.focal is not None and not (np.isfinite(self.focal) and self.focal > 0):
@@ -236,7 +241,8 @@ class _Stage1:
         self.m, self.opts = models, opts
         self.tracker = Tracker(TrackerConfig(max_age=max(3, int(round(0.5 * fps))),
                                              propose_age=max(3, opts.detect_every),
-                                             lost_window=max(3, int(round(0.5 * fps)))))
+                                             lost_window=max(3, int(round(0.5 * fps))),
+                                             min_shrink=opts.crop_shrink_per_s ** (1.0 / fps)))
         self.stats = {"detector_frames": 0, "crops": 0, "refined_crops": 0, "poses": 0,
                       "frames_without_person": 0, "boxes_dropped": 0, "fallback_detections": 0,
                       "fallback_frames": 0}

@@ -162,6 +162,10 @@ class TrackerConfig:
     w_scale: float = 0.5
     velocity_smoothing: float = 0.5   # weight of the new displacement in the velocity EMA
     size_smoothing: float = 0.3
+    # Least factor the box may shrink by per frame, however small the poses come out (0: no
+    # limit). A crop that lost the legs yields a smaller pose, whose box cuts a smaller crop...
+    # the floor stops that spiral at the pace a person's image can really shrink.
+    min_shrink: float = 0.0
     min_joints_for_box: int = 6       # confident joints a pose needs to move the track's box
     hint_factor: float = 0.5          # cost factor for a pose found in the track's own proposed crop
     # Lost person: a track whose crops drifted onto the background keeps matching its own
@@ -296,14 +300,16 @@ class Tracker:
         cfg = self.cfg
         # The box that proposes the next crops moves only with poses that show most of the
         # body, and its size changes at most 25% per observation, so a collapsed pose (a weak
-        # frame) cannot shrink or drag the crop away from the person.
+        # frame) cannot shrink or drag the crop away from the person; nor can a run of
+        # shrinking poses shrink it faster than min_shrink a frame.
         if (scores > 0.2).sum() >= cfg.min_joints_for_box:
             dt = max(frame - tr.last_frame, 1)
             step = (box[:2] - tr.centre) / dt
             a = cfg.velocity_smoothing
             tr.velocity = (1 - a) * tr.velocity + a * step if len(tr.frames) > 1 else step
             size = float(np.clip(box[2], 0.8 * tr.size, 1.25 * tr.size))
-            tr.size = (1 - cfg.size_smoothing) * tr.size + cfg.size_smoothing * size
+            floor = tr.size * cfg.min_shrink ** dt
+            tr.size = max((1 - cfg.size_smoothing) * tr.size + cfg.size_smoothing * size, floor)
             tr.centre = box[:2].copy()
         else:
             tr.centre = tr.centre + tr.velocity * (frame - tr.last_frame)

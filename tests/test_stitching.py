@@ -91,6 +91,8 @@ def test_pipeline_option_validation():
 
     with pytest.raises(InferenceError, match="stitch_gap_s"):
         PipelineOptions(stitch_gap_s=-1).check()
+    with pytest.raises(InferenceError, match="crop_shrink_per_s"):
+        PipelineOptions(crop_shrink_per_s=1.5).check()
 
 
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared" / "data" / "lsp" / "joints.npz").exists(),

@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from inference.tracking import (Tracker, dense_track, fill_gaps, linear_assignment, pose_box,
+from inference.tracking import (Tracker, TrackerConfig, dense_track, fill_gaps, linear_assignment, pose_box,
                                 suppress_duplicates)
 
 # A standing person of height ~100 px around the origin (MPII order).
@@ -178,6 +178,21 @@ def test_weak_pose_does_not_drag_the_crop():
     tr.update(1, squeezed, weak)
     (_, box), = tr.proposals(2)
     assert box[2] == pytest.approx(100, abs=1) and abs(box[0] - 100) < 1
+
+
+def test_crop_shrinks_no_faster_than_min_shrink():
+    # Poses that cover less and less of the person (a crop that lost the legs, then the torso)
+    # must not pull the crop down with them faster than a person's image can shrink.
+    factor = 0.5 ** (1 / 30)                  # at most halves per second at 30 fps
+    tr, free = Tracker(TrackerConfig(min_shrink=factor)), Tracker()
+    for f in range(30):
+        pose = person(100, 100, scale=0.9 ** f)[None]
+        for t in (tr, free):                  # each pose came from the track's own crop (hint)
+            assert t.update(f, pose, np.full((1, 16), 0.9), hint=np.array([0]))[0] == 0
+    (_, box), = tr.proposals(30)
+    (_, loose), = free.proposals(30)
+    assert box[2] == pytest.approx(100 * factor ** 29, rel=0.02)   # held at the floor: ~50 px
+    assert loose[2] < 0.5 * box[2]                                  # without the floor it collapses
 
 
 def test_duplicates_by_box():
