@@ -327,7 +327,11 @@ def train(args) -> None:
                       + (" *best" if improved else ""))
             save(last)
     save(last)
-    _log(log, f"stopped at step {step}")
+    if step < cfg["steps"]:   # the time budget ran out first: say so, since --minutes has a default
+        _log(log, f"stopped at step {step} of {cfg['steps']}: the --minutes {args.minutes:g} budget is spent; "
+                  "run the same command again to continue from last.pt")
+    else:
+        _log(log, f"stopped at step {step}: done")
 
 
 def export(run: str, out_stem: str, fp16: bool = True) -> dict:
@@ -379,7 +383,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=8000)
     ap.add_argument("--w-depth", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--minutes", type=float, default=38.0)
+    ap.add_argument("--minutes", type=float, default=38.0,
+                    help="time budget of this invocation (default 38); the run stops early and resumes later")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--val-every", type=int, default=500)
