@@ -76,9 +76,10 @@ class PipelineOptions:
                                          # None: the pose weights' own gate (manifest "gate", measured
                                          # on held-out people vs background), else min_pose_score
     end_lost_tracks: bool = True         # end a track whose poses stop looking like a person
-    crop_shrink_per_s: float = 0.7       # least factor a tracked person's crop may shrink by in a
-                                         # second (0: no limit), so poses that lose the legs cannot
-                                         # spiral the crop down onto the head (docs/engine.md)
+    crop_shrink_per_s: float = 0.0       # least factor a tracked person's crop may shrink by in a
+                                         # second (0: no limit); e.g. 0.7 stops poses that lose the
+                                         # legs spiralling the crop onto the head, but can keep a
+                                         # lost track alive (docs/engine.md); off by default
     refine_crops: bool = False           # re-run crops whose pose came out off-centre (with crops
                                          # re-aimed every 2 frames it no longer pays: docs/engine.md)
     max_gap_s: float = 0.5               # dropouts up to this long (seconds) are interpolated
