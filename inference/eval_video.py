@@ -201,6 +201,8 @@ def main(argv=None) -> int:
                     help="detector threshold (default: the detector weights' own)")
     ap.add_argument("--stitch-gap", type=float, default=PipelineOptions.stitch_gap_s,
                     help="join a person's broken track across gaps up to this long, seconds (0: off)")
+    ap.add_argument("--crop-shrink", type=float, default=PipelineOptions.crop_shrink_per_s,
+                    help="least factor a track's crop may shrink by in a second (0: no limit)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     args = ap.parse_args(argv)
@@ -209,7 +211,8 @@ def main(argv=None) -> int:
                            detect_every=args.detect_every, track_every=args.track_every,
                            fallback_detector=args.fallback_detector,
                            threads=args.threads, start_pose_score=args.start_score,
-                           detection_threshold=args.detection_threshold, stitch_gap_s=args.stitch_gap)
+                           detection_threshold=args.detection_threshold, stitch_gap_s=args.stitch_gap,
+                           crop_shrink_per_s=args.crop_shrink)
     res = evaluate(opts, args.clips, args.frames, args.seed, args.data, occlude_s=args.occlude,
                    progress=lambda n, t: print(f"\r{n}/{t} clips", end="", file=sys.stderr, flush=True))
     print(file=sys.stderr)
@@ -218,7 +221,7 @@ def main(argv=None) -> int:
                       "track_every": opts.track_every,
                       "fallback_detector": opts.fallback_detector, "weights": args.weights or "weights/",
                       "start_pose_score": opts.start_pose_score, "detection_threshold": opts.detection_threshold,
-                      "stitch_gap_s": opts.stitch_gap_s}
+                      "stitch_gap_s": opts.stitch_gap_s, "crop_shrink_per_s": opts.crop_shrink_per_s}
     print(json.dumps(res, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))
