@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from . import crops
+from .errors import InferenceError
 from .eval_2d import pck, torso_size
 from .joints import PELVIS
 from .training.lsp import DEFAULT_LSP, load_annotations
@@ -206,15 +207,15 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     args = ap.parse_args(argv)
-    opts = PipelineOptions(weights_dir=args.weights, preset=args.preset, flip_test=args.flip or None,
-                           refine_crops=args.refine,
-                           detect_every=args.detect_every, track_every=args.track_every,
-                           fallback_detector=args.fallback_detector,
-                           threads=args.threads, start_pose_score=args.start_score,
-                           detection_threshold=args.detection_threshold, stitch_gap_s=args.stitch_gap,
-                           crop_shrink_per_s=args.crop_shrink)
-    res = evaluate(opts, args.clips, args.frames, args.seed, args.data, occlude_s=args.occlude,
-                   progress=lambda n, t: print(f"\r{n}/{t} clips", end="", file=sys.stderr, flush=True))
+    try:
+        opts = _options(args)
+        opts.check()   # before the data and the networks load
+        if args.clips < 1 or args.frames < 1:
+            raise InferenceError(f"--clips and --frames must be >= 1, got {args.clips} and {args.frames}")
+        res = evaluate(opts, args.clips, args.frames, args.seed, args.data, occlude_s=args.occlude,
+                       progress=lambda n, t: print(f"\r{n}/{t} clips", end="", file=sys.stderr, flush=True))
+    except (InferenceError, FileNotFoundError) as e:   # bad option values, missing data or weights
+        ap.error(str(e))   # one usage line and exit status 2, like any other bad option
     print(file=sys.stderr)
     res["command"] = "python -m inference.eval_video " + " ".join(argv if argv is not None else sys.argv[1:])
     res["options"] = {"preset": opts.preset, "flip_test": bool(args.flip), "refine_crops": opts.refine_crops, "detect_every": opts.detect_every,
@@ -226,6 +227,18 @@ def main(argv=None) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))
     return 0
+
+
+def _options(args):
+    from .pipeline import PipelineOptions
+
+    return PipelineOptions(weights_dir=args.weights, preset=args.preset, flip_test=args.flip or None,
+                           refine_crops=args.refine,
+                           detect_every=args.detect_every, track_every=args.track_every,
+                           fallback_detector=args.fallback_detector,
+                           threads=args.threads, start_pose_score=args.start_score,
+                           detection_threshold=args.detection_threshold, stitch_gap_s=args.stitch_gap,
+                           crop_shrink_per_s=args.crop_shrink)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The synthetic-video check of stage 1 (inference/eval_video.py)."""
 import numpy as np
+import pytest
 
 from inference.eval_video import FRAME_H, FRAME_W, _match, camera_path, occluder_boxes, render_clip
 from inference.video import FrameReader
@@ -61,3 +62,19 @@ def test_occluder_hides_the_person_on_the_hidden_frames_only(tmp_path):
         values = frames[f][px[:, 1], px[:, 0]].astype(float)
         grey = np.abs(values - 128).max(-1) < 12          # mp4 compression moves it a little
         assert grey.all() if hidden[f] else grey.mean() < 0.5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--crop-shrink", "2"], "crop_shrink_per_s must be between 0 and 1"),
+    (["--stitch-gap", "-1"], "stitch_gap_s must be >= 0"),
+    (["--clips", "0"], "--clips and --frames must be >= 1"),
+])
+def test_bad_option_values_are_one_usage_error(argv, message, capsys):
+    """Bad values stop before any network loads, with argparse's one-line error (exit 2), not a
+    traceback."""
+    from inference.eval_video import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
