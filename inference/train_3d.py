@@ -232,6 +232,20 @@ def validate(run: str, checkpoints: list, average_out: str | None = None, thread
     return out
 
 
+def save_snapshot(run: str, step: int, model_state: dict, cfg: dict, keep: int) -> str:
+    """<run>/snapshots/step_<step>.pt (weights, step, config; no optimiser) and only the newest
+    `keep` of them: the checkpoints that --validate ... --average-out compares and averages."""
+    d = os.path.join(run, "snapshots")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, f"step_{step}.pt")
+    torch.save({"model": model_state, "step": step, "config": cfg}, path + ".tmp")
+    os.replace(path + ".tmp", path)
+    steps = sorted(int(n[5:-3]) for n in os.listdir(d) if n.startswith("step_") and n.endswith(".pt"))
+    for old in steps[:-keep]:
+        os.remove(os.path.join(d, f"step_{old}.pt"))
+    return path
+
+
 def train(args) -> None:
     torch.set_num_threads(args.threads)
     os.makedirs(args.run, exist_ok=True)
@@ -326,6 +340,8 @@ def train(args) -> None:
             _log(log, f"VAL step {step} loss {r[0]:.4f} mpjpe {r[1] * 1000:.1f}mm dlogz {r[2]:.4f}"
                       + (" *best" if improved else ""))
             save(last)
+            if args.keep_snapshots:
+                save_snapshot(args.run, step, model.state_dict(), cfg, args.keep_snapshots)
     save(last)
     if step < cfg["steps"]:   # the time budget ran out first: say so, since --minutes has a default
         _log(log, f"stopped at step {step} of {cfg['steps']}: the --minutes {args.minutes:g} budget is spent; "
@@ -334,11 +350,13 @@ def train(args) -> None:
         _log(log, f"stopped at step {step}: done")
 
 
-def export(run: str, out_stem: str, fp16: bool = True) -> dict:
-    """Best checkpoint of a run -> weights/<name>.pt (+ manifest .json, eval filled by eval_3d)."""
-    ck = torch.load(os.path.join(run, "best.pt"), weights_only=True)
+def export(run: str, out_stem: str, fp16: bool = True, checkpoint: str | None = None) -> dict:
+    """A run's checkpoint (default its best.pt; e.g. an --average-out mean) -> weights/<name>.pt
+    (+ manifest .json, eval filled by eval_3d)."""
+    ck = torch.load(checkpoint or os.path.join(run, "best.pt"), weights_only=True)
     sd = {k: (v.half() if fp16 and v.is_floating_point() else v) for k, v in ck["model"].items()}
     path = out_stem + ".pt"
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     torch.save(sd, path)
     with open(path, "rb") as f:
         sha = hashlib.sha256(f.read()).hexdigest()
@@ -397,18 +415,26 @@ def main(argv=None) -> int:
                     "manifest's, e.g. 3 3 3 -> 3 3 3 3) and start the added blocks near identity")
     ap.add_argument("--widen", action="store_true", help="with --init: keep --channels (which must exceed the "
                     "manifest's, e.g. 256 -> 512); the trained channels compute what they did, the added ones learn")
-    ap.add_argument("--export", metavar="STEM", help="export best.pt to STEM.pt + STEM.json and exit")
+    ap.add_argument("--export", metavar="STEM", help="export best.pt (or --checkpoint) to STEM.pt + STEM.json and exit")
+    ap.add_argument("--checkpoint", metavar="CKPT", help="with --export: this checkpoint of the run instead of best.pt")
+    ap.add_argument("--keep-snapshots", type=int, default=0, metavar="N",
+                    help="also keep the weights of the newest N validations in <run>/snapshots/step_<step>.pt, "
+                         "for --validate ... --average-out (default 0: none)")
     ap.add_argument("--fp32", action="store_true")
     ap.add_argument("--validate", nargs="+", metavar="CKPT", help="print the run's validation figures for "
                     "these checkpoints and exit")
     ap.add_argument("--average-out", metavar="PATH", help="with --validate: also write the mean of their weights "
                     "here and validate it")
     args = ap.parse_args(argv)
+    if args.keep_snapshots < 0:
+        ap.error("--keep-snapshots must be 0 or more")
+    if args.checkpoint and not args.export:
+        ap.error("--checkpoint goes with --export")
     if args.validate:
         print(json.dumps(validate(args.run, args.validate, args.average_out, args.threads), indent=1))
         return 0
     if args.export:
-        print(json.dumps(export(args.run, args.export, fp16=not args.fp32), indent=1))
+        print(json.dumps(export(args.run, args.export, fp16=not args.fp32, checkpoint=args.checkpoint), indent=1))
         return 0
     train(args)
     return 0

@@ -393,3 +393,23 @@ def test_grow_config_must_extend_the_shipped_widths():
         _init_config(man, {"arch": "tcn", "filter_widths": [5] + shipped}, grow=True)
     # without grow the manifest's architecture wins
     assert _init_config(man, {"arch": "tcn", "filter_widths": shipped + [3]})["filter_widths"] == shipped
+
+
+def test_snapshots_keep_the_newest_and_an_average_exports(tmp_path):
+    """train_3d --keep-snapshots: each validation's weights under <run>/snapshots, only the newest
+    N kept; the mean of them (--validate --average-out) exports with --export --checkpoint."""
+    from inference.models.lifter import build_model
+    from inference.train_3d import export, save_snapshot
+    from inference.training.loop import average_checkpoints
+    cfg = {"arch": "tcn", "filter_widths": [3], "channels": 16, "dropout": 0.0, "w_depth": 1.0}
+    run = tmp_path / "run"
+    for step in (500, 1000, 1500, 2000):
+        torch.manual_seed(step)
+        save_snapshot(str(run), step, build_model(cfg).state_dict(), cfg, keep=3)
+    snaps = sorted((run / "snapshots").iterdir())
+    assert [p.name for p in snaps] == ["step_1000.pt", "step_1500.pt", "step_2000.pt"]
+    avg = average_checkpoints([str(p) for p in snaps], tmp_path / "avg.pt")
+    man = export(str(run), str(tmp_path / "lifter"), checkpoint=str(avg))
+    assert man["config"]["trained_steps"] == 2000
+    assert man["config"]["weights_averaged_over_steps"] == [1000, 1500, 2000]
+    assert Lifter.load(str(tmp_path / "lifter.json")).model.state_dict().keys() == build_model(cfg).state_dict().keys()
