@@ -48,7 +48,7 @@ PACKAGES = [
     Package("torch", "==" + TORCH_VERSION, "both", "inference; CPU or CUDA build chosen at run time"),
     Package("bpy", "==5.0.1", "venv", "Blender as a Python module, for tests and batch runs"),
     Package("pytest", "", "venv", "test runner"),
-    Package("matplotlib", "<3.10", "venv", "demo pictures (inference/preview.py); 3.10 needs numpy 2"),
+    Package("matplotlib", "<3.10", "venv", "demo pictures (inference/viz/preview.py); 3.10 needs numpy 2"),
     Package("ray", "==2.60.0", "venv", "batch --ray: one task per video on a cluster (batch_pool.py)"),
 ]
 

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
                          "depend on the weight values")
     ap.add_argument("--name", default="first_frame", help="docs/bench/<name>.json")
     args = ap.parse_args(argv)
-    from blender_mocap_addon.core import posefile
+    import posefile
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

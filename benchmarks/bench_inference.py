@@ -13,7 +13,7 @@ pipeline's own rate after loading (from the pose file's meta).
 Every rate is given twice: wall clock, and "cpu-est": frames / (CPU seconds used / threads), an
 estimate of the rate with the threads' cores to itself; on a shared machine the wall clock
 understates the speed. The load average is printed with each table. The tables also go to
-docs/bench/<--name>.json (default "inference"), which ``python -m inference.report`` reads.
+docs/bench/<--name>.json (default "inference"), which ``python -m evaluation.report`` reads.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def bench_model(cfg, batch: int, device, seconds: float, threads: int) -> tuple[
     import torch
 
     from inference.models.hourglass import StackedHourglass
-    from inference.pose2d import fold_batchnorm
+    from inference.stages.pose2d import fold_batchnorm
 
     model = fold_batchnorm(StackedHourglass(cfg).eval()).to(device)
     x = torch.randn(batch, 3, cfg.in_size, cfg.in_size, device=device)
@@ -76,8 +76,8 @@ def model_table(args) -> dict:
     """Print the networks-alone table; return it as a results_io table."""
     import torch
 
-    from inference.presets import DETECTOR_PRESETS, POSE_PRESETS
-    from inference.pose2d import resolve_device
+    from training.presets import DETECTOR_PRESETS, POSE_PRESETS
+    from inference.stages.pose2d import resolve_device
 
     device = resolve_device(args.device)
     title = f"Networks alone ({device.type}, {args.threads} threads, load average {loadavg()})"
@@ -137,7 +137,7 @@ def process_table(args) -> tuple[dict, dict]:
                 table_rows.append([preset, None, None, None, None, None, f"failed: {msg}"])
                 continue
             sys.path.insert(0, str(REPO))
-            from blender_mocap_addon.core import posefile
+            import posefile
 
             data = posefile.load(out)
             cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)

@@ -6,7 +6,7 @@ Builds a synthetic pose file (constant bone lengths, core/synthetic.py), then
 times import_posefile.load on an empty factory scene, split into its stages:
 read+validate, solve (pure numpy), armatures + keys (bpy).  Prints a table;
 the best of --repeat runs counts.  The table also goes to docs/bench/<--name>.json (default
-keyframes_<P>x<F>, F in thousands as "10k" when whole), which ``python -m inference.report`` reads.
+keyframes_<P>x<F>, F in thousands as "10k" when whole), which ``python -m evaluation.report`` reads.
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
 
-from blender_mocap_addon import import_posefile  # noqa: E402
-from blender_mocap_addon.core import posefile, synthetic  # noqa: E402
+from blender_mocap_addon.blender import import_posefile  # noqa: E402
+import posefile
+from blender_mocap_addon.core import synthetic  # noqa: E402
 from results_io import write_result  # noqa: E402
 
 COLUMNS = ["people", "frames", "keys", "read (s)", "solve (s)", "full import wall (s)", "full import CPU (s)",

@@ -29,14 +29,14 @@ sys.path[:0] = [HERE, REPO]
 from results_io import markdown_table, write_result  # noqa: E402
 
 DEFAULT_VIDEO = os.path.join(REPO, "examples", "sports2d_demo.mp4")
-FPS = 30.0   # image folders play at 30 fps (inference.video.DEFAULT_FPS); the sample is 30 fps too
+FPS = 30.0   # image folders play at 30 fps (inference.stages.video.DEFAULT_FPS); the sample is 30 fps too
 
 
 def extract_frames(video: str, folder: str, scale: float) -> list:
     """Decode every frame of video once into folder/src_NNNN.jpg; returns the paths."""
     import cv2
 
-    from inference.video import FrameReader
+    from inference.stages.video import FrameReader
 
     os.makedirs(folder, exist_ok=True)
     paths = []
@@ -97,7 +97,7 @@ def run_one(folder: str, n: int, args, env) -> dict:
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"inference failed on {n} frames: {err.strip()[-800:]}")
-        from blender_mocap_addon.core import posefile
+        import posefile
 
         d = posefile.load(out)
         size = os.path.getsize(out)

@@ -1,13 +1,13 @@
 """Where benchmark scripts put their numbers: one JSON file per benchmark in docs/bench/.
 
-    from results_io import write_result            # benchmarks/ is on sys.path when run as a script
+    from results_io import write_result  # benchmarks/ is on sys.path when run as a script
     write_result("memory", tables=[{"title": ..., "columns": [...], "rows": [[...], ...]}],
                  notes="...")
 
 Each file holds the exact command that made it (``sys.argv`` of the running script, relative to
 the repository), the date, the machine (CPU, cores, load average, torch and GPU when present) and
-the tables. ``python -m inference.report`` turns all of them into docs/REPORT.md. A script that
-only prints markdown can be recorded as is: ``python -m inference.report --capture NAME -- CMD``.
+the tables. ``python -m evaluation.report`` turns all of them into docs/REPORT.md. A script that
+only prints markdown can be recorded as is: ``python -m evaluation.report --capture NAME -- CMD``.
 """
 from __future__ import annotations
 

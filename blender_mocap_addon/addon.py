@@ -8,12 +8,12 @@ pointer and the File > Import menu entry.
 
 import bpy
 
-from . import operators, panel, prefs
+from .ui import operators, panel, prefs, properties
 
 CLASSES: tuple = (
     prefs.MOCAP_AddonPreferences,
-    panel.MocapBoneMapItem,
-    panel.MocapSettings,
+    properties.MocapBoneMapItem,
+    properties.MocapSettings,
     panel.MOCAP_UL_bonemap,
     operators.MOCAP_OT_convert,
     operators.MOCAP_OT_cancel_convert,
@@ -34,7 +34,7 @@ CLASSES: tuple = (
 def register():
     for cls in CLASSES:
         bpy.utils.register_class(cls)
-    bpy.types.Scene.mocap = bpy.props.PointerProperty(type=panel.MocapSettings)
+    bpy.types.Scene.mocap = bpy.props.PointerProperty(type=properties.MocapSettings)
     bpy.types.TOPBAR_MT_file_import.append(operators.menu_import)
 
 

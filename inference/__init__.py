@@ -1,6 +1,6 @@
 """Markerless motion capture engine: video -> people -> 2D -> tracks -> 3D -> pose file.
 
-    from inference import run, PipelineOptions
+    from inference import PipelineOptions, run
     result = run("clip.mp4", PipelineOptions(preset="fast"))
     result.save("clip.npz")
 
@@ -14,11 +14,11 @@ __all__ = ["run", "PipelineOptions", "PoseResult", "InferenceError"]
 
 def __getattr__(name):  # PEP 562: lazy attributes keep `import inference` cheap
     if name in ("run", "PipelineOptions", "PoseResult"):
-        from . import pipeline
+        from inference import pipeline
 
         return getattr(pipeline, name)
     if name == "InferenceError":
-        from .errors import InferenceError
+        from inference.errors import InferenceError
 
         return InferenceError
     raise AttributeError(f"module 'inference' has no attribute {name!r}")

@@ -1,8 +1,8 @@
 """The one place that wires the stages: video -> people -> 2D poses -> tracks -> 3D -> smoothing.
 
-    from inference import run, PipelineOptions
+    from inference import PipelineOptions, run
     result = run("clip.mp4", PipelineOptions(preset="fast", max_people=4))
-    result.save("clip.npz")          # pose file v1 (blender_mocap_addon.core.posefile)
+    result.save("clip.npz")          # pose file v1 (posefile)
 
 Stage 1 streams the video in chunks of ``detect_every`` frames. The person detector runs on the
 first frame of each chunk; its boxes, together with the boxes that the tracker predicts from
@@ -30,13 +30,13 @@ from typing import Callable
 
 import numpy as np
 
-from blender_mocap_addon.core import posefile
+import posefile
 
-from . import camera
-from .errors import Cancelled, InferenceError
-from .joints import JOINT_NAMES, PELVIS
-from .stitching import StitchConfig, stitch_tracks
-from .video import FrameReader
+from inference.core import camera
+from inference.errors import Cancelled, InferenceError
+from posefile.skeleton import JOINT_NAMES, PELVIS
+from inference.stages.stitching import stitch_tracks, StitchConfig
+from inference.stages.video import FrameReader
 
 ENGINE_VERSION = "0.1.0"
 PRESETS = ("fast", "balanced", "accurate")
@@ -171,10 +171,10 @@ def _manifest(folder: Path, name: str) -> Path:
 
 def load_models(opts: PipelineOptions) -> Models:
     """Pose network, detector and lifter for a preset; every failure is an InferenceError."""
-    from . import weights as W
-    from .lifting import Lifter, LifterError
-    from .people import PersonDetector
-    from .pose2d import PoseEstimator
+    from inference.models import weights as W
+    from inference.stages.lifting import Lifter, LifterError
+    from inference.stages.detect import PersonDetector
+    from inference.stages.pose2d import PoseEstimator
 
     folder = Path(opts.weights_dir) if opts.weights_dir else W.weights_dir()
     if opts.weights_dir and not folder.is_dir():
@@ -185,7 +185,7 @@ def load_models(opts: PipelineOptions) -> Models:
             raise InferenceError(
                 f"the 'accurate' preset has no shipped weights yet ({pose_m} is missing): its 8-stack, "
                 "256-px network needs a GPU to train. Use --preset balanced or fast, or train it "
-                "(python -m inference.train_2d --preset accurate) and put pose_accurate.json and its "
+                "(python -m training.train_2d --preset accurate) and put pose_accurate.json and its "
                 "weights in a folder given with --weights.")
         raise InferenceError(f"pose weights not found: {pose_m}. The shipped weights live in the "
                              "repository's weights/ folder; point --weights at a folder holding "
@@ -237,7 +237,7 @@ class _Stage1:
     """Chunked detection + pose + tracking over a frame stream."""
 
     def __init__(self, models: Models, opts: PipelineOptions, fps: float):
-        from .tracking import Tracker, TrackerConfig
+        from inference.stages.tracking import Tracker, TrackerConfig
 
         self.m, self.opts = models, opts
         self.tracker = Tracker(TrackerConfig(max_age=max(3, int(round(0.5 * fps))),
@@ -249,7 +249,7 @@ class _Stage1:
                       "fallback_frames": 0}
         self.fallback = None
         if opts.fallback_detector == "hog":
-            from .people import HogDetector
+            from inference.stages.detect import HogDetector
 
             self.fallback = HogDetector()
         self.t = {"detect": 0.0, "pose": 0.0, "track": 0.0}
@@ -291,7 +291,7 @@ class _Stage1:
 
     def _poses(self, idxs: list[int], frames: list[np.ndarray], dets: list) -> None:
         """Pose crops and tracking for a few consecutive frames. dets: the chunk's detections."""
-        from .tracking import suppress_duplicates
+        from inference.stages.tracking import suppress_duplicates
 
         opts = self.opts
         t1 = time.perf_counter()
@@ -344,7 +344,7 @@ class _Stage1:
     def _sane(self, boxes, image_size, tags=None) -> list:
         """boxes: list of (3,) (cx, cy, size) px -> [(tag, clamped box (3,) float32)] for the usable
         ones (tags default to the indices); the dropped ones are counted in stats."""
-        from .pose2d import sanitize_boxes
+        from inference.stages.pose2d import sanitize_boxes
 
         if not boxes:
             return []
@@ -354,7 +354,7 @@ class _Stage1:
         return [(tags[k], clean[k]) for k in np.nonzero(ok)[0]]
 
     def _refine(self, frames, boxes, results):
-        from .tracking import pose_box
+        from inference.stages.tracking import pose_box
 
         redo_f, redo_k, redo_boxes = [], [], []
         for f, (fb, (joints, scores)) in enumerate(zip(boxes, results)):
@@ -388,7 +388,7 @@ class _Stage1:
 def lifter_scores(models: Models, scores: np.ndarray) -> np.ndarray:
     """The pose network's raw scores in the convention the lifter was trained with: calibrated
     (score_calibration) when it learnt from a pose network's measured errors, else as they are."""
-    from . import score_calibration
+    from inference.core import score_calibration
 
     if not getattr(models.lifter, "wants_calibrated_scores", False):
         return scores
@@ -400,7 +400,7 @@ def smooth_run(X: np.ndarray, joints2d: np.ndarray | None, fps: float, K: np.nda
     """Stage-2 smoothing of one run of present frames of one person (opts.smoothing > 0): 3D
     joints (F, J, 3) m with filters.smooth_track, 2D joints (F, J, 2) px (or None) with One-Euro.
     The one definition for the engine, eval_3d.engine_post and preview.smooth_like_pipeline."""
-    from .filters import smooth, smooth_track
+    from inference.core.filters import smooth, smooth_track
 
     mc, beta = opts.min_cutoff / opts.smoothing, opts.beta / opts.smoothing
     cut = opts.root_cutoff / opts.smoothing if opts.root_cutoff > 0 else None
@@ -417,9 +417,9 @@ def smooth_run(X: np.ndarray, joints2d: np.ndarray | None, fps: float, K: np.nda
 
 def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models: Models,
                   opts: PipelineOptions, warnings: list[str], stats: dict) -> tuple:
-    from .filters import bone_lengths, enforce_bone_lengths, runs
-    from .lifting import LifterError
-    from .tracking import dense_track, fill_gaps
+    from inference.core.filters import bone_lengths, enforce_bone_lengths, runs
+    from inference.stages.lifting import LifterError
+    from inference.stages.tracking import dense_track, fill_gaps
 
     J = len(JOINT_NAMES)
     P = len(tracks)

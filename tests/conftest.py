@@ -1,6 +1,8 @@
 """Shared pytest setup for the whole suite.
 
-- The repository root is importable (``inference``, ``blender_mocap_addon``, ``install_deps``).
+- The repository root is importable (``inference``, ``blender_mocap_addon``, ``install_deps``), and
+  so are the helper modules in ``tests/`` (``engine_media``, ``engine_weights``, ...) from the test
+  folders that mirror the packages.
 - ``BLENDER_USER_RESOURCES`` points to a temporary folder for the whole session, set before any
   test imports bpy, so tests never read or write the user's Blender config or extensions.
 - Tests marked ``gpu`` are skipped without CUDA; tests marked ``blender`` are skipped without bpy.
@@ -15,9 +17,11 @@ import tempfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
+for _path in (TESTS, REPO):  # REPO ends up first
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

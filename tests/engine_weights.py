@@ -23,8 +23,8 @@ def shipped_weights() -> Path | None:
 def untrained_weights(folder: Path, seed: int = 0) -> Path:
     from inference.models.hourglass import StackedHourglass
     from inference.models.lifter import build_model
-    from inference.presets import DETECTOR_PRESETS, POSE_PRESETS
-    from inference.weights import save_state_dict, write_manifest
+    from training.presets import DETECTOR_PRESETS, POSE_PRESETS
+    from inference.models.weights import save_state_dict, write_manifest
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

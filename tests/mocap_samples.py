@@ -6,8 +6,8 @@ import tarfile
 
 import pytest
 
-from inference.training import mocap
-from inference.training.bvh import parse_bvh
+from data import mocap
+from data.bvh import parse_bvh
 
 
 def archive_bvh(archive: str, suffix: str):

@@ -13,7 +13,7 @@ import numpy as np
 def probe_video(job, workdir):
     """Decode every frame of job.input with the project's reader; write <name>.json with the
     frame count and the mean intensity. A corrupt video raises InferenceError."""
-    from inference.video import FrameReader
+    from inference.stages.video import FrameReader
     n, total = 0, 0.0
     with FrameReader(job.input) as reader:
         for _, frame in reader:

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Build the Blender extension zip.
 
-The zip holds the contents of ``blender_mocap_addon/`` at its root plus the top-level
-``blender_manifest.toml``, which is the layout Blender 4.2+ expects
+The zip holds the contents of ``blender_mocap_addon/`` at its root, the top-level
+``blender_manifest.toml``, and a copy of the neutral ``posefile/`` package as
+``core/posefile/`` (the add-on's ``core/contract.py`` imports it from there, since an installed
+extension cannot reach the checkout). That is the layout Blender 4.2+ expects
 (Preferences > Get Extensions > Install from Disk, or ``blender --command extension install-file``).
 Caches (``__pycache__``, ``*.pyc``) and editor droppings are left out. The archive is
 reproducible: sorted entries, fixed timestamps.
@@ -22,6 +24,8 @@ import zipfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE_DIR = os.path.join(REPO, "blender_mocap_addon")
+POSEFILE_DIR = os.path.join(REPO, "posefile")
+POSEFILE_IN_ZIP = "core/posefile"
 MANIFEST = os.path.join(REPO, "blender_manifest.toml")
 MANIFEST_NAME = "blender_manifest.toml"
 
@@ -62,13 +66,15 @@ def package_files(package_dir: str = PACKAGE_DIR) -> list[tuple[str, str]]:
 
 
 def build(output_dir: str = os.path.join(REPO, "dist"), *, manifest_path: str = MANIFEST,
-          package_dir: str = PACKAGE_DIR) -> str:
+          package_dir: str = PACKAGE_DIR, posefile_dir: str = POSEFILE_DIR) -> str:
     """Write ``<output_dir>/<id>-<version>.zip`` and return its path."""
     manifest = read_manifest(manifest_path)
     for key in ("id", "version"):
         if not isinstance(manifest.get(key), str):
             raise BuildError(f"{manifest_path}: missing string field '{key}'")
-    entries = [(manifest_path, MANIFEST_NAME)] + package_files(package_dir)
+    vendored = [(src, f"{POSEFILE_IN_ZIP}/{name}") for src, name in package_files(posefile_dir)]
+    entries = [(manifest_path, MANIFEST_NAME)] + sorted(package_files(package_dir) + vendored,
+                     key=lambda item: item[1])
     os.makedirs(output_dir, exist_ok=True)
     zip_path = os.path.join(output_dir, f"{manifest['id']}-{manifest['version']}.zip")
     tmp = zip_path + ".tmp"

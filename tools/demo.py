@@ -5,7 +5,7 @@
 
 writes, in --out:
     sample.npz                the pose file (contract v1)
-    sample.blend, sample.bvh  one animated armature per person (Blender, via blender_mocap_addon.batch;
+    sample.blend, sample.bvh  one animated armature per person (Blender, via blender_mocap_addon.runner.batch;
                               with several people BVH holds one skeleton per file: sample_Mocap_P<id>.bvh)
     sample_overlay.mp4        the video with 2D skeletons and track ids
     sample_preview.png        a grid of 3D frames
@@ -14,9 +14,9 @@ writes, in --out:
                               writes it elsewhere too)
     sample_demo.json          what was run, timings and counts
 
-Inference runs once in this process (``inference.preview.raw_and_smoothed``: one raw run plus the
+Inference runs once in this process (``inference.viz.preview.raw_and_smoothed``: one raw run plus the
 pipeline's own filters, so the trajectory plot shows exactly what the pose file got); Blender runs
-as ``python -m blender_mocap_addon.batch --pose-file ...`` in a subprocess. Exit status 0 when
+as ``python -m blender_mocap_addon.runner.batch --pose-file ...`` in a subprocess. Exit status 0 when
 every file was written, 1 otherwise (the message says what failed).
 """
 from __future__ import annotations
@@ -44,8 +44,8 @@ def result_card(video: str, result, frame: int, out_path: str, height: int = 540
     import cv2
     import numpy as np
 
-    from inference import overlay, preview
-    from inference.video import FrameReader
+    from inference.viz import overlay, preview
+    from inference.stages.video import FrameReader
 
     start = overlay._frame_start(result.meta)
     with FrameReader(video, start=start + frame, end=start + frame + 1) as reader:
@@ -90,11 +90,11 @@ def main(argv=None) -> int:
     ap.add_argument("--card", default=None, help="also write the result picture here")
     ap.add_argument("--no-blender", action="store_true", help="skip the .blend/.bvh step")
     ap.add_argument("--record", action="store_true",
-                    help="also write the jitter and timings to docs/bench/demo.json (for inference.report)")
+                    help="also write the jitter and timings to docs/bench/demo.json (for evaluation.report)")
     args = ap.parse_args(argv)
 
-    from blender_mocap_addon.core import posefile
-    from inference import overlay, preview
+    import posefile
+    from inference.viz import overlay, preview
     from inference.errors import InferenceError
     from inference.pipeline import PipelineOptions
 
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     ok = True
     if not args.no_blender:
         t = time.perf_counter()
-        cmd = [sys.executable, "-m", "blender_mocap_addon.batch", "--pose-file", stem + ".npz",
+        cmd = [sys.executable, "-m", "blender_mocap_addon.runner.batch", "--pose-file", stem + ".npz",
                "--output", out, "--format", args.formats]
         _say("Blender: " + " ".join(os.path.relpath(c, ROOT) if os.path.isabs(c) and c.startswith(ROOT) else c
                                       for c in cmd))

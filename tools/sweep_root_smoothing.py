@@ -3,7 +3,7 @@ the root's path").
 
     .venv/bin/python tools/sweep_root_smoothing.py [--cutoffs 0 3 2 1.5 1]
 
-Lifts the lifter's held-out mocap sequences (inference.eval_3d.heldout_sequences) once per 2D
+Lifts the lifter's held-out mocap sequences (evaluation.eval_3d.heldout_sequences) once per 2D
 input (exact, the noise model, our pose network's replayed errors with calibrated scores), then
 applies the engine's post-processing (eval_3d.engine_post) with each root cutoff (0: One-Euro for the root like the other joints) and prints the root's lateral and
 3D error and the jitter, in mm (per frame^2 for jitter).
@@ -20,13 +20,13 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from inference import eval_3d  # noqa: E402
-from inference.lifting import Lifter  # noqa: E402
-from inference.metrics import jitter, root_lateral_error  # noqa: E402
+from evaluation import eval_3d  # noqa: E402
+from inference.stages.lifting import Lifter  # noqa: E402
+from inference.core.metrics import jitter, root_lateral_error  # noqa: E402
 from inference.models.lifter import PELVIS  # noqa: E402
 from inference.pipeline import PipelineOptions  # noqa: E402
-from inference.pose_errors import load_errors  # noqa: E402
-from inference.training import mocap  # noqa: E402
+from evaluation.pose_errors import load_errors  # noqa: E402
+from data import mocap  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,2 @@
-"""Pure-numpy core of the add-on: no bpy, no torch. Importable outside Blender.
-
-``posefile`` holds the pose-file contract (format version 1) shared with ``inference``.
-"""
+"""Pure-numpy core of the add-on: no bpy, no torch, never the engine. Importable outside
+Blender. Imports only numpy and the pose-file contract (``contract.posefile``)."""

@@ -12,7 +12,7 @@ import numpy as np
 from . import axes
 from . import rotations as rot
 from . import skeleton as sk
-from .posefile import JOINT_NAMES
+from .contract import posefile
 
 #: Typical adult bone lengths (metres) in skeleton.BONES order.
 ADULT_LENGTHS = np.array([0.50, 0.10, 0.20,        # spine, neck, head
@@ -34,7 +34,7 @@ def _axis_angle(axis, angle: np.ndarray) -> np.ndarray:
 def person_world(F: int, seed: int = 0, lengths: np.ndarray | None = None, fps: float = 30.0):
     """One synthetic person in Blender world axes.
 
-    Returns (joints (F, J, 3) in JOINT_NAMES order, world_rot (F, B, 3, 3), lengths (B,)).
+    Returns (joints (F, J, 3) in posefile.JOINT_NAMES order, world_rot (F, B, 3, 3), lengths (B,)).
     """
     rng = np.random.default_rng(seed)
     if lengths is None:
@@ -73,7 +73,7 @@ def person_world(F: int, seed: int = 0, lengths: np.ndarray | None = None, fps: 
                      4.0 + 0.5 * np.cos(2 * np.pi * 0.1 * t) + rng.uniform(-0.5, 0.5),
                      rest.root_head[2] + 0.05 * np.sin(2 * np.pi * 1.5 * t)], axis=1)
     pos = sk.forward_kinematics(W, root, rest)
-    joints = np.stack([pos[n] for n in JOINT_NAMES], axis=1)
+    joints = np.stack([pos[n] for n in posefile.JOINT_NAMES], axis=1)
     return joints, W, lengths
 
 
@@ -86,7 +86,7 @@ def pose_arrays(P: int, F: int, fps: float = 30.0, seed: int = 0, gaps: bool = F
     """
     w, h = image_size
     K = np.array([[1000.0, 0, w / 2], [0, 1000.0, h / 2], [0, 0, 1]], np.float32)
-    j3 = np.empty((P, F, len(JOINT_NAMES), 3), np.float32)
+    j3 = np.empty((P, F, len(posefile.JOINT_NAMES), 3), np.float32)
     valid = np.ones((P, F), bool)
     for p in range(P):
         jw, _, _ = person_world(F, seed=seed + 101 * p, fps=fps)

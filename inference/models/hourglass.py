@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .widening import widen_state
+from inference.models.widening import widen_state
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..camera import A_REAL_M2, bbox_area
-from .widening import widen_state
+from inference.core.camera import A_REAL_M2, bbox_area
+from inference.models.widening import widen_state
 
-J = 16
-PELVIS, R_HIP, L_HIP = 6, 2, 3
+from posefile.skeleton import JOINT_INDEX, PELVIS
+from posefile.skeleton import NUM_JOINTS as J
+
+R_HIP, L_HIP = JOINT_INDEX["r_hip"], JOINT_INDEX["l_hip"]
 N_FEAT = J * 2 + J + 2
 N_OUT = J * 3 + 1
 

@@ -1,0 +1,288 @@
+"""Import a pose file: one animated armature per person (thin bpy glue).
+
+``load(pose_path, options, report=print)`` is the one entry point used by the
+operator, the Convert job and batch.  All maths happen first (pure numpy, in
+core); the scene is changed only once every person is solved, and anything
+created is removed again if a later step fails, so a failed import leaves the
+scene as it was.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from . import armature as armature_bpy, keys as keys_bpy
+from ..core import axes, motion
+from ..core.contract import posefile
+from ..core import skeleton as sk
+from ..errors import MocapError
+
+
+@dataclass
+class ImportOptions:
+    """smoothing: Gaussian sigma in frames (0 = off); frame_offset: scene frame of
+    pose-file frame 0; set_scene: set scene fps and frame range; add_camera: add a
+    camera matching camera_K (with ``video_path`` as background when given);
+    people: person ids to import (None = all); min_valid_frames: skip shorter
+    tracks; collection: name of the collection the objects go to."""
+    smoothing: float = 0.0
+    frame_offset: int = 1
+    set_scene: bool = True
+    add_camera: bool = False
+    video_path: str = ""
+    people: list | None = None
+    min_valid_frames: int = 1
+    collection: str = "Mocap"
+
+
+@dataclass
+class ImportResult:
+    armatures: list = field(default_factory=list)      # object names, one per person
+    person_ids: list = field(default_factory=list)
+    camera: str | None = None
+    frame_start: int = 0
+    frame_end: int = 0
+    fps: float = 0.0
+    keys: int = 0
+    warnings: list = field(default_factory=list)
+    cpu_seconds: dict = field(default_factory=dict)   # stage -> CPU time (read, solve, armatures, keys)
+
+
+def read_pose_file(pose_path: str) -> posefile.PoseData:
+    """posefile.load with the add-on's exception."""
+    if not pose_path:
+        raise MocapError("no pose file given")
+    try:
+        return posefile.load(pose_path)
+    except posefile.PoseFileError as ex:
+        raise MocapError(f"cannot import pose file: {ex}") from ex
+
+
+def solve_people(data: posefile.PoseData, options: ImportOptions, warnings: list) -> list:
+    """PersonMotion for each person to import (pure numpy); raises MocapError if none."""
+    if data.num_people == 0:
+        raise MocapError("the pose file contains no people (nobody was detected in the video)")
+    wanted = None if options.people is None else {int(p) for p in options.people}
+    out = []
+    for p in range(data.num_people):
+        pid = int(data.person_ids[p])
+        if wanted is not None and pid not in wanted:
+            continue
+        n_valid = int(np.count_nonzero(data.valid[p]))
+        if n_valid < max(1, options.min_valid_frames):
+            warnings.append(f"person {pid}: only {n_valid} valid frames; skipped")
+            continue
+        try:
+            m = motion.solve_person(data.joints3d[p], data.valid[p], data.joint_names,
+                                    person_id=pid, smoothing=options.smoothing, local=False)
+        except (ValueError, KeyError) as ex:
+            warnings.append(f"person {pid}: {ex}; skipped")
+            continue
+        gaps = data.num_frames - n_valid
+        if gaps:
+            warnings.append(f"person {pid}: absent in {gaps} of {data.num_frames} frames "
+                            "(keys interpolate across gaps)")
+        warnings.extend(m.warnings)
+        out.append(m)
+    if not out:
+        if wanted is not None:
+            raise MocapError(f"none of the people {sorted(wanted)} can be imported "
+                             f"(file has ids {data.person_ids.tolist()})")
+        raise MocapError("no person in the pose file has usable frames")
+    return out
+
+
+def person_channels(m: motion.PersonMotion, frame_offset: int) -> list:
+    """keys_bpy.Channel list: root location (3) + one quaternion (4) per bone."""
+    frames = m.frames.astype(np.float64) + frame_offset
+    root = sk.ROOT_BONE
+    chans = [keys_bpy.Channel(f'pose.bones["{root}"].location', i, frames, m.root_location[:, i], root)
+             for i in range(3)]
+    for b, name in enumerate(sk.BONE_NAMES):
+        for i in range(4):
+            chans.append(keys_bpy.Channel(f'pose.bones["{name}"].rotation_quaternion', i, frames,
+                                          m.local_quat[:, b, i], name))
+    return chans
+
+
+class _Undo:
+    """Remembers what an import created or changed, to put the scene back on failure."""
+
+    def __init__(self, scene):
+        self.scene = scene
+        self.objects, self.data, self.actions, self.clips, self.collections = [], [], [], [], []
+        self.linked = []
+        r = scene.render
+        self.scene_state = (r.fps, r.fps_base, scene.frame_start, scene.frame_end, scene.frame_current)
+        self.render_state = (r.resolution_x, r.resolution_y, r.resolution_percentage, scene.camera)
+
+    def rollback(self):
+        for ob in self.objects:
+            if ob.name in bpy.data.objects:
+                bpy.data.objects.remove(ob, do_unlink=True)
+        for d in self.data:
+            coll = bpy.data.armatures if isinstance(d, bpy.types.Armature) else bpy.data.cameras
+            if d.name in coll:
+                coll.remove(d)
+        for a in self.actions:
+            if a.name in bpy.data.actions:
+                bpy.data.actions.remove(a)
+        for c in self.clips:
+            if c.name in bpy.data.movieclips:
+                bpy.data.movieclips.remove(c)
+        for c in self.linked:
+            if c.name in bpy.data.collections and c.name in self.scene.collection.children:
+                self.scene.collection.children.unlink(c)
+        for c in self.collections:
+            if c.name in bpy.data.collections:
+                bpy.data.collections.remove(c)
+        s = self.scene
+        s.render.fps, s.render.fps_base, s.frame_start, s.frame_end, cur = self.scene_state
+        rx, ry, rp, cam = self.render_state
+        s.render.resolution_x, s.render.resolution_y, s.render.resolution_percentage = rx, ry, rp
+        if cam is None or cam.name in bpy.data.objects:
+            s.camera = cam
+        s.frame_set(cur)
+
+
+def _collection(scene, name, undo):
+    """Collection ``name`` linked under the scene (created if needed)."""
+    coll = bpy.data.collections.get(name)
+    if coll is None:
+        coll = bpy.data.collections.new(name)
+        undo.collections.append(coll)
+    if coll.name not in {c.name for c in scene.collection.children_recursive}:
+        scene.collection.children.link(coll)
+        undo.linked.append(coll)
+    return coll
+
+
+def _set_fps(scene, fps: float):
+    whole = max(1, int(round(fps)))
+    scene.render.fps = whole
+    scene.render.fps_base = whole / fps
+
+
+def _add_camera(data, options, coll, undo, result, frame_offset):
+    cam_data = bpy.data.cameras.new("Mocap_Camera")
+    undo.data.append(cam_data)
+    cam = bpy.data.objects.new("Mocap_Camera", cam_data)
+    undo.objects.append(cam)
+    coll.objects.link(cam)
+    cam.rotation_euler = axes.BLENDER_CAMERA_EULER
+    lens = axes.camera_lens_from_K(data.camera_K, data.image_size)
+    cam_data.sensor_fit = lens["sensor_fit"]
+    cam_data.sensor_width = lens["sensor_width"]
+    cam_data.lens = lens["lens"]
+    cam_data.shift_x = lens["shift_x"]
+    cam_data.shift_y = lens["shift_y"]
+    scene = undo.scene
+    scene.render.resolution_x, scene.render.resolution_y = data.image_size
+    scene.render.resolution_percentage = 100
+    if scene.camera is None:
+        scene.camera = cam
+    result.camera = cam.name
+    video = options.video_path
+    if video:
+        if not os.path.isfile(video):
+            result.warnings.append(f"video {video!r} not found; camera has no background")
+            return
+        try:
+            clip = bpy.data.movieclips.load(video)
+        except RuntimeError as ex:
+            result.warnings.append(f"cannot load video {video!r} as background: {ex}")
+            return
+        undo.clips.append(clip)
+        start = _video_start(data)
+        clip.frame_start = frame_offset - start
+        cam_data.show_background_images = True
+        bg = cam_data.background_images.new()
+        bg.source = 'MOVIE_CLIP'
+        bg.clip = clip
+        bg.alpha = 1.0
+
+
+def _video_start(data) -> int:
+    """Video frame index of pose-file frame 0 (from meta, when inference recorded it)."""
+    meta = data.meta or {}
+    for holder in (meta, meta.get("options", {}) if isinstance(meta.get("options"), dict) else {}):
+        for key in ("start", "start_frame", "frame_start"):
+            v = holder.get(key)
+            if isinstance(v, int) and v >= 0:
+                return v
+    return 0
+
+
+class _StageClock:
+    """Adds the CPU time since the previous call to ``totals[stage]``."""
+
+    def __init__(self, totals: dict):
+        self.totals = totals
+        self.t = time.process_time()
+
+    def __call__(self, stage: str):
+        now = time.process_time()
+        self.totals[stage] = self.totals.get(stage, 0.0) + now - self.t
+        self.t = now
+
+
+def load(pose_path: str, options: ImportOptions | None = None, report=print,
+         scene=None) -> ImportResult:
+    """Import ``pose_path`` into ``scene`` (default: the context scene).
+
+    Returns an ImportResult; raises MocapError with the scene unchanged.
+    """
+    options = options or ImportOptions()
+    scene = scene or bpy.context.scene
+    result = ImportResult()
+    clock = _StageClock(result.cpu_seconds)
+    data = read_pose_file(pose_path)
+    clock("read")
+    people = solve_people(data, options, result.warnings)
+    clock("solve")
+    stem = os.path.splitext(os.path.basename(pose_path))[0]
+    undo = _Undo(scene)
+    try:
+        armature_bpy.ensure_object_mode()
+        coll = _collection(scene, options.collection, undo)
+        objs = armature_bpy.build_armatures([(f"Mocap_P{m.person_id}", m.rest) for m in people], coll)
+        for obj in objs:
+            undo.objects.append(obj)
+            undo.data.append(obj.data)
+        clock("armatures")
+        for m, obj in zip(people, objs):
+            obj["mocap_person_id"] = m.person_id
+            obj["mocap_source"] = os.path.basename(pose_path)
+            obj["mocap_hip_height"] = float(m.rest.root_head[2])
+            motion.localize(m, armature_bpy.bone_rest_rotations(obj, sk.BONE_NAMES))
+            clock("solve")
+            action = keys_bpy.new_action(f"{obj.name}_{stem}")
+            undo.actions.append(action)
+            result.keys += keys_bpy.write_channels(obj, action, person_channels(m, options.frame_offset))
+            clock("keys")
+            result.armatures.append(obj.name)
+            result.person_ids.append(m.person_id)
+            report(f"person {m.person_id}: {len(m.frames)} frames -> {obj.name}")
+        first = min(int(m.frames[0]) for m in people) + options.frame_offset
+        last = max(int(m.frames[-1]) for m in people) + options.frame_offset
+        result.frame_start, result.frame_end, result.fps = first, last, float(data.fps)
+        if options.set_scene:
+            _set_fps(scene, float(data.fps))
+            scene.frame_start, scene.frame_end = first, max(last, first)
+        if options.add_camera:
+            _add_camera(data, options, coll, undo, result, options.frame_offset)
+        scene.frame_set(first)
+        clock("scene")
+    except MocapError:
+        undo.rollback()
+        raise
+    except Exception as ex:          # any bpy failure: undo, then one domain error
+        undo.rollback()
+        raise MocapError(f"import failed: {type(ex).__name__}: {ex}") from ex
+    for w in result.warnings:
+        report(f"WARNING: {w}")
+    return result

@@ -1,0 +1,75 @@
+"""Settings stored on the scene (``scene.mocap``) and where the user's bone-map presets live.
+
+Panels and operators both import this module; it imports neither."""
+from __future__ import annotations
+
+import bpy
+
+from ..core import bonemap as bm
+
+
+def _is_armature(self, obj):
+    return obj.type == 'ARMATURE'
+
+
+def user_preset_dir() -> str:
+    """Folder of the user's bone-map presets (JSON), in Blender's config folder."""
+    return bpy.utils.user_resource('CONFIG', path="video_mocap_bonemaps", create=True)
+
+
+_ENUM_CACHE = []   # Blender needs the strings of dynamic enum items to stay alive
+
+
+def _bonemap_items(self, context):
+    items = [('AUTO', "Auto", "Best preset for the target rig, else match bone names")]
+    for pid, make in bm.PRESETS.items():
+        items.append((pid, make().name, ""))
+    try:
+        for name, path in bm.list_user_presets(user_preset_dir()):
+            items.append(("USER:" + path, name, f"User preset {path}"))
+    except (OSError, ValueError):
+        pass
+    _ENUM_CACHE[:] = items
+    return _ENUM_CACHE
+
+
+class MocapBoneMapItem(bpy.types.PropertyGroup):
+    source: bpy.props.StringProperty(name="Mocap Bone")
+    target: bpy.props.StringProperty(name="Target Bone")
+
+
+class MocapSettings(bpy.types.PropertyGroup):
+    video_path: bpy.props.StringProperty(name="Video", subtype='FILE_PATH')
+    pose_path: bpy.props.StringProperty(name="Pose File", subtype='FILE_PATH',
+                                        description="Pose file (.npz) to import, or where Convert writes it")
+    preset: bpy.props.EnumProperty(name="Preset", items=[
+        ('FAST', "Fast", "The smallest networks: about 30% quicker, less accurate"),
+        ('BALANCED', "Balanced", "A wider pose network: the most accurate shipped (default)"),
+        ('ACCURATE', "Accurate", "8-stack networks (need a GPU; not shipped yet)")], default='BALANCED')
+    device: bpy.props.EnumProperty(name="Device", items=[
+        ('AUTO', "Auto", "GPU if available"), ('CPU', "CPU", ""), ('CUDA', "CUDA", "")])
+    max_people: bpy.props.IntProperty(name="Max People", min=0, default=0, description="0: no limit")
+    focal: bpy.props.FloatProperty(name="Focal (px)", min=0.0, default=0.0,
+                                   description="Focal length in pixels; 0: estimate")
+    smoothing: bpy.props.FloatProperty(name="Smoothing", min=0.0, max=10.0, default=1.0,
+                                       description="Temporal smoothing done by inference: 0 off, 1 default, "
+                                                   "larger is smoother")
+    import_smoothing: bpy.props.FloatProperty(name="Import Smoothing", min=0.0, max=20.0, default=0.0,
+                                              description="Extra Gaussian smoothing of the joints when "
+                                                          "importing (sigma in frames; 0 off)")
+    use_range: bpy.props.BoolProperty(name="Frame Range", default=False)
+    range_start: bpy.props.IntProperty(name="Start", min=0, default=0)
+    range_end: bpy.props.IntProperty(name="End", min=0, default=250)
+    add_camera: bpy.props.BoolProperty(name="Camera with Video", default=True)
+    source_rig: bpy.props.PointerProperty(name="Mocap Armature", type=bpy.types.Object, poll=_is_armature)
+    target_rig: bpy.props.PointerProperty(name="Target Rig", type=bpy.types.Object, poll=_is_armature)
+    bonemap_preset: bpy.props.EnumProperty(name="Bone Map", items=_bonemap_items)
+    bone_map: bpy.props.CollectionProperty(type=MocapBoneMapItem)
+    bone_map_index: bpy.props.IntProperty()
+    bone_map_root: bpy.props.StringProperty(name="Root Bone", description="Target bone that gets the root location")
+    export_format: bpy.props.EnumProperty(name="Format", items=[
+        ('BVH', "BVH", ""), ('FBX', "FBX", ""), ('GLB', "glTF (.glb)", "")])
+    export_path: bpy.props.StringProperty(name="Export File", subtype='FILE_PATH')
+    job_status: bpy.props.StringProperty(default="", options={'SKIP_SAVE'})
+    job_progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype='FACTOR',
+                                          options={'SKIP_SAVE'})

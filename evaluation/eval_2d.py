@@ -1,0 +1,269 @@
+"""PCK@0.2 (torso-normalised) of a 2D pose network on the held-out LSP split.
+
+    python -m evaluation.eval_2d --weights weights/pose_fast.json [--flip] [--limit N] [--out FILE.json]
+    python -m evaluation.eval_2d --checkpoint runs/pose_fast/last.pt
+    python -m evaluation.eval_2d --blur-sweep          # how codec.DECODE_BLUR was picked
+
+Each test image is read from the original JPEG, cropped around the annotated person
+(ground-truth box, as in the usual single-person protocol), and the predictions are
+mapped back to the original pixels. A joint is correct when its error is below 0.2 x the
+torso size (the mean length of the available torso diagonals, r_shoulder-l_hip and
+l_shoulder-r_hip). Only visible ground-truth joints count. The headline mean is over the
+14 annotated LSP joints; pelvis and thorax (derived as mid-points) are reported too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from inference.core import codec, crops
+from posefile.skeleton import JOINT_INDEX as INDEX, JOINT_NAMES
+from inference.models.hourglass import HourglassConfig, StackedHourglass
+from inference.stages.pose2d import crop_heatmaps, decode_crops
+from data.lsp import DEFAULT_LSP, load_annotations
+
+LSP_JOINTS = [i for i, n in enumerate(JOINT_NAMES) if n not in ("pelvis", "thorax")]
+
+
+def torso_size(joints: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """(N, 16, 2), (N, 16) -> (N,) mean length of the visible torso diagonals (NaN if none)."""
+    out = np.full(len(joints), np.nan, np.float32)
+    diags = [(INDEX["r_shoulder"], INDEX["l_hip"]), (INDEX["l_shoulder"], INDEX["r_hip"])]
+    lengths = np.stack([np.linalg.norm(joints[:, a] - joints[:, b], axis=-1) for a, b in diags], 1)
+    ok = np.stack([visible[:, a] & visible[:, b] for a, b in diags], 1)
+    n = ok.sum(1)
+    has = n > 0
+    out[has] = (lengths * ok).sum(1)[has] / n[has]
+    return out
+
+
+def _hits(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float):
+    """-> hit (N, 16) correct joints, mask (N, 16) joints that count, torso (N,) (1 where unusable),
+    use (N,) images with a usable torso."""
+    torso = torso_size(gt, visible)
+    use = np.isfinite(torso)
+    t = np.where(use, torso, 1.0)
+    mask = visible & use[:, None]
+    return (np.linalg.norm(pred - gt, axis=-1) / t[:, None] <= alpha) & mask, mask, t, use
+
+
+def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float = 0.2) -> dict:
+    """pred, gt (N, 16, 2) px, visible (N, 16) -> {"per_joint": {name: %}, "mean": %, "mean16": %, "n_images"}."""
+    hit, mask, _, use = _hits(pred, gt, visible, alpha)
+    per = {JOINT_NAMES[j]: float(100 * hit[:, j].sum() / max(mask[:, j].sum(), 1)) for j in range(len(JOINT_NAMES))}
+    mean14 = float(100 * hit[:, LSP_JOINTS].sum() / max(mask[:, LSP_JOINTS].sum(), 1))
+    mean16 = float(100 * hit.sum() / max(mask.sum(), 1))
+    return {"per_joint": per, "mean": mean14, "mean16": mean16, "n_images": int(use.sum()), "alpha": alpha}
+
+
+SIDE_PAIRS = [(f"r_{a}", f"l_{a}") for a in ("hip", "knee", "ankle", "shoulder", "elbow", "wrist")]
+
+
+def left_right(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float = 0.2) -> dict:
+    """How the left/right pairs fail. pred, gt (N, 16, 2), visible (N, 16) -> per pair, over the
+    images with both joints visible and at least 2 alpha torso apart: "merged" (both predictions
+    within alpha/2 torso of each other: the two labels on one limb), "swapped" (each prediction
+    correct for the other side only); and "pck_side_free": PCK@alpha with each pair allowed the
+    better of its two assignments (what a perfect left/right call would add)."""
+    hit, mask, t, _ = _hits(pred, gt, visible, alpha)
+    free = hit.copy()
+    pairs = {}
+    for a, b in SIDE_PAIRS:
+        i, j = INDEX[a], INDEX[b]
+        both = mask[:, i] & mask[:, j]
+        cross_i = (np.linalg.norm(pred[:, i] - gt[:, j], axis=-1) / t <= alpha) & both
+        cross_j = (np.linalg.norm(pred[:, j] - gt[:, i], axis=-1) / t <= alpha) & both
+        better = (cross_i.astype(int) + cross_j) > (hit[:, i].astype(int) + hit[:, j])
+        free[better, i], free[better, j] = cross_i[better], cross_j[better]
+        apart = both & (np.linalg.norm(gt[:, i] - gt[:, j], axis=-1) / t >= 2 * alpha)
+        merged = np.linalg.norm(pred[:, i] - pred[:, j], axis=-1) / t < alpha / 2
+        swapped = cross_i & cross_j & ~hit[:, i] & ~hit[:, j]
+        n = max(int(apart.sum()), 1)
+        pairs[a[2:]] = {"images": int(apart.sum()), "merged_%": round(100 * (merged & apart).sum() / n, 1),
+                        "swapped_%": round(100 * (swapped & apart).sum() / n, 1)}
+    side_free = float(100 * free[:, LSP_JOINTS].sum() / max(mask[:, LSP_JOINTS].sum(), 1))
+    return {"pairs": pairs, "pck_side_free": round(side_free, 2)}
+
+
+def load_model(weights: str | None = None, checkpoint: str | None = None,
+               kind: str = "2d") -> tuple[StackedHourglass, dict]:
+    """A network in eval mode on the CPU, from a training checkpoint or shipped weights."""
+    if checkpoint:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model = StackedHourglass(HourglassConfig.from_dict(state["config"]))
+        model.load_state_dict(state["model"])
+        return model.eval(), {"checkpoint": str(checkpoint), "step": state["step"]}
+    from inference.stages.pose2d import load_hourglass
+
+    model, manifest = load_hourglass(weights or "pose_fast", kind, torch.device("cpu"))
+    return model, {"weights": manifest["file"], "sha256": manifest["sha256"]}
+
+
+def predict(model: StackedHourglass, data_root: str, idx: np.ndarray, flip: bool = False, batch: int = 32,
+            box_jitter: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Joints (N, 16, 2) original pixels and raw scores (N, 16) for LSP images idx, each cropped
+    around its annotated person; box_jitter > 0 moves the box centre by up to that fraction of
+    its size and scales it by up to exp(+-box_jitter), the way a detector misses (fixed seed)."""
+    heat, mats = person_heatmaps(model, data_root, idx, flip, batch, box_jitter, seed)
+    return decode_crops(heat, mats, model.cfg.in_size)
+
+
+@torch.no_grad()
+def person_heatmaps(model: StackedHourglass, data_root: str, idx: np.ndarray, flip: bool = False,
+                    batch: int = 32, box_jitter: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The network's heatmaps (N, 16, H, H) of the crops around LSP images idx's people and the
+    image->crop affines (N, 2, 3); box_jitter as in predict."""
+    names, joints, visible, _ = load_annotations(data_root)
+    rng = np.random.default_rng(seed)
+    S = model.cfg.in_size
+    heats, mats = [], []
+    for start in range(0, len(idx), batch):
+        cs = []
+        for i in idx[start:start + batch]:
+            img = cv2.imread(str(Path(data_root) / "images" / names[i]))
+            box = np.array(crops.box_from_joints(joints[i], visible[i]), np.float32)
+            if box_jitter:
+                box[:2] += rng.uniform(-box_jitter, box_jitter, 2) * box[2]
+                box[2] *= np.exp(rng.uniform(-box_jitter, box_jitter))
+            M = crops.crop_matrix(box, S)
+            cs.append(crops.warp(img, M, S))
+            mats.append(M)
+        heats.append(crop_heatmaps(model, np.stack(cs), torch.device("cpu"), flip))
+    return np.concatenate(heats), np.stack(mats)
+
+
+def evaluate(model: StackedHourglass, data_root: str, flip: bool = False, limit: int = 0,
+             batch: int = 32) -> dict:
+    _, joints, visible, is_test = load_annotations(data_root)
+    idx = np.where(is_test)[0]
+    if limit:
+        idx = idx[:limit]
+    t0 = time.time()
+    preds, _ = predict(model, data_root, idx, flip, batch)
+    result = pck(preds, joints[idx], visible[idx])
+    result["left_right"] = left_right(preds, joints[idx], visible[idx])
+    result.update(flip=flip, seconds=round(time.time() - t0, 1), split="LSPET im09001-im10000 (held out)")
+    return result
+
+def _background_box(box: np.ndarray, size_wh, rng: np.random.Generator):
+    """A box of the person's size elsewhere in the image: mostly inside it and not overlapping
+    the person (centres at least one box size apart on some axis), or None."""
+    W, H = size_wh
+    s = box[2]
+    for _ in range(20):
+        c = rng.uniform([s * 0.3, s * 0.3], [max(W - s * 0.3, s * 0.3 + 1), max(H - s * 0.3, s * 0.3 + 1)])
+        if np.abs(c - box[:2]).max() >= s:
+            return np.array([c[0], c[1], s], np.float32)
+    return None
+
+
+BOX_JITTER = 0.15     # detector-like box error for the gate's crops (fraction of the box size)
+START_RECALL = 0.9    # share of held-out people whose pose passes the start gate
+
+
+def _jitter(box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    shift = rng.uniform(-BOX_JITTER, BOX_JITTER, 2) * box[2]
+    return np.array([box[0] + shift[0], box[1] + shift[1], box[2] * np.exp(rng.uniform(-BOX_JITTER, BOX_JITTER))],
+                    np.float32)
+
+
+@torch.no_grad()
+def person_score_gate(model: StackedHourglass, data_root: str, limit: int = 400, seed: int = 0) -> dict:
+    """How well the pose network's mean joint score tells a person crop from a background crop,
+    on held-out images: crops around the annotated person vs crops of the same size elsewhere in
+    the same photograph, both cut from boxes jittered the way a detector misses (centre within
+    +-BOX_JITTER of the size, size within a factor exp(+-BOX_JITTER)). Returns percentiles of
+    both, the best Youden index (true-positive rate - false-positive rate), and `start_score`,
+    the highest threshold that keeps START_RECALL of the people, which the engine uses before a
+    new track may start: a pose must look like a person, but a missed person costs an animator
+    more than a ghost track they can delete."""
+    names, joints, visible, is_test = load_annotations(data_root)
+    idx = np.where(is_test)[0][: limit or None]
+    rng = np.random.default_rng(seed)
+    S = model.cfg.in_size
+    person, background = [], []
+    for start in range(0, len(idx), 32):
+        cs, kinds = [], []
+        for i in idx[start:start + 32]:
+            img = cv2.imread(str(Path(data_root) / "images" / names[i]))
+            box = crops.box_from_joints(joints[i], visible[i])
+            cs.append(crops.warp(img, crops.crop_matrix(_jitter(box, rng), S), S))
+            kinds.append(True)
+            bg = _background_box(box, (img.shape[1], img.shape[0]), rng)
+            if bg is not None:
+                cs.append(crops.warp(img, crops.crop_matrix(_jitter(bg, rng), S), S))
+                kinds.append(False)
+        heat = crop_heatmaps(model, np.stack(cs), torch.device("cpu"), False)
+        mean_scores = codec.decode(heat)[1].mean(-1)      # the engine's joint scores
+        for k, m in zip(kinds, mean_scores):
+            (person if k else background).append(float(m))
+    person, background = np.array(person), np.array(background)
+    # thresholds on a 0.001 grid, rounded down so that the lowest keeps every person
+    cands = np.unique(np.floor(np.r_[person, background] * 1000) / 1000)
+    person_rate = np.array([(person >= t).mean() for t in cands])      # falls as t rises
+    j = person_rate - np.array([(background >= t).mean() for t in cands])
+    best = float(cands[person_rate >= START_RECALL][-1])
+    pct = lambda a, q: [round(float(v), 3) for v in np.percentile(a, q)]  # noqa: E731
+    return {"start_score": round(best, 3), "start_recall": START_RECALL, "box_jitter": BOX_JITTER,
+            "youden": round(float(max(j)), 3), "youden_score": round(float(cands[int(np.argmax(j))]), 3),
+            "person_rate": round(float((person >= best).mean()), 3),
+            "background_rate": round(float((background >= best).mean()), 3),
+            "person_p5_25_50": pct(person, [5, 25, 50]), "background_p50_75_95": pct(background, [50, 75, 95]),
+            "n_person": len(person), "n_background": len(background),
+            "split": "LSPET im09001-im10000 (held out): person crops vs same-size crops elsewhere in the photo"}
+
+
+def blur_sweep(model: StackedHourglass, data_root: str, sigmas=(0.0, 0.5, 0.75, 1.0, 1.5, 2.0),
+               train_every: int = 9) -> dict:
+    """PCK@0.2 against the smoothing applied before the peak search (codec.decode's blur), on
+    every train_every-th *training* photograph (where the value is picked) and on the held-out
+    split (where it is only reported)."""
+    _, joints, visible, is_test = load_annotations(data_root)
+    out = {}
+    for split, idx in (("train", np.where(~is_test)[0][::train_every]), ("held_out", np.where(is_test)[0])):
+        heat, mats = person_heatmaps(model, data_root, idx)
+        res = {}
+        for sg in sigmas:
+            pred, _ = decode_crops(heat, mats, model.cfg.in_size, blur=sg)
+            res[str(sg)] = round(pck(pred, joints[idx], visible[idx])["mean"], 2)
+        out[split] = {"images": len(idx), "pck@0.2_by_blur_sigma": res}
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", help="manifest (.json) or name in weights/ (default pose_fast)")
+    p.add_argument("--checkpoint", help="a training checkpoint instead of shipped weights")
+    p.add_argument("--data", default=DEFAULT_LSP)
+    p.add_argument("--flip", action="store_true", help="average with the mirrored image (flip test)")
+    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", help="write the result as JSON here")
+    p.add_argument("--gate", action="store_true",
+                   help="instead of PCK: how well the mean joint score separates people from background")
+    p.add_argument("--blur-sweep", action="store_true",
+                   help="instead of PCK: PCK against codec.decode's smoothing, on training and held-out images")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    model, info = load_model(args.weights, args.checkpoint)
+    if args.blur_sweep:
+        result = {**info, **blur_sweep(model, args.data)}
+    elif args.gate:
+        result = {**info, **person_score_gate(model, args.data, args.limit or 400)}
+    else:
+        result = {**info, **evaluate(model, args.data, args.flip, args.limit)}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,369 @@
+"""Pose file, format version 1: the contract between the engine (``inference``) and the add-on.
+
+One ``.npz`` per video. Pure numpy; no bpy, no torch. Letters used in shapes:
+P people, F frames, J joints (J = 16, order ``JOINT_NAMES``).
+
+=================  ======================  ==============================================
+key                dtype, shape            meaning
+=================  ======================  ==============================================
+format_version     int, ()                 1
+joint_names        str, (J,)               ``JOINT_NAMES``
+joints3d           float32, (P, F, J, 3)   metres, camera frame, OpenCV axes (x right,
+                                           y down, z forward), absolute (root depth incl.)
+joints2d           float32, (P, F, J, 2)   pixels in the source video
+scores             float32, (P, F, J)      confidence in 0..1, NaN-free
+valid              bool, (P, F)            person p present in frame f; joints of other
+                                           rows are undefined (may be NaN)
+person_ids         int32, (P,)             stable track ids, unique
+fps                float, ()               source frame rate, > 0
+image_size         int, (2,)               width, height in pixels
+camera_K           float32, (3, 3)         pinhole intrinsics used
+meta               str, ()                 JSON object: versions, weights sha256, options
+=================  ======================  ==============================================
+
+Every problem found while reading, writing or validating raises ``PoseFileError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from typing import Any
+
+import numpy as np
+
+from posefile.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
+
+__all__ = [
+    "FORMAT_VERSION",
+    "JOINT_NAMES",
+    "JOINT_INDEX",
+    "NUM_JOINTS",
+    "PARENTS",
+    "PoseData",
+    "PoseFileError",
+    "empty",
+    "load",
+    "save",
+    "to_arrays",
+    "validate",
+    "write_posefile",
+]
+
+FORMAT_VERSION = 1
+
+_ARRAY_KEYS = ("joints3d", "joints2d", "scores", "valid", "person_ids", "image_size", "camera_K")
+_REQUIRED_KEYS = ("format_version", "joint_names", *_ARRAY_KEYS, "fps", "meta")
+
+
+class PoseFileError(Exception):
+    """A pose file (or pose data about to be written) breaks the v1 contract."""
+
+
+@dataclasses.dataclass(eq=False)
+class PoseData:
+    """In-memory pose file. Arrays keep the dtypes and shapes of the contract.
+
+    joints3d   float32 (P, F, J, 3)   metres, OpenCV camera frame
+    joints2d   float32 (P, F, J, 2)   pixels
+    scores     float32 (P, F, J)      0..1
+    valid      bool    (P, F)
+    person_ids int32   (P,)
+    fps        float
+    image_size tuple (width, height)
+    camera_K   float32 (3, 3)
+    meta       dict (stored as a JSON string)
+    joint_names tuple of J str (always ``JOINT_NAMES`` in v1)
+    """
+
+    joints3d: np.ndarray
+    joints2d: np.ndarray
+    scores: np.ndarray
+    valid: np.ndarray
+    person_ids: np.ndarray
+    fps: float
+    image_size: tuple[int, int]
+    camera_K: np.ndarray
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    joint_names: tuple[str, ...] = JOINT_NAMES
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def num_people(self) -> int:
+        return int(self.valid.shape[0])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.valid.shape[1])
+
+
+def default_camera_K(width: int, height: int) -> np.ndarray:
+    """Placeholder intrinsics (3, 3) float32: focal = image width, principal point at the centre.
+
+    Only for ``empty``; inference decides the real intrinsics.
+    """
+    f = float(width)
+    return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]], np.float32)
+
+
+def empty(P: int, F: int, *, fps: float = 30.0, image_size: tuple[int, int] = (1920, 1080),
+          camera_K: np.ndarray | None = None, meta: dict[str, Any] | None = None) -> PoseData:
+    """PoseData for P people and F frames with nobody present yet.
+
+    joints are NaN and ``valid`` is False everywhere, scores are 0, person_ids are 0..P-1.
+    Fill rows and set ``valid[p, f] = True`` for the frames where person p is seen.
+    """
+    if P < 0 or F < 0:
+        raise PoseFileError(f"P and F must be >= 0, got P={P}, F={F}")
+    w, h = int(image_size[0]), int(image_size[1])
+    return PoseData(
+        joints3d=np.full((P, F, NUM_JOINTS, 3), np.nan, np.float32),
+        joints2d=np.full((P, F, NUM_JOINTS, 2), np.nan, np.float32),
+        scores=np.zeros((P, F, NUM_JOINTS), np.float32),
+        valid=np.zeros((P, F), bool),
+        person_ids=np.arange(P, dtype=np.int32),
+        fps=float(fps),
+        image_size=(w, h),
+        camera_K=default_camera_K(w, h) if camera_K is None else np.asarray(camera_K, np.float32),
+        meta=dict(meta or {}),
+    )
+
+
+# --------------------------------------------------------------------------- validation
+
+def _check_dtype(name: str, arr: np.ndarray, want: str) -> None:
+    ok = {
+        "float32": arr.dtype == np.float32,
+        "bool": arr.dtype == np.bool_,
+        "int32": arr.dtype == np.int32,
+        "int": arr.dtype.kind in "iu",
+    }[want]
+    if not ok:
+        raise PoseFileError(f"'{name}' must have dtype {want}, got {arr.dtype}")
+
+
+def _check_shape(name: str, arr: np.ndarray, want: tuple[int, ...]) -> None:
+    if arr.shape != want:
+        raise PoseFileError(f"'{name}' has shape {arr.shape}, expected {want} "
+                            f"(P people, F frames, J={NUM_JOINTS} joints from 'valid' and the contract)")
+
+
+def validate(data: PoseData) -> None:
+    """Check every field of ``data`` against the v1 contract; raise PoseFileError on the first problem.
+
+    Dtypes are checked exactly (float32 / bool / int32 where the contract says so); shapes must
+    agree with ``valid`` (P, F); joints must be finite where ``valid`` is True; scores must be
+    NaN-free and within 0..1.
+    """
+    if not isinstance(data, PoseData):
+        raise PoseFileError(f"expected PoseData, got {type(data).__name__}")
+    if data.format_version != FORMAT_VERSION:
+        raise PoseFileError(f"unsupported format_version {data.format_version!r}; "
+                            f"this reader knows version {FORMAT_VERSION}")
+    if tuple(data.joint_names) != JOINT_NAMES:
+        raise PoseFileError(f"joint_names {list(data.joint_names)} differ from the v1 order {list(JOINT_NAMES)}")
+    for key in _ARRAY_KEYS:
+        if not isinstance(getattr(data, key), (np.ndarray, tuple, list)):
+            raise PoseFileError(f"'{key}' must be an array, got {type(getattr(data, key)).__name__}")
+
+    valid = np.asarray(data.valid)
+    _check_dtype("valid", valid, "bool")
+    if valid.ndim != 2:
+        raise PoseFileError(f"'valid' must have shape (P, F), got {valid.shape}")
+    P, F = valid.shape
+    J = NUM_JOINTS
+
+    joints3d, joints2d, scores = data.joints3d, data.joints2d, data.scores
+    for name, arr, shape in (("joints3d", joints3d, (P, F, J, 3)), ("joints2d", joints2d, (P, F, J, 2)),
+                             ("scores", scores, (P, F, J))):
+        arr = np.asarray(arr)
+        _check_dtype(name, arr, "float32")
+        _check_shape(name, arr, shape)
+
+    scores = np.asarray(scores)
+    if np.isnan(scores).any():
+        raise PoseFileError(f"'scores' contains NaN at {np.argwhere(np.isnan(scores))[0].tolist()} "
+                            "(scores must be NaN-free; use 0 for unseen joints)")
+    if scores.size and (scores.min() < 0.0 or scores.max() > 1.0):
+        raise PoseFileError(f"'scores' must lie in 0..1, found range {scores.min():g}..{scores.max():g}")
+    for name, arr in (("joints3d", joints3d), ("joints2d", joints2d)):
+        bad = ~np.isfinite(np.asarray(arr)[valid])  # (n_valid, J, C)
+        if bad.any():
+            p, f = np.argwhere(valid)[np.argwhere(bad.any(axis=(1, 2)))[0][0]]
+            raise PoseFileError(f"'{name}' has NaN/inf where valid is True (person index {p}, frame {f})")
+
+    person_ids = np.asarray(data.person_ids)
+    _check_dtype("person_ids", person_ids, "int32")
+    _check_shape("person_ids", person_ids, (P,))
+    if len(np.unique(person_ids)) != P:
+        raise PoseFileError(f"'person_ids' must be unique, got {person_ids.tolist()}")
+
+    fps = data.fps
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
+        raise PoseFileError(f"'fps' must be a number, got {type(fps).__name__}")
+    if not (np.isfinite(fps) and fps > 0):
+        raise PoseFileError(f"'fps' must be a finite number > 0, got {fps!r}")
+
+    image_size = np.asarray(data.image_size)
+    _check_dtype("image_size", image_size, "int")
+    _check_shape("image_size", image_size, (2,))
+    if (image_size <= 0).any():
+        raise PoseFileError(f"'image_size' must be positive (width, height), got {image_size.tolist()}")
+
+    K = np.asarray(data.camera_K)
+    _check_dtype("camera_K", K, "float32")
+    _check_shape("camera_K", K, (3, 3))
+    if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0 or not np.allclose(K[2], (0, 0, 1)):
+        raise PoseFileError(f"'camera_K' is not a pinhole intrinsic matrix "
+                            f"(finite, fx, fy > 0, last row 0 0 1): {K.tolist()}")
+
+    if not isinstance(data.meta, dict):
+        raise PoseFileError(f"'meta' must be a dict (stored as JSON), got {type(data.meta).__name__}")
+    try:
+        json.dumps(data.meta)
+    except (TypeError, ValueError) as ex:
+        raise PoseFileError(f"'meta' is not JSON-serialisable: {ex}") from None
+
+
+# --------------------------------------------------------------------------- writing
+
+def to_arrays(data: PoseData) -> dict[str, np.ndarray]:
+    """The npz members for ``data`` (not validated): key -> array as stored in the file."""
+    return {
+        "format_version": np.array(FORMAT_VERSION, np.int64),
+        "joint_names": np.array(JOINT_NAMES),
+        "joints3d": np.asarray(data.joints3d),
+        "joints2d": np.asarray(data.joints2d),
+        "scores": np.asarray(data.scores),
+        "valid": np.asarray(data.valid),
+        "person_ids": np.asarray(data.person_ids),
+        "fps": np.array(float(data.fps), np.float64),
+        "image_size": np.asarray(data.image_size, np.int64),
+        "camera_K": np.asarray(data.camera_K),
+        "meta": np.array(json.dumps(data.meta, sort_keys=True)),
+    }
+
+
+def save(path: str | os.PathLike, data: PoseData) -> None:
+    """Validate ``data`` and write it to ``path`` atomically.
+
+    The npz goes to a temporary file in the same folder which then replaces ``path`` in one
+    step, so a crash never leaves half a file behind.
+    """
+    validate(data)
+    path = os.fspath(path)
+    arrays = to_arrays(data)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".posefile-", suffix=".tmp", dir=folder)
+    except OSError as ex:
+        raise PoseFileError(f"{path}: cannot write: {ex}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except OSError as ex:
+        raise PoseFileError(f"{path}: cannot write: {ex}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_posefile(path: str | os.PathLike, *, joints3d, joints2d, scores, valid, person_ids, fps,
+                   image_size, camera_K, meta: dict[str, Any] | None = None) -> PoseData:
+    """Convert arrays to the contract's dtypes, validate, and ``save``. Returns the PoseData written.
+
+    joints3d (P, F, J, 3), joints2d (P, F, J, 2), scores (P, F, J), valid (P, F), person_ids (P,),
+    image_size (width, height), camera_K (3, 3). Only dtypes are converted; shapes are not fixed up.
+    """
+    data = PoseData(
+        joints3d=np.asarray(joints3d, np.float32),
+        joints2d=np.asarray(joints2d, np.float32),
+        scores=np.asarray(scores, np.float32),
+        valid=np.asarray(valid, bool),
+        person_ids=np.asarray(person_ids, np.int32),
+        fps=float(fps),
+        image_size=tuple(int(v) for v in np.asarray(image_size).reshape(-1)),
+        camera_K=np.asarray(camera_K, np.float32),
+        meta=dict(meta or {}),
+    )
+    save(path, data)
+    return data
+
+
+# --------------------------------------------------------------------------- reading
+
+def _scalar(npz: Any, key: str, kind: str) -> Any:
+    arr = npz[key]
+    if arr.shape != ():
+        raise PoseFileError(f"'{key}' must be a scalar, got shape {arr.shape}")
+    if arr.dtype.kind not in kind:
+        raise PoseFileError(f"'{key}' has dtype {arr.dtype}, expected kind {kind!r}")
+    return arr.item()
+
+
+def _read(path: str) -> PoseData:
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise PoseFileError(f"not an .npz archive (np.load gave {type(loaded).__name__})")
+    with loaded as npz:
+        keys = set(npz.files)
+        if "format_version" not in keys:
+            raise PoseFileError("missing key 'format_version' (not a pose file?)")
+        version = _scalar(npz, "format_version", "iu")
+        if version != FORMAT_VERSION:
+            raise PoseFileError(f"unsupported format_version {version}; this reader knows version "
+                                f"{FORMAT_VERSION} (update the add-on or re-run inference)")
+        missing = [k for k in _REQUIRED_KEYS if k not in keys]
+        if missing:
+            raise PoseFileError(f"missing keys {missing}")
+        names = npz["joint_names"]
+        if names.dtype.kind != "U" or names.ndim != 1:
+            raise PoseFileError(f"'joint_names' must be a 1-D str array, got dtype {names.dtype}, shape {names.shape}")
+        meta_text = _scalar(npz, "meta", "U")
+        try:
+            meta = json.loads(meta_text)
+        except json.JSONDecodeError as ex:
+            raise PoseFileError(f"'meta' is not valid JSON: {ex}") from None
+        if not isinstance(meta, dict):
+            raise PoseFileError(f"'meta' must be a JSON object, got {type(meta).__name__}")
+        data = PoseData(
+            joints3d=npz["joints3d"],
+            joints2d=npz["joints2d"],
+            scores=npz["scores"],
+            valid=npz["valid"],
+            person_ids=npz["person_ids"],
+            fps=float(_scalar(npz, "fps", "iuf")),
+            image_size=npz["image_size"],
+            camera_K=npz["camera_K"],
+            meta=meta,
+            joint_names=tuple(str(n) for n in names),
+            format_version=int(version),
+        )
+    validate(data)
+    data.image_size = (int(data.image_size[0]), int(data.image_size[1]))
+    return data
+
+
+def load(path: str | os.PathLike) -> PoseData:
+    """Read and validate a pose file. Raises PoseFileError naming the path and the problem."""
+    path = os.fspath(path)
+    try:
+        return _read(path)
+    except PoseFileError as ex:
+        raise PoseFileError(f"{path}: {ex}") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as ex:
+        raise PoseFileError(f"{path}: truncated or corrupt npz ({type(ex).__name__}: {ex})") from None
+    except FileNotFoundError:
+        raise PoseFileError(f"{path}: no such file") from None
+    except (ValueError, OSError, KeyError) as ex:
+        raise PoseFileError(f"{path}: cannot read as a pose file ({type(ex).__name__}: {ex})") from None
