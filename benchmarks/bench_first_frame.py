@@ -9,7 +9,7 @@ Each run spawns the real CLI with ``--progress jsonl`` and times, from the spawn
   total         the process's exit (the pose file is written),
 and reports frames / total as the whole-process rate, next to the pipeline's own rate after
 loading (``fps_processing`` in the pose file's meta). Run 1 is cold (nothing in the page
-cache yet), the others warm; the table lists every run. Writes docs/bench/first_frame.json.
+cache yet), the others warm; the table lists every run. Writes docs/results/bench/first_frame.json.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--untrained", action="store_true",
                     help="random networks of the real architectures (tests/engine_weights.py): speed does not "
                          "depend on the weight values")
-    ap.add_argument("--name", default="first_frame", help="docs/bench/<name>.json")
+    ap.add_argument("--name", default="first_frame", help="docs/results/bench/<name>.json")
     args = ap.parse_args(argv)
     import posefile
 

@@ -13,7 +13,7 @@ pipeline's own rate after loading (from the pose file's meta).
 Every rate is given twice: wall clock, and "cpu-est": frames / (CPU seconds used / threads), an
 estimate of the rate with the threads' cores to itself; on a shared machine the wall clock
 understates the speed. The load average is printed with each table. The tables also go to
-docs/bench/<--name>.json (default "inference"), which ``python -m evaluation.report`` reads.
+docs/results/bench/<--name>.json (default "inference"), which ``python -m evaluation.report`` reads.
 """
 from __future__ import annotations
 
@@ -201,8 +201,8 @@ def main(argv=None) -> None:
     p.add_argument("--skip-model", action="store_true")
     p.add_argument("--skip-process", action="store_true")
     p.add_argument("--verbose", action="store_true")
-    p.add_argument("--name", default="inference", help="docs/bench/<name>.json")
-    p.add_argument("--json-dir", default=None, help="folder for the JSON (default docs/bench)")
+    p.add_argument("--name", default="inference", help="docs/results/bench/<name>.json")
+    p.add_argument("--json-dir", default=None, help="folder for the JSON (default docs/results/bench)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch

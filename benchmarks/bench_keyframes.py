@@ -5,7 +5,7 @@
 Builds a synthetic pose file (constant bone lengths, core/synthetic.py), then
 times import_posefile.load on an empty factory scene, split into its stages:
 read+validate, solve (pure numpy), armatures + keys (bpy).  Prints a table;
-the best of --repeat runs counts.  The table also goes to docs/bench/<--name>.json (default
+the best of --repeat runs counts.  The table also goes to docs/results/bench/<--name>.json (default
 keyframes_<P>x<F>, F in thousands as "10k" when whole), which ``python -m evaluation.report`` reads.
 """
 from __future__ import annotations
@@ -42,8 +42,8 @@ def main():
     ap.add_argument("--people", type=int, default=10)
     ap.add_argument("--frames", type=int, default=10000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--name", default=None, help="docs/bench/<name>.json (default keyframes_<P>x<F>)")
-    ap.add_argument("--json-dir", default=None, help="folder for the JSON (default docs/bench)")
+    ap.add_argument("--name", default=None, help="docs/results/bench/<name>.json (default keyframes_<P>x<F>)")
+    ap.add_argument("--json-dir", default=None, help="folder for the JSON (default docs/results/bench)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench_kf_")
     path = os.path.join(tmp, "bench.npz")

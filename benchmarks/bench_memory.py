@@ -11,7 +11,7 @@ more disk than the 230 frames. The real CLI then runs on each folder in its own 
 /proc) is sampled at every progress line and its peak (VmHWM / ru_maxrss from wait4) is taken
 at exit. The table gives the peak and the RSS after 10 %, 50 % and 100 % of the frames: decoding
 streams, and the engine keeps only per-person joints (about 200 bytes per person-frame), so the
-peak should barely move between 1 and 10 minutes. Writes docs/bench/memory.json.
+peak should barely move between 1 and 10 minutes. Writes docs/results/bench/memory.json.
 """
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
                     help="random networks of the real architectures (tests/engine_weights.py): memory and "
                          "speed do not depend on the weight values; cap the people with --max-people")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temp folder, removed)")
-    ap.add_argument("--name", default="memory", help="docs/bench/<name>.json")
+    ap.add_argument("--name", default="memory", help="docs/results/bench/<name>.json")
     args = ap.parse_args(argv)
     lengths = [float(s) for s in args.seconds.split(",") if s.strip()]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),

@@ -1,4 +1,4 @@
-"""Where benchmark scripts put their numbers: one JSON file per benchmark in docs/bench/.
+"""Where benchmark scripts put their numbers: one JSON file per benchmark in docs/results/bench/.
 
     from results_io import write_result  # benchmarks/ is on sys.path when run as a script
     write_result("memory", tables=[{"title": ..., "columns": [...], "rows": [[...], ...]}],
@@ -19,7 +19,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH_DIR = os.path.join(REPO, "docs", "bench")
+BENCH_DIR = os.path.join(REPO, "docs", "results", "bench")
 
 
 def engine_env(threads: int) -> dict:
@@ -66,7 +66,7 @@ def command_line(argv: list | None = None) -> str:
 
 def write_result(name: str, tables: list, notes: str = "", command: str | None = None,
                  extra: dict | None = None, folder: str | None = None) -> str:
-    """Write docs/bench/<name>.json (atomically) and return its path.
+    """Write docs/results/bench/<name>.json (atomically) and return its path.
 
     tables: [{"title": str, "columns": [str], "rows": [[value, ...]]}]
     """

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m evaluation.eval_3d                        # shipped weights/lifter.json
     .venv/bin/python -m evaluation.eval_3d --run runs/lifter_tcn27  # a training run's best.pt
-    .venv/bin/python -m evaluation.eval_3d --out docs/results_3d --manifest weights/lifter.json
+    .venv/bin/python -m evaluation.eval_3d --out docs/results/results_3d --manifest weights/lifter.json
 
 Each held-out clip (mocap.TEST_* in data/mocap.py) is viewed by ``--cams`` static
 cameras drawn with a fixed seed from the training ranges (cameras.sample_cameras), aimed at the

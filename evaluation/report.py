@@ -4,13 +4,13 @@
     python -m evaluation.report --run-all          # first re-run every command of the report (long)
     python -m evaluation.report --capture NAME -- CMD ARGS...
                                                   # run a script that prints markdown tables and keep
-                                                  # its output (and the command) in docs/bench/NAME.json
+                                                  # its output (and the command) in docs/results/bench/NAME.json
 
 Sources (nothing is typed in by hand; each table says which command made it):
   weights/*.json        the "eval" block of each shipped network's manifest (2D PCK, detector, lifter)
-  docs/results_3d.json  the lifter's held-out 3D evaluation (evaluation.eval_3d)
-  docs/results_video.json  stage 1 end to end on synthetic clips of held-out photos (evaluation.eval_video)
-  docs/bench/*.json     benchmark outputs: {"benchmark", "command", "date", "machine", "tables":
+  docs/results/results_3d.json  the lifter's held-out 3D evaluation (evaluation.eval_3d)
+  docs/results/results_video.json  stage 1 end to end on synthetic clips of held-out photos (evaluation.eval_video)
+  docs/results/bench/*.json  benchmark outputs: {"benchmark", "command", "date", "machine", "tables":
                         [{"title", "columns", "rows"}], "notes"} (benchmarks/results_io.py) or
                         {"benchmark", "command", "stdout"} (--capture)
 No torch is imported here.
@@ -29,7 +29,8 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS = os.path.join(REPO, "weights")
 DOCS = os.path.join(REPO, "docs")
-BENCH = os.path.join(DOCS, "bench")
+RESULTS = os.path.join(DOCS, "results")
+BENCH = os.path.join(RESULTS, "bench")
 OUT = os.path.join(DOCS, "REPORT.md")
 
 # The commands that produce every number of the report, in the order --run-all runs them.
@@ -39,12 +40,12 @@ RUN_ALL = [
     "python -m evaluation.eval_2d --weights weights/pose_balanced.json",
     "python -m evaluation.eval_2d --weights weights/pose_balanced.json --flip",
     "python -m evaluation.eval_detector --weights weights/detector_fast.json",
-    "python -m evaluation.eval_3d --out docs/results_3d --manifest weights/lifter.json",
-    "python -m evaluation.eval_video --out docs/results_video.json",
-    "python -m evaluation.eval_video --preset fast --out docs/results_video_fast.json",
-    "python -m evaluation.eval_video --preset balanced --clips 160 --seed 1 --out docs/results_video_balanced_160clips.json",
-    "python -m evaluation.eval_video --preset fast --frames 60 --occlude 0.6 --out docs/results_video_occluded.json",
-    "python -m evaluation.eval_video --preset fast --frames 60 --occlude 0.6 --stitch-gap 0 --out docs/results_video_occluded_nostitch.json",
+    "python -m evaluation.eval_3d --out docs/results/results_3d --manifest weights/lifter.json",
+    "python -m evaluation.eval_video --out docs/results/results_video.json",
+    "python -m evaluation.eval_video --preset fast --out docs/results/results_video_fast.json",
+    "python -m evaluation.eval_video --preset balanced --clips 160 --seed 1 --out docs/results/results_video_balanced_160clips.json",
+    "python -m evaluation.eval_video --preset fast --frames 60 --occlude 0.6 --out docs/results/results_video_occluded.json",
+    "python -m evaluation.eval_video --preset fast --frames 60 --occlude 0.6 --stitch-gap 0 --out docs/results/results_video_occluded_nostitch.json",
     "python benchmarks/bench_first_frame.py",
     "python -m evaluation.report --capture inference -- python benchmarks/bench_inference.py",
     "python -m evaluation.report --capture keyframes_1x1k -- python benchmarks/bench_keyframes.py --people 1 --frames 1000",
@@ -150,10 +151,10 @@ def _video_preset(res: dict) -> str:
 
 
 def section_video() -> list:
-    # docs/results_video.json is the default preset's run; results_video_<name>.json any other.
+    # docs/results/results_video.json is the default preset's run; results_video_<name>.json any other.
     from inference.pipeline import DEFAULT_PRESET
 
-    runs = [r for r in (_load(f) for f in sorted(glob.glob(os.path.join(DOCS, "results_video*.json"))))
+    runs = [r for r in (_load(f) for f in sorted(glob.glob(os.path.join(RESULTS, "results_video*.json"))))
             if isinstance(r, dict) and "pck" in r]
     if not runs:
         return []
@@ -186,8 +187,8 @@ def _video_run_name(res: dict) -> str:
 
 
 def section_3d(mans) -> list:
-    res = _load(os.path.join(DOCS, "results_3d.json"))
-    src = "docs/results_3d.json"
+    res = _load(os.path.join(RESULTS, "results_3d.json"))
+    src = "docs/results/results_3d.json"
     if res is None:
         for n, m in mans:
             if m.get("kind") == "3d" and isinstance(m.get("eval"), dict) and "gt_2d" in m["eval"]:
@@ -195,7 +196,7 @@ def section_3d(mans) -> list:
                 break
     if not isinstance(res, dict):
         return ["### 3D: MPJPE / PA-MPJPE / jitter", "",
-                "Not measured yet: run `python -m evaluation.eval_3d --out docs/results_3d --manifest "
+                "Not measured yet: run `python -m evaluation.eval_3d --out docs/results/results_3d --manifest "
                 "weights/lifter.json`.", ""]
     cols = ["2D input", "group", "frames", "MPJPE (mm)", "PA-MPJPE (mm)", "root depth err (%)",
             "root lateral (mm)", "jitter abs (mm/frame²)", "jitter of ground truth", "jitter rel. to root", "ground truth rel."]
@@ -344,7 +345,7 @@ def build() -> str:
 
 
 def capture(name: str, cmd: list) -> int:
-    """Run cmd (in the repository), keep its stdout and the command in docs/bench/<name>.json."""
+    """Run cmd (in the repository), keep its stdout and the command in docs/results/bench/<name>.json."""
     sys.path.insert(0, os.path.join(REPO, "benchmarks"))
     from results_io import machine
 

@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     ap.add_argument("--card", default=None, help="also write the result picture here")
     ap.add_argument("--no-blender", action="store_true", help="skip the .blend/.bvh step")
     ap.add_argument("--record", action="store_true",
-                    help="also write the jitter and timings to docs/bench/demo.json (for evaluation.report)")
+                    help="also write the jitter and timings to docs/results/bench/demo.json (for evaluation.report)")
     args = ap.parse_args(argv)
 
     import posefile

@@ -47,7 +47,7 @@ def encode(joints: np.ndarray, visible: np.ndarray, size: int, sigma: float) -> 
 # Smoothing of network heatmaps before the peak search, in heatmap pixels. Picked on 1,000 LSP
 # *training* photographs with the fast network (PCK@0.2 58.9% unsmoothed, 60.0% at 0.75, 60.2% at
 # 1.0, 60.1% at 1.5, 59.2% at 2.0); held out it takes 56.1% to 57.0%
-# (`python -m evaluation.eval_2d --blur-sweep`, docs/results_2d_decode_blur.json).
+# (`python -m evaluation.eval_2d --blur-sweep`, docs/results/results_2d_decode_blur.json).
 DECODE_BLUR = 1.0
 
 
