@@ -151,7 +151,7 @@ def parse_args(argv=None):
     p.add_argument("--ckpt-every", type=int, default=250)
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--init", default=None,
-                   help="start a new run from this training checkpoint (e.g. training_state/pose_fast_last.pt), "
+                   help="start a new run from this training checkpoint (e.g. checkpoints/pose_fast_last.pt), "
                         "widened to the preset's width if narrower (hourglass.widen); ignored on resume")
     return p.parse_args(argv)
 
