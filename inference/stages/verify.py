@@ -1,0 +1,127 @@
+"""Person verification: only tracks that are shown to be people are written (pure numpy).
+
+A ghost track (a skeleton on a chair, on glare, on someone's legs) is started by one pose that
+passed the start gate and then follows its own weak poses. Over a whole track the difference is
+plain: a person's poses score like a person most of the time, a ghost's almost never. So a track
+is *confirmed* only when at least ``confirm_frames`` of its poses have a mean joint score at or
+above ``confirm_score``; every other track is dropped before stitching, so a ghost can neither
+be written nor glued onto a real person's track.
+
+The check goes on over the whole track: where a track's poses stay below ``weak_score`` for
+``weak_frames`` observations in a row (its crops drifted off the person onto the background),
+the track is cut there, the weak stretch is dropped, and each side must confirm on its own.
+
+The thresholds come from the pose network's manifest (``gate``, measured by
+``evaluation.eval_2d --gate`` on held-out photographs: person crops against background crops of
+the same photographs): ``confirm_score`` is the 95th percentile of background crops' mean score
+(a single background crop reaches it 1 time in 20; a ghost must do so ``confirm_frames`` times)
+and ``weak_score`` is the start gate (the score that 90% of people's crops reach).
+
+Letters: J joints, N observations of a track.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from inference.stages.tracking import Track, pose_box
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    confirm_score: float = 0.5    # mean joint score of a pose that looks like a person
+    confirm_frames: int = 6       # such poses a track needs to be confirmed
+    weak_score: float = 0.376     # below this a pose does not look like a person (start gate)
+    weak_frames: int = 15         # this many weak poses in a row end a stretch of the track
+
+    @staticmethod
+    def from_gate(gate: dict | None, fps: float, confirm_s: float = 0.2, weak_s: float = 0.5) -> "VerifyConfig":
+        """Thresholds from a pose manifest's ``gate`` (see module doc); durations in seconds
+        become observation counts at the video's frame rate. Without a gate: the defaults."""
+        gate = gate or {}
+        d = VerifyConfig()
+        bg = gate.get("background_p50_75_95")
+        return VerifyConfig(
+            confirm_score=float(bg[2]) if bg else d.confirm_score,
+            confirm_frames=max(3, int(round(confirm_s * fps))),
+            weak_score=float(gate.get("start_score", d.weak_score)),
+            weak_frames=max(3, int(round(weak_s * fps))))
+
+
+@dataclass
+class Verdict:
+    """What verification kept and dropped. ``kept``: confirmed tracks (pieces of the input
+    tracks, ids unchanged; a track cut in two keeps its id on its first confirmed piece and
+    the next pieces get new ids); ``dropped``: number of unconfirmed pieces; ``dropped_frames``:
+    observations removed in all (unconfirmed pieces and weak stretches)."""
+    kept: list[Track] = field(default_factory=list)
+    dropped: int = 0
+    dropped_frames: int = 0
+
+
+def _piece(track: Track, a: int, b: int, new_id: int) -> Track:
+    """Observations a..b-1 of a track as a track of its own."""
+    last = b - 1
+    pose, conf = np.asarray(track.poses[last]), np.asarray(track.confs[last])
+    box = pose_box(pose, conf)
+    centre, size = (box[:2], float(box[2])) if box is not None else (np.asarray(track.centre), track.size)
+    return Track(id=new_id, last_frame=track.frames[last], joints=pose, scores=conf,
+                 centre=centre, size=size, velocity=np.zeros(2),
+                 frames=list(track.frames[a:b]), poses=list(track.poses[a:b]),
+                 confs=list(track.confs[a:b]), mean_confs=list(track.mean_confs[a:b]))
+
+
+def strong_stretches(mean_scores: np.ndarray, cfg: VerifyConfig) -> list[tuple[int, int]]:
+    """(N,) mean joint score per observation -> [(a, b)] ranges of observations left after
+    removing every run of at least ``weak_frames`` weak poses (shorter weak runs stay: a person
+    turning or partly hidden for a moment)."""
+    s = np.asarray(mean_scores, np.float64)
+    assert s.ndim == 1, s.shape
+    weak = s < cfg.weak_score
+    out, start, i, n = [], 0, 0, len(s)
+    while i < n:
+        if not weak[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and weak[j]:
+            j += 1
+        if j - i >= cfg.weak_frames:
+            if i > start:
+                out.append((start, i))
+            start = j
+        i = j
+    if start < n:
+        out.append((start, n))
+    return out
+
+
+def is_confirmed(mean_scores: np.ndarray, cfg: VerifyConfig) -> bool:
+    """Enough poses that look like a person (see module doc)."""
+    return int((np.asarray(mean_scores) >= cfg.confirm_score).sum()) >= cfg.confirm_frames
+
+
+def verify_tracks(tracks: list[Track], cfg: VerifyConfig, next_id: int | None = None) -> Verdict:
+    """Confirmed pieces of ``tracks`` (order kept) and what was dropped; see module doc."""
+    next_id = next_id if next_id is not None else 1 + max((t.id for t in tracks), default=-1)
+    out = Verdict()
+    for tr in tracks:
+        s = np.asarray(tr.mean_confs, np.float64)
+        first = True
+        kept_obs = 0
+        for a, b in strong_stretches(s, cfg):
+            if not is_confirmed(s[a:b], cfg):
+                out.dropped += 1
+                continue
+            if a == 0 and b == len(s):
+                out.kept.append(tr)
+            else:
+                out.kept.append(_piece(tr, a, b, tr.id if first else next_id))
+                next_id += 0 if first else 1
+            first = False
+            kept_obs += b - a
+        if first:   # nothing of the track confirmed
+            out.dropped += 0 if strong_stretches(s, cfg) else 1
+        out.dropped_frames += len(s) - kept_obs
+    return out
