@@ -144,7 +144,7 @@ def _interim_weights_reason(preset: str = "fast") -> str | None:
     import json
 
     # The manifests store percentages. Below these figures the networks are still interim
-    # (see docs/training_2d.md) and tracks on real video break up.
+    # (see docs/training.md) and tracks on real video break up.
     det = json.loads((shipped_weights() / "detector_fast.json").read_text()).get("eval", {})
     det = det.get("scenes", det)          # whole-photograph frames when the manifest has them
     if det.get("recall", 0.0) < 60.0:
