@@ -15,6 +15,8 @@ What it does:
    into its site-packages when writable, else into Blender's user ``scripts/modules`` folder.
 4. Pins versions through ``constraints.txt`` (written from ``PACKAGES``) so that no
    dependency drags numpy to 2.x.
+5. Installs this checkout editable into the venv (``pip install --no-deps -e .``), which puts
+   the ``video-mocap*`` commands of pyproject.toml in ``.venv/bin``.
 
 It is idempotent: installed versions are read with importlib.metadata in the target Python
 and pip only runs for what is missing or does not satisfy the pins.
@@ -50,7 +52,14 @@ PACKAGES = [
     Package("pytest", "", "venv", "test runner"),
     Package("matplotlib", "<3.10", "venv", "demo pictures (inference/viz/preview.py); 3.10 needs numpy 2"),
     Package("ray", "==2.60.0", "venv", "batch --ray: one task per video on a cluster (batch_pool.py)"),
+    Package("setuptools", ">=64", "venv", "builds the editable install of this checkout (PEP 660)"),
+    Package("import-linter", "==2.17", "venv", "checks the import rules in pyproject.toml (tests/test_import_rules.py)"),
 ]
+
+# This checkout itself, installed editable into the venv (pyproject.toml: the packages and the
+# video-mocap* console scripts). Source edits need no reinstall; a change of [project.scripts]
+# or of the version is noticed by the next run, which then reinstalls.
+PROJECT_NAME = "video-mocap"
 
 MIN_BLENDER = (3, 6)  # bl_info["blender"] of the add-on; the extension manifest asks for 4.2
 REQUIRED_VENV_PYTHON = (3, 11)  # bpy 5.0.1 wheels are published for CPython 3.11 only
@@ -300,6 +309,75 @@ def query_packages(python, checks, extra_paths=()):
     return [tuple(item) for item in data]
 
 
+_EDITABLE_SCRIPT = r"""
+import json, os, sys, sysconfig
+from importlib import metadata
+args = json.loads(sys.argv[1])
+repo = os.path.realpath(args["repo"])
+
+def state():
+    import tomllib
+    with open(os.path.join(repo, "pyproject.toml"), "rb") as fh:
+        project = tomllib.load(fh)["project"]
+    want = sorted(project.get("scripts", {}).items())
+    for dist in metadata.distributions(name=args["name"]):
+        info = json.loads(dist.read_text("direct_url.json") or "{}")
+        if not info.get("dir_info", {}).get("editable"):
+            continue
+        url = info.get("url", "")
+        if not url.startswith("file:"):
+            continue
+        from urllib.parse import unquote, urlparse
+        from urllib.request import url2pathname
+        if os.path.realpath(url2pathname(unquote(urlparse(url).path))) != repo:
+            return "installed editable from another folder: " + url
+        if dist.version != project.get("version"):
+            return "installed version {} differs from pyproject.toml's {}".format(dist.version, project.get("version"))
+        have = sorted((ep.name, ep.value) for ep in dist.entry_points if ep.group == "console_scripts")
+        if have != want:
+            return "its commands differ from pyproject.toml's [project.scripts]"
+        bindir = sysconfig.get_path("scripts")
+        missing = [n for n, _ in want
+                   if not any(os.path.exists(os.path.join(bindir, n + ext)) for ext in ("", ".exe"))]
+        if missing:
+            return "command missing: " + ", ".join(missing)
+        return ""
+    return "not installed"
+
+print("@@EDITABLE@@" + json.dumps(state()))
+"""
+
+
+def editable_problem(python, repo=REPO, name=PROJECT_NAME):
+    """Why this checkout's editable install in ``python`` needs (re)doing; "" when it is current."""
+    rc, out = run_capture([python, "-c", _EDITABLE_SCRIPT, json.dumps({"repo": repo, "name": name})])
+    marker = "@@EDITABLE@@"
+    if rc != 0 or marker not in (out or ""):
+        raise SetupError("cannot check the editable install in {}:\n{}".format(python, (out or "").strip()))
+    return json.loads(out.split(marker, 1)[1].strip().splitlines()[0])
+
+
+EDITABLE_ARGS = ["--no-deps", "--no-build-isolation"]  # deps come from PACKAGES; setuptools is in the venv
+
+
+def install_checkout(python, dry_run, exists=True, repo=REPO):
+    """Install ``repo`` editable into the venv unless it already is (and is current)."""
+    problem = editable_problem(python, repo) if exists else "not installed"
+    if not problem:
+        say("checkout: {} installed editable from {}, commands up to date".format(PROJECT_NAME, repo))
+        return
+    say("checkout: editable install needed ({})".format(problem))
+    if dry_run:
+        say("checkout: would run: " + " ".join(pip_command(python, ["-e", repo], CONSTRAINTS, EDITABLE_ARGS)))
+        return
+    t0 = time.time()
+    pip_install(python, ["-e", repo], CONSTRAINTS, EDITABLE_ARGS)
+    problem = editable_problem(python, repo)
+    if problem:
+        raise InstallError("checkout: after pip, the editable install is still not right: " + problem)
+    say("checkout: installed {} editable in {:.0f} s".format(PROJECT_NAME, time.time() - t0))
+
+
 # --------------------------------------------------------------------------- pip
 
 def pip_command(python, requirements, constraints=CONSTRAINTS, extra_args=(), target=None):
@@ -530,6 +608,7 @@ def main(argv=None):
         write_constraints(dry_run=args.dry_run)
         install_into("venv", py, PACKAGES, torch_req, torch_mode, torch_args, args.dry_run,
                      exists=exists or not args.dry_run)
+        install_checkout(py, args.dry_run, exists=exists or not args.dry_run)
 
         blender = args.blender
         if blender is None and not args.no_blender:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from data.lsp import CropSet
+from data.paths import data_path
 from data.records import DatasetError
 
 

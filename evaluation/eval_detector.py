@@ -93,7 +93,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     model, info = load_model(args.weights or "detector_fast", args.checkpoint, kind="detector")
     print(json.dumps({**info, **evaluate(model, args.data, args.n, args.threshold, kind=args.kind)}, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

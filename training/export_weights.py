@@ -163,13 +163,14 @@ def main(argv=None):
         mpath = refresh_pose(args.refresh)
         print(json.dumps(json.loads(mpath.read_text())["eval"]["pck@0.2"]["mean"]))
         print(f"rewrote {mpath}")
-        return
+        return 0
     if not (args.checkpoint and args.name):
         p.error("--checkpoint and --name are needed (or --refresh)")
     mpath = export(args.kind, args.checkpoint, args.name, Path(args.out_dir), args.eval_limit, args.init_from)
     print(json.dumps(json.loads(mpath.read_text())["eval"], indent=1)[:2000])
     print(f"wrote {mpath}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -224,7 +224,8 @@ def run(model, make_batch: Callable, loss_fn: Callable, args, rng: np.random.Gen
     return ckpt
 
 
-if __name__ == "__main__":
+def main(argv=None) -> int:
+    """Command line (``video-mocap-checkpoint``): compact a checkpoint or average snapshots."""
     import argparse
 
     ap = argparse.ArgumentParser(description="python -m training.loop --compact SRC DST | "
@@ -232,8 +233,13 @@ if __name__ == "__main__":
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--compact", nargs=2, metavar=("SRC", "DST"))
     mode.add_argument("--average", nargs="+", metavar="PATH", help="DST then the snapshots to average")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if a.average and len(a.average) < 2:
         ap.error("--average needs DST and at least one snapshot")
     out = compact_checkpoint(*a.compact) if a.compact else average_checkpoints(a.average[1:], a.average[0])
     print(f"{out}: {out.stat().st_size / 2 ** 20:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

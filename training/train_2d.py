@@ -18,6 +18,7 @@ Runs on CUDA with bf16 autocast when a GPU is present, else on the CPU.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -156,8 +157,16 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-if __name__ == "__main__":
+def main(argv=None) -> int:
+    """Command line (``video-mocap-train-2d``): train, return 0; a data set problem is reported, 1."""
+    args = parse_args(argv)
     try:
-        train(parse_args())
+        train(args)
     except DatasetError as e:
-        raise SystemExit(f"train_2d: {e}")
+        print(f"train_2d: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,7 @@ Points"); box loss: L1 at the cells around each pelvis.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from training.presets import DETECTOR_PRESETS
 from inference.models.preprocess import to_tensor
 from training import loop
 from data.lsp import DEFAULT_LSP, load_or_build_cache
+from data.records import DatasetError
 from data.mosaic import compose, detector_targets, MosaicConfig
 from data.scenes import compose_scene, ignore_weights, load_or_build_scenes, SceneConfig
 
@@ -111,5 +113,16 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def main(argv=None) -> int:
+    """Command line (``video-mocap-train-detector``): train, return 0; a data set problem is reported, 1."""
+    args = parse_args(argv)
+    try:
+        train(args)
+    except DatasetError as e:
+        print(f"train_detector: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    train(parse_args())
+    sys.exit(main())

@@ -55,7 +55,9 @@ def test_constraints_pin_what_matters():
     names = [p.name for p in deps.PACKAGES]
     assert len(names) == len(set(names))
     assert {p.where for p in deps.PACKAGES} <= {"venv", "both"}
-    assert [p.name for p in deps.PACKAGES if p.where == "venv"] == ["bpy", "pytest", "matplotlib", "ray"]
+    assert [p.name for p in deps.PACKAGES if p.where == "venv"] == ["bpy", "pytest", "matplotlib", "ray",
+                                                                   "setuptools", "import-linter"]
+    assert "import-linter==2.17" in lines  # exact: a new release may judge the contracts differently
 
 
 # --------------------------------------------------------------------------- dry runs
@@ -78,6 +80,9 @@ def test_dry_run_plan(tmp_path, flag, torch_req):
         assert " " + req in cmd
     if flag == "--cuda":
         assert "download.pytorch.org/whl/cpu" not in cmd
+    # then this checkout, editable, without touching the pinned packages
+    checkout = [line for line in out.splitlines() if "checkout: would run:" in line]
+    assert len(checkout) == 1 and checkout[0].endswith(" --no-deps --no-build-isolation -e " + REPO)
     assert not venv.exists()  # nothing changed
     assert open(os.path.join(REPO, "constraints.txt")).read() == before
     assert "Traceback" not in proc.stderr
@@ -91,6 +96,7 @@ def test_dry_run_on_installed_venv_reports_satisfied():
     proc = run_script("--dry-run", "--cpu", "--no-blender", "--venv", sys.prefix)
     assert proc.returncode == 0, proc.stderr
     assert "venv: all {} packages already satisfied".format(len(deps.PACKAGES)) in proc.stdout
+    assert "checkout: video-mocap installed editable from {}".format(REPO) in proc.stdout
     assert "would run" not in proc.stdout
 
 
@@ -102,6 +108,18 @@ def test_second_run_is_fast_and_runs_no_pip():
     assert proc.returncode == 0, proc.stderr
     assert "already satisfied" in proc.stdout and "running:" not in proc.stdout
     assert proc.seconds < 30
+
+
+def test_editable_check_reads_the_venv(tmp_path):
+    """The check behind the fast second run: current here, "not installed" for another project,
+    and an install made from another checkout is not taken for this one's."""
+    if deps.editable_problem(sys.executable):
+        pytest.skip("this checkout is not installed editable in this environment")
+    assert deps.editable_problem(sys.executable, name="video-mocap-not-a-package") == "not installed"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "pyproject.toml").write_text('[project]\nname = "video-mocap"\nversion = "0.1.0"\n')
+    assert "another folder" in deps.editable_problem(sys.executable, repo=str(other))
 
 
 # --------------------------------------------------------------------------- GPU and torch
