@@ -194,8 +194,7 @@ def main(argv=None) -> int:
     if args.pose_errors and os.path.exists(args.pose_errors):
         # our own pose network's measured errors (evaluation.pose_errors), with its raw scores and
         # with the scores the engine gives the lifter (its manifest's score_calibration)
-        from evaluation.pose_errors import load_errors
-        from training.train_3d import _shown_path
+        from evaluation.pose_errors import load_errors, shown_path as _shown_path
 
         sample = load_errors(args.pose_errors)
         man_2d = args.pose_errors.replace("_errors.npz", ".json")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,14 @@ def write_training_errors(out: str | Path, model, sha256: str, data_root: str = 
     table = calibrate(m)
     _save_errors(out, m, sha256, table)
     return {"file": str(out), **summary(m), "calibration": table}
+
+
+def shown_path(path: str | Path) -> str:
+    """path relative to the repository when inside it (manifests and results must not record this
+    machine's folders); else path unchanged."""
+    root = Path(__file__).resolve().parents[1]
+    rel = os.path.relpath(os.path.abspath(path), root)
+    return str(path) if rel.startswith("..") else rel
 
 
 def load_errors(path: str | Path) -> dict:

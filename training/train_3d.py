@@ -26,6 +26,7 @@ from data import mocap
 from inference.core import score_calibration
 from data.cameras import corrupt_2d, mirror_world, project_normalized, sample_cameras, world_to_camera
 from data.pose_noise import fill_unseen, replay_errors
+from evaluation.pose_errors import shown_path
 
 
 class PairSampler:
@@ -153,11 +154,7 @@ def _init_config(manifest_path: str, cfg: dict, grow: bool = False, widen: bool 
     return {**{k: v for k, v in cfg.items() if k not in ARCH_KEYS}, **arch, "init_from": start}
 
 
-def _shown_path(path: str) -> str:
-    """path relative to the repository when inside it (manifests must not record this machine)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    rel = os.path.relpath(os.path.abspath(path), root)
-    return path if rel.startswith("..") else rel
+_shown_path = shown_path  # path relative to the repository when inside it (evaluation.pose_errors)
 
 
 VAL_EVERY = 10
