@@ -16,6 +16,7 @@ Jitter is averaged per sequence, then frame-weighted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -28,6 +29,9 @@ import torch
 from inference.core.camera import bbox_area, root_depth
 from inference.stages.lifting import Lifter
 from inference.core.metrics import jitter, mpjpe, p_mpjpe, root_depth_error, root_lateral_error
+from inference.pipeline import PipelineOptions
+from inference.stages.smoothing import post_process
+from inference.stages.types import PersonMotion
 from inference.models.lifter import build_model, PELVIS
 from data import mocap
 from inference.core import score_calibration
@@ -94,15 +98,13 @@ def make_2d(seq: dict, noisy: bool, difficulty: float, seed: int, pose_errors: d
     return uv, scores
 
 
-def engine_post(X: np.ndarray, fps: float, options=None) -> np.ndarray:
-    """What the engine does to a lifted track after the lifter (pipeline._build_result; options:
-    PipelineOptions, default the engine's): zero-lag One-Euro smoothing with the pelvis path's own
-    smoother, then constant bone lengths."""
-    from inference.core.filters import bone_lengths, enforce_bone_lengths
-    from inference.pipeline import PipelineOptions, smooth_run
-
-    X, _ = smooth_run(X, None, fps, np.eye(3), options or PipelineOptions())
-    return enforce_bone_lengths(X, bone_lengths(X)).astype(np.float64)
+def engine_post(X: np.ndarray, fps: float, options: PipelineOptions | None = None) -> np.ndarray:
+    """What the engine does to a lifted track after the lifter (smoothing.post_process with the
+    options' settings, default the engine's): zero-lag One-Euro smoothing with the pelvis path's
+    own smoother, then constant bone lengths (always on here). X (F, J, 3) m -> (F, J, 3) float64."""
+    cfg = dataclasses.replace((options or PipelineOptions()).smoothing_config(), bone_lengths=True)
+    done = post_process(PersonMotion(X, None, np.ones(len(X), bool)), fps, np.eye(3), cfg)
+    return done.joints3d.astype(np.float64)
 
 
 def evaluate(lifter: Lifter, seqs, noisy: bool, difficulty: float = 0.5, seed: int = 7,

@@ -13,9 +13,9 @@ around that pose and run once more. The tracker then gives each frame's poses th
 not grow with the frame size, only (slowly) with the number of frames.
 
 Stage 2 works per track: short dropouts are interpolated (``tracking.fill_gaps``), each run
-of present frames is lifted to 3D (``lifting.Lifter``), smoothed with the zero-lag One-Euro
-filter (``filters.smooth_track``: the pelvis path with a Whittaker smoother) and given constant
-bone lengths.
+of present frames is lifted to 3D (``lifting.Lifter``), then ``smoothing.post_process`` smooths
+it (zero-lag One-Euro; the pelvis path with a Whittaker smoother) and makes the bone lengths
+constant.
 """
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ import posefile
 
 from inference.core import camera
 from inference.errors import Cancelled, InferenceError
-from posefile.skeleton import JOINT_NAMES, PELVIS
+from posefile.skeleton import JOINT_NAMES
+from inference.stages.smoothing import post_process, SmoothingConfig
+from inference.stages.types import PersonMotion
 from inference.stages.stitching import stitch_tracks, StitchConfig
 from inference.stages.video import FrameReader
 
@@ -95,6 +97,11 @@ class PipelineOptions:
 
     def check(self) -> None:
         if self.preset not in PRESETS:
+    def smoothing_config(self) -> SmoothingConfig:
+        """The stage-2 post-process settings (smoothing.post_process)."""
+        return SmoothingConfig(smoothing=self.smoothing, min_cutoff=self.min_cutoff, beta=self.beta,
+                               root_cutoff=self.root_cutoff, bone_lengths=self.bone_lengths)
+
             raise InferenceError(f"unknown preset {self.preset!r} (choose from {', '.join(PRESETS)})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InferenceError(f"unknown device {self.device!r} (auto, cpu or cuda)")
@@ -395,29 +402,9 @@ def lifter_scores(models: Models, scores: np.ndarray) -> np.ndarray:
     return score_calibration.apply(getattr(models.pose, "score_calibration", None), scores).astype(np.float32)
 
 
-def smooth_run(X: np.ndarray, joints2d: np.ndarray | None, fps: float, K: np.ndarray, opts: PipelineOptions,
-               valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Stage-2 smoothing of one run of present frames of one person (opts.smoothing > 0): 3D
-    joints (F, J, 3) m with filters.smooth_track, 2D joints (F, J, 2) px (or None) with One-Euro.
-    The one definition for the engine, eval_3d.engine_post and preview.smooth_like_pipeline."""
-    from inference.core.filters import smooth, smooth_track
-
-    mc, beta = opts.min_cutoff / opts.smoothing, opts.beta / opts.smoothing
-    cut = opts.root_cutoff / opts.smoothing if opts.root_cutoff > 0 else None
-    X = smooth_track(X, fps, mc, beta, cut, root=PELVIS, valid=valid)
-    if joints2d is None:
-        return X, None
-    # 2D in pixels: the speed in metres/s is pixels/s over pixels per metre at the person's
-    # depth (f / z).
-    ok = np.ones(len(X), bool) if valid is None else np.asarray(valid, bool)
-    z = float(np.nanmedian(X[ok][:, :, 2])) if ok.any() else float("nan")
-    px_per_m = K[0, 0] / max(z, 0.1) if np.isfinite(z) else K[0, 0]
-    return X, smooth(joints2d, fps, mc, beta, speed_scale=px_per_m, valid=valid)
-
-
 def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models: Models,
                   opts: PipelineOptions, warnings: list[str], stats: dict) -> tuple:
-    from inference.core.filters import bone_lengths, enforce_bone_lengths, runs
+    from inference.core.filters import runs
     from inference.stages.lifting import LifterError
     from inference.stages.tracking import dense_track, fill_gaps
 
@@ -434,11 +421,13 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
     t_lift = t_smooth = 0.0
     for p, tr in enumerate(tracks):
         joints, scores, v = dense_track(tr, frame0, F, J)
+    smoothing = opts.smoothing_config()
         joints, scores, v, filled = fill_gaps(joints, scores, v, max_gap)
         filled_total += int(filled.sum())
         filled_any[p] = filled
         for a, b in runs(v):
             t0 = time.perf_counter()
+        lifted = []                   # the runs lifted: smoothed one by one (post_process)
             try:
                 X = models.lifter.lift(joints[a:b], lifter_scores(models, scores[a:b]), K)
             except LifterError as e:   # e.g. no frame of the run has 2 confident joints
@@ -458,14 +447,13 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
                                 f"{frame0 + a}..{frame0 + b - 1} was not finite; they are marked not valid")
                 if not ok.any():
                     continue
-            if opts.smoothing > 0:
-                X, joints[a:b] = smooth_run(X, joints[a:b], fps, K, opts, valid=ok)
             j3[p, a:b] = X
-            t_smooth += time.perf_counter() - t1
+            lifted.append((a, b))
             t_lift += t1 - t0
-        if opts.bone_lengths and v.any():
-            L = bone_lengths(j3[p], v)
-            j3[p, v] = enforce_bone_lengths(j3[p, v], L)
+        t1 = time.perf_counter()
+        done = post_process(PersonMotion(j3[p], joints, v), fps, K, smoothing, segments=lifted)
+        j3[p], joints = done.joints3d, done.joints2d
+        t_smooth += time.perf_counter() - t1
         # Last guard (e.g. smoothing or bone lengths overflowing huge but finite lifts).
         late = v & ~(np.isfinite(j3[p]).all((-2, -1)) & np.isfinite(joints).all((-2, -1)))
         if late.any():

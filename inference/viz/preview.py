@@ -5,10 +5,10 @@ smoothing (matplotlib, off-screen Agg canvas; no pyplot, no global backend switc
 
 Raw vs smoothed: the pipeline keeps only its smoothed output, so ``raw_and_smoothed`` runs it
 once with smoothing and bone-length constancy off (the raw lifted joints) and applies the
-pipeline's own stage-2 filters to that (``smooth_like_pipeline``: ``pipeline.smooth_run`` per run
-of present frames, then constant bone lengths).
-tests/test_overlay_preview.py checks that this equals a normal run, so the plot shows exactly
-what the pose file gets, at the cost of one run instead of two. One rare exception: when the
+pipeline's own stage-2 post-process to that (``smooth_like_pipeline``: ``smoothing.post_process``,
+the one definition).
+The pipeline calls the same function, so the plot shows exactly what the pose file gets, at
+the cost of one run instead of two. One rare exception: when the
 ``max_people`` cap drops an interpolated person-frame in the middle of a track, the pipeline
 smoothed across that frame while this smooths the two sides separately (a few frames differ).
 
@@ -22,6 +22,8 @@ import sys
 
 import numpy as np
 
+from inference.stages.smoothing import post_process
+from inference.stages.types import PersonMotion
 from posefile.skeleton import BONES, JOINT_INDEX as INDEX, JOINT_NAMES
 
 LEFT = {i for n, i in INDEX.items() if n.startswith("l_")}
@@ -169,23 +171,16 @@ def trajectory_plot(raw: np.ndarray, smoothed: np.ndarray, valid: np.ndarray, fp
 
 # ---------------------------------------------------------------------------- raw vs smoothed
 def smooth_like_pipeline(raw, options):
-    """The pipeline's stage-2 smoothing applied to a run made with smoothing=0 and
-    bone_lengths=False. raw: PoseResult; options: the PipelineOptions of the normal run.
-    Returns a new PoseResult (joints3d, joints2d smoothed; meta options updated)."""
-    from inference.core.filters import bone_lengths, enforce_bone_lengths, runs
-    from inference.pipeline import smooth_run
-
+    """The pipeline's stage-2 post-process (smoothing.post_process) applied to a run made with
+    smoothing=0 and bone_lengths=False. raw: PoseResult; options: the PipelineOptions of the
+    normal run. Returns a new PoseResult (joints3d, joints2d post-processed; meta options updated)."""
     j3 = np.array(raw.joints3d, np.float32, copy=True)
     j2 = np.array(raw.joints2d, np.float32, copy=True)
     K = np.asarray(raw.camera_K, np.float64)
-    fps = float(raw.fps)
+    cfg = options.smoothing_config()
     for p in range(raw.num_people):
-        v = raw.valid[p]
-        if options.smoothing > 0:
-            for a, b in runs(v):
-                j3[p, a:b], j2[p, a:b] = smooth_run(raw.joints3d[p, a:b], raw.joints2d[p, a:b], fps, K, options)
-        if options.bone_lengths and v.any():
-            j3[p, v] = enforce_bone_lengths(j3[p, v], bone_lengths(j3[p], v))
+        done = post_process(PersonMotion(j3[p], j2[p], raw.valid[p]), float(raw.fps), K, cfg)
+        j3[p], j2[p] = done.joints3d, done.joints2d
     meta = dict(raw.meta)
     if isinstance(meta.get("options"), dict):
         meta["options"] = dict(meta["options"], smoothing=options.smoothing, bone_lengths=options.bone_lengths)

@@ -90,24 +90,3 @@ def test_preview_grid_and_trajectory_plot(tmp_path):
     assert cv2.imread(str(tmp_path / "traj.png")).shape[1] > 600
     with pytest.raises(ValueError, match="nobody"):
         preview.preview_grid(arrays["joints3d"], np.zeros_like(arrays["valid"]), arrays["person_ids"], str(png))
-
-
-def test_raw_then_smoothed_equals_a_normal_run(tmp_path):
-    """One raw run + the pipeline's filters == the pipeline with smoothing (what the plot shows
-    is what the pose file gets)."""
-    from inference.pipeline import load_models, PipelineOptions, run
-
-    wdir = untrained_weights(tmp_path / "w")
-    # no gap filling, so the max_people cap never drops an interpolated frame (the one case where
-    # the pipeline smooths across a frame that the pose file then marks absent; see preview.py)
-    opts = PipelineOptions(weights_dir=str(wdir), detection_threshold=0.0, min_pose_score=0.0, max_people=2,
-                           detect_every=4, min_track_s=0.0, max_gap_s=0.0)
-    models = load_models(opts)
-    clip = write_clip(tmp_path / "c.mp4", 12, w=320, h=240)
-    normal = run(clip, opts, models=models)
-    raw, smoothed = preview.raw_and_smoothed(clip, opts, models=models)
-    assert normal.valid.any()
-    np.testing.assert_array_equal(smoothed.valid, normal.valid)
-    np.testing.assert_allclose(smoothed.joints3d, normal.joints3d, atol=1e-5, equal_nan=True)
-    np.testing.assert_allclose(smoothed.joints2d, normal.joints2d, atol=1e-3, equal_nan=True)
-    assert not np.allclose(raw.joints3d[raw.valid], normal.joints3d[normal.valid])
