@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TYPE_CHECKING
 
 import numpy as np
 
@@ -41,6 +41,11 @@ from inference.stages.stitching import stitch_tracks, StitchConfig
 from inference.stages.video import FrameReader
 
 ENGINE_VERSION = "0.1.0"
+if TYPE_CHECKING:   # names only: the CLI imports this module before torch (fast --help)
+    from inference.stages.detect import PersonDetector
+    from inference.stages.lifting import Lifter
+    from inference.stages.pose2d import PoseEstimator
+
 PRESETS = ("fast", "balanced", "accurate")
 # The most accurate preset with shipped weights that runs at about real time on 2 CPU cores.
 DEFAULT_PRESET = "balanced"
@@ -95,8 +100,6 @@ class PipelineOptions:
     initial_boxes: list | None = None    # [(cx, cy, size), ...] px: people to follow from the first
                                          # frame, in addition to what the detector finds
 
-    def check(self) -> None:
-        if self.preset not in PRESETS:
     def smoothing_config(self) -> SmoothingConfig:
         """The stage-2 post-process settings (smoothing.post_process)."""
         return SmoothingConfig(smoothing=self.smoothing, min_cutoff=self.min_cutoff, beta=self.beta,
@@ -104,6 +107,8 @@ class PipelineOptions:
 
             raise InferenceError(f"unknown preset {self.preset!r} (choose from {', '.join(PRESETS)})")
         if self.device not in ("auto", "cpu", "cuda"):
+    def check(self) -> None:
+        if self.preset not in PRESETS:
             raise InferenceError(f"unknown device {self.device!r} (auto, cpu or cuda)")
         if not 0.0 <= self.crop_shrink_per_s <= 1.0:
             raise InferenceError(f"crop_shrink_per_s must be between 0 and 1, got {self.crop_shrink_per_s}")
@@ -166,10 +171,14 @@ ProgressFn = Callable[[dict], None]
 # ---------------------------------------------------------------------------- models
 @dataclass
 class Models:
-    pose: object
-    detector: object
-    lifter: object
-    sha256: dict
+    """The loaded networks of a preset (load_models). A run never changes them: its own settings
+    (detection threshold, most people, flip test) go with each call, so one Models can serve
+    many runs with different options."""
+
+    pose: PoseEstimator
+    detector: PersonDetector
+    lifter: Lifter
+    sha256: dict[str, str | None]       # weights file hashes: pose, detector, lifter
 
 
 def _manifest(folder: Path, name: str) -> Path:
@@ -222,6 +231,12 @@ def load_models(opts: PipelineOptions) -> Models:
 
 # ---------------------------------------------------------------------------- stage 1
 def _covered(box: np.ndarray, others: list[np.ndarray]) -> int:
+def run_flip(models: Models, opts: PipelineOptions) -> bool:
+    """Whether this run's pose network uses the flip test: the option, else the models' own
+    (load_models set it from the preset)."""
+    return bool(models.pose.flip if opts.flip_test is None else opts.flip_test)
+
+
     """Index of the first box in others that is the same person as box (close centre, similar
     size), or -1."""
     for i, o in enumerate(others):
@@ -249,6 +264,9 @@ class _Stage1:
         self.m, self.opts = models, opts
         self.tracker = Tracker(TrackerConfig(max_age=max(3, int(round(0.5 * fps))),
                                              propose_age=max(3, opts.detect_every),
+        # This run's settings, passed with each call: the models stay as loaded (Models).
+        self.flip = run_flip(models, opts) if models is not None else False
+        self.threshold = opts.detection_threshold        # None: the detector's own
                                              lost_window=max(3, int(round(0.5 * fps))),
                                              min_shrink=opts.crop_shrink_per_s ** (1.0 / fps)))
         self.stats = {"detector_frames": 0, "crops": 0, "refined_crops": 0, "poses": 0,
@@ -279,7 +297,7 @@ class _Stage1:
     def chunk(self, idxs: list[int], frames: list[np.ndarray]) -> None:
         opts = self.opts
         t0 = time.perf_counter()
-        dets = self.m.detector.detect([frames[0]])[0]
+        dets = self.m.detector.detect([frames[0]], threshold=self.threshold, max_people=opts.max_people)[0]
         self.stats["detector_frames"] += 1
         if self.fallback is not None and self._fallback_due(idxs[0]):
             self.last_fallback = idxs[0]
@@ -323,7 +341,7 @@ class _Stage1:
             dt = i - idxs[0]
             boxes.append(np.array([[b[0] + v[0] * dt, b[1] + v[1] * dt, b[2]] for b, v, _ in seeds],
                                   np.float32).reshape(-1, 3))
-        results = self.m.pose.estimate(frames, boxes)
+        results = self.m.pose.estimate(frames, boxes, flip=self.flip)
         self.stats["crops"] += sum(len(b) for b in boxes)
         if opts.refine_crops:
             results = self._refine(frames, boxes, results)
@@ -380,7 +398,7 @@ class _Stage1:
         for f, k, b in zip(redo_f, redo_k, redo_boxes):
             slots.setdefault(f, []).append(k)
             per_frame[f] = np.vstack([per_frame[f], b[None]])
-        again = self.m.pose.estimate(frames, per_frame)
+        again = self.m.pose.estimate(frames, per_frame, flip=self.flip)
         self.stats["refined_crops"] += len(redo_f)
         out = [(j.copy(), s.copy()) for j, s in results]
         for f, ks in slots.items():
@@ -523,11 +541,6 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
     if opts.preset == "accurate" and getattr(models.pose.device, "type", "cpu") == "cpu":
         warnings.append("the accurate preset runs on the CPU here: expect well under 1 frame per second "
                         "(use a CUDA GPU, or --preset balanced)")
-    if opts.detection_threshold is not None:               # options win over preloaded models
-        models.detector.threshold = opts.detection_threshold
-    if opts.flip_test is not None:
-        models.pose.flip = opts.flip_test
-    models.detector.max_people = opts.max_people
     t_loaded = time.perf_counter()
     stage = _Stage1(models, opts, info.fps)
     total = info.num_frames
@@ -610,7 +623,7 @@ def _meta(source, opts: PipelineOptions, models: Models, info, stats: dict, warn
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      "torch": torch.__version__, "opencv": cv2.__version__},
         "weights_sha256": models.sha256,
-        "flip_test": bool(models.pose.flip),              # what ran (the option may be None: preset default)
+        "flip_test": run_flip(models, opts),              # what ran (the option may be None: preset default)
         "options": json.loads(json.dumps(asdict(opts), default=str)),
         "source": os.path.basename(os.fspath(source)),
         "source_kind": info.kind,

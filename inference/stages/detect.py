@@ -104,15 +104,20 @@ class PersonDetector:
         self.batch_size = batch_size
         self.frames_run = 0
 
-    def detect(self, frames: Sequence[np.ndarray]) -> list[list[tuple[np.ndarray, float]]]:
-        """F frames (H, W, 3) uint8 BGR -> per frame a list of (box (cx, cy, size) px, score)."""
+    def detect(self, frames: Sequence[np.ndarray], threshold: float | None = None,
+               max_people: int | None = None) -> list[list[tuple[np.ndarray, float]]]:
+        """F frames (H, W, 3) uint8 BGR -> per frame a list of (box (cx, cy, size) px, score).
+        threshold, max_people: this call's settings (None: the detector's own), so that a run
+        never changes a detector that other runs share."""
+        threshold = self.threshold if threshold is None else threshold
+        max_people = self.max_people if max_people is None else max_people
         out = []
         for i in range(0, len(frames), self.batch_size):
             chunk = frames[i:i + self.batch_size]
             boxed = [letterbox(f) for f in chunk]
             maps = run_network(self.model, np.stack([b[0] for b in boxed]), self.device)
             for m, (_, scale) in zip(maps, boxed):
-                out.append(decode_people(m, self.threshold, self.max_people, self.nms_radius, scale))
+                out.append(decode_people(m, threshold, max_people, self.nms_radius, scale))
             self.frames_run += len(chunk)
         return out
 

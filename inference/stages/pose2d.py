@@ -208,8 +208,9 @@ class PoseEstimator:
     def in_size(self) -> int:
         return self.cfg.in_size
 
-    def estimate(self, frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]):
-        """frames: F images (H, W, 3) uint8 BGR; boxes: F arrays (n_f, 3) of (cx, cy, size).
+    def estimate(self, frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray], flip: bool | None = None):
+        """frames: F images (H, W, 3) uint8 BGR; boxes: F arrays (n_f, 3) of (cx, cy, size);
+        flip: this call's flip test (None: the estimator's own).
 
         Returns a list of F pairs (joints (n_f, J, 2) float32 frame pixels, scores (n_f, J)).
         """
@@ -232,7 +233,7 @@ class PoseEstimator:
                 slot.append(k)
                 patches.append(pyr.crop(M, S))
         joints, scores = self.estimate_crops(np.stack(patches) if patches else np.zeros((0, S, S, 3), np.uint8),
-                                             np.stack(mats) if mats else np.zeros((0, 2, 3)))
+                                             np.stack(mats) if mats else np.zeros((0, 2, 3)), flip)
         out = []
         owner, slot = np.asarray(owner, np.int64), np.asarray(slot, np.int64)
         for f in range(len(frames)):
@@ -243,16 +244,19 @@ class PoseEstimator:
             out.append((jf, sf))
         return out
 
-    def estimate_crops(self, patches: np.ndarray, mats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def estimate_crops(self, patches: np.ndarray, mats: np.ndarray,
+                       flip: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """patches (N, S, S, 3) uint8 BGR crops made with mats (N, 2, 3) -> joints (N, J, 2) in
         the pixels the mats map from, scores (N, J)."""
         J = len(JOINT_NAMES)
         if len(patches) == 0:
             return np.zeros((0, J, 2), np.float32), np.zeros((0, J), np.float32)
-        return decode_crops(self.heatmaps(patches), mats, self.cfg.in_size)
+        return decode_crops(self.heatmaps(patches, flip), mats, self.cfg.in_size)
 
-    def heatmaps(self, patches: np.ndarray) -> np.ndarray:
-        """(N, S, S, 3) uint8 BGR -> (N, J, H, H) float32 (flip-averaged when flip is on)."""
+    def heatmaps(self, patches: np.ndarray, flip: bool | None = None) -> np.ndarray:
+        """(N, S, S, 3) uint8 BGR -> (N, J, H, H) float32 (flip-averaged when flip, or with None
+        the estimator's own flip, is on)."""
+        flip = self.flip if flip is None else flip
         outs = []
         for i in range(0, len(patches), self.batch_size):
             chunk = patches[i:i + self.batch_size]
@@ -260,7 +264,7 @@ class PoseEstimator:
             m = padded_batch(n, self.batch_size)
             if m > n:
                 chunk = np.concatenate([chunk, np.zeros((m - n,) + chunk.shape[1:], chunk.dtype)])
-            outs.append(crop_heatmaps(self.model, chunk, self.device, self.flip)[:n])
+            outs.append(crop_heatmaps(self.model, chunk, self.device, flip)[:n])
             self.crops_run += n
         return np.concatenate(outs)
 

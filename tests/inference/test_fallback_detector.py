@@ -60,7 +60,7 @@ def test_new_tracks_need_the_start_gate():
 
     from inference.pipeline import _Stage1
 
-    models = SimpleNamespace(pose=SimpleNamespace(manifest={"gate": {"start_score": 0.55}}))
+    models = SimpleNamespace(pose=SimpleNamespace(manifest={"gate": {"start_score": 0.55}}, flip=False))
     opts = PipelineOptions(fallback_detector="none")
     assert _Stage1(models, opts, fps=30.0).start_score == 0.55          # the weights' own gate
     opts = PipelineOptions(fallback_detector="none", start_pose_score=0.4)

@@ -286,3 +286,13 @@ def test_every_front_end_defaults_to_the_engine_preset():
     assert batch.parse_args(["--input", "v.mp4", "--output", "out"]).preset == DEFAULT_PRESET
     for name in PRESETS:
         assert batch.parse_args(["--input", "v.mp4", "--output", "out", "--preset", name]).preset == name
+
+
+def test_run_leaves_shared_models_as_loaded(untrained, models, clip):
+    """A run's own settings go with each call: other options do not change the models that
+    other runs share (detector threshold and cap, flip test)."""
+    before = (models.detector.threshold, models.detector.max_people, models.pose.flip)
+    res = run(clip, _opts(untrained, detection_threshold=0.5, max_people=1, flip_test=not before[2]),
+              models=models)
+    assert (models.detector.threshold, models.detector.max_people, models.pose.flip) == before
+    assert res.meta["flip_test"] is (not before[2])
