@@ -40,12 +40,12 @@ from inference.stages.types import PersonMotion
 from inference.stages.stitching import stitch_tracks, StitchConfig
 from inference.stages.video import FrameReader
 
-ENGINE_VERSION = "0.1.0"
 if TYPE_CHECKING:   # names only: the CLI imports this module before torch (fast --help)
     from inference.stages.detect import PersonDetector
     from inference.stages.lifting import Lifter
     from inference.stages.pose2d import PoseEstimator
 
+ENGINE_VERSION = "0.1.0"
 PRESETS = ("fast", "balanced", "accurate")
 # The most accurate preset with shipped weights that runs at about real time on 2 CPU cores.
 DEFAULT_PRESET = "balanced"
@@ -105,10 +105,10 @@ class PipelineOptions:
         return SmoothingConfig(smoothing=self.smoothing, min_cutoff=self.min_cutoff, beta=self.beta,
                                root_cutoff=self.root_cutoff, bone_lengths=self.bone_lengths)
 
-            raise InferenceError(f"unknown preset {self.preset!r} (choose from {', '.join(PRESETS)})")
-        if self.device not in ("auto", "cpu", "cuda"):
     def check(self) -> None:
         if self.preset not in PRESETS:
+            raise InferenceError(f"unknown preset {self.preset!r} (choose from {', '.join(PRESETS)})")
+        if self.device not in ("auto", "cpu", "cuda"):
             raise InferenceError(f"unknown device {self.device!r} (auto, cpu or cuda)")
         if not 0.0 <= self.crop_shrink_per_s <= 1.0:
             raise InferenceError(f"crop_shrink_per_s must be between 0 and 1, got {self.crop_shrink_per_s}")
@@ -229,14 +229,14 @@ def load_models(opts: PipelineOptions) -> Models:
     return Models(pose, det, lifter, sha)
 
 
-# ---------------------------------------------------------------------------- stage 1
-def _covered(box: np.ndarray, others: list[np.ndarray]) -> int:
 def run_flip(models: Models, opts: PipelineOptions) -> bool:
     """Whether this run's pose network uses the flip test: the option, else the models' own
     (load_models set it from the preset)."""
     return bool(models.pose.flip if opts.flip_test is None else opts.flip_test)
 
 
+# ---------------------------------------------------------------------------- stage 1
+def _covered(box: np.ndarray, others: list[np.ndarray]) -> int:
     """Index of the first box in others that is the same person as box (close centre, similar
     size), or -1."""
     for i, o in enumerate(others):
@@ -262,11 +262,11 @@ class _Stage1:
         from inference.stages.tracking import Tracker, TrackerConfig
 
         self.m, self.opts = models, opts
-        self.tracker = Tracker(TrackerConfig(max_age=max(3, int(round(0.5 * fps))),
-                                             propose_age=max(3, opts.detect_every),
         # This run's settings, passed with each call: the models stay as loaded (Models).
         self.flip = run_flip(models, opts) if models is not None else False
         self.threshold = opts.detection_threshold        # None: the detector's own
+        self.tracker = Tracker(TrackerConfig(max_age=max(3, int(round(0.5 * fps))),
+                                             propose_age=max(3, opts.detect_every),
                                              lost_window=max(3, int(round(0.5 * fps))),
                                              min_shrink=opts.crop_shrink_per_s ** (1.0 / fps)))
         self.stats = {"detector_frames": 0, "crops": 0, "refined_crops": 0, "poses": 0,
@@ -437,15 +437,15 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
     filled_total = 0
     nonfinite_total = 0           # person-frames whose 3D came out inf/NaN (marked not valid)
     t_lift = t_smooth = 0.0
+    smoothing = opts.smoothing_config()
     for p, tr in enumerate(tracks):
         joints, scores, v = dense_track(tr, frame0, F, J)
-    smoothing = opts.smoothing_config()
         joints, scores, v, filled = fill_gaps(joints, scores, v, max_gap)
         filled_total += int(filled.sum())
         filled_any[p] = filled
+        lifted = []                   # the runs lifted: smoothed one by one (post_process)
         for a, b in runs(v):
             t0 = time.perf_counter()
-        lifted = []                   # the runs lifted: smoothed one by one (post_process)
             try:
                 X = models.lifter.lift(joints[a:b], lifter_scores(models, scores[a:b]), K)
             except LifterError as e:   # e.g. no frame of the run has 2 confident joints
