@@ -36,7 +36,7 @@ from inference.core import camera
 from inference.errors import Cancelled, InferenceError
 from posefile.skeleton import JOINT_NAMES
 from inference.stages.smoothing import post_process, SmoothingConfig
-from inference.stages.types import PersonMotion
+from inference.stages.types import Detections, FramePoses, PersonMotion
 from inference.stages.stitching import stitch_tracks, StitchConfig
 from inference.stages.video import FrameReader
 
@@ -306,7 +306,8 @@ class _Stage1:
             self.stats["fallback_detections"] += len(extra)
             dets = dets + extra   # learned detections first; covered boxes are skipped below
         if self.first and opts.initial_boxes:
-            dets = [(np.asarray(b, np.float32).reshape(3), 1.0) for b in opts.initial_boxes] + dets
+            given = np.asarray(opts.initial_boxes, np.float32).reshape(-1, 3)
+            dets = Detections(given, np.ones(len(given), np.float32)) + dets
         self.first = False
         t1 = time.perf_counter()
         self.t["detect"] += t1 - t0
@@ -314,7 +315,7 @@ class _Stage1:
         for k in range(0, len(idxs), step):
             self._poses(idxs[k:k + step], frames[k:k + step], dets)
 
-    def _poses(self, idxs: list[int], frames: list[np.ndarray], dets: list) -> None:
+    def _poses(self, idxs: list[int], frames: list[np.ndarray], dets: Detections) -> None:
         """Pose crops and tracking for a few consecutive frames. dets: the chunk's detections."""
         from inference.stages.tracking import suppress_duplicates
 
@@ -331,7 +332,7 @@ class _Stage1:
         for tid, b in self._sane([b for _, b in props], image_size, [tid for tid, _ in props]):
             v = np.asarray(vel.get(tid, np.zeros(2)), np.float32)
             seeds.append((b, v if np.isfinite(v).all() else np.zeros(2, np.float32), tid))
-        for _, b in self._sane([b for b, _score in dets], image_size):
+        for _, b in self._sane(list(dets.boxes), image_size):
             if _covered(b, [s[0] for s in seeds]) < 0:
                 seeds.append((b, np.zeros(2), -1))
         seeds = seeds[: max(opts.max_people + 2, len(props))]
@@ -346,7 +347,8 @@ class _Stage1:
         if opts.refine_crops:
             results = self._refine(frames, boxes, results)
         t2 = time.perf_counter()
-        for i, (joints, scores) in zip(idxs, results):
+        for i, poses in zip(idxs, results):
+            joints, scores = poses.joints, poses.scores
             hint = seed_track.copy()
             ok = ((scores.mean(-1) >= opts.min_pose_score) & np.isfinite(joints).all((-2, -1))
                   if len(scores) else np.zeros(0, bool))     # NaN joints: a box that could not be cropped
@@ -382,7 +384,8 @@ class _Stage1:
         from inference.stages.tracking import pose_box
 
         redo_f, redo_k, redo_boxes = [], [], []
-        for f, (fb, (joints, scores)) in enumerate(zip(boxes, results)):
+        for f, (fb, poses) in enumerate(zip(boxes, results)):
+            joints, scores = poses.joints, poses.scores
             for k in range(len(fb)):
                 if scores[k].mean() < 0.5 * self.opts.min_pose_score:
                     continue
@@ -400,12 +403,12 @@ class _Stage1:
             per_frame[f] = np.vstack([per_frame[f], b[None]])
         again = self.m.pose.estimate(frames, per_frame, flip=self.flip)
         self.stats["refined_crops"] += len(redo_f)
-        out = [(j.copy(), s.copy()) for j, s in results]
+        out = [FramePoses(r.joints.copy(), r.scores.copy()) for r in results]
         for f, ks in slots.items():
-            j2, s2 = again[f]
+            j2, s2 = again[f].joints, again[f].scores
             for n, k in enumerate(ks):
-                if s2[n].mean() >= out[f][1][k].mean():
-                    out[f][0][k], out[f][1][k] = j2[n], s2[n]
+                if s2[n].mean() >= out[f].scores[k].mean():
+                    out[f].joints[k], out[f].scores[k] = j2[n], s2[n]
         return out
 
 
@@ -424,7 +427,7 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
                   opts: PipelineOptions, warnings: list[str], stats: dict) -> tuple:
     from inference.core.filters import runs
     from inference.stages.lifting import LifterError
-    from inference.stages.tracking import dense_track, fill_gaps
+    from inference.stages.tracking import person_track2d
 
     J = len(JOINT_NAMES)
     P = len(tracks)
@@ -439,8 +442,8 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
     t_lift = t_smooth = 0.0
     smoothing = opts.smoothing_config()
     for p, tr in enumerate(tracks):
-        joints, scores, v = dense_track(tr, frame0, F, J)
-        joints, scores, v, filled = fill_gaps(joints, scores, v, max_gap)
+        person = person_track2d(tr, frame0, F, J, max_gap)
+        joints, scores, v, filled = person.joints, person.scores, person.valid, person.filled
         filled_total += int(filled.sum())
         filled_any[p] = filled
         lifted = []                   # the runs lifted: smoothed one by one (post_process)

@@ -47,7 +47,7 @@ def result_card(video: str, result, frame: int, out_path: str, height: int = 540
     from inference.viz import overlay, preview
     from inference.stages.video import FrameReader
 
-    start = overlay._frame_start(result.meta)
+    start = overlay.frame_start(result.meta)
     with FrameReader(video, start=start + frame, end=start + frame + 1) as reader:
         _, img = next(iter(reader))
     overlay.draw_people(img, result.joints2d[:, frame], result.scores[:, frame], result.valid[:, frame],

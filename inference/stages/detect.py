@@ -22,6 +22,7 @@ import numpy as np
 
 from inference.core import codec
 from inference.stages.pose2d import load_hourglass, resolve_device, run_network
+from inference.stages.types import Detections
 from inference.models.weights import WeightsError
 
 INPUT_SIZE = 256
@@ -105,8 +106,8 @@ class PersonDetector:
         self.frames_run = 0
 
     def detect(self, frames: Sequence[np.ndarray], threshold: float | None = None,
-               max_people: int | None = None) -> list[list[tuple[np.ndarray, float]]]:
-        """F frames (H, W, 3) uint8 BGR -> per frame a list of (box (cx, cy, size) px, score).
+               max_people: int | None = None) -> list[Detections]:
+        """F frames (H, W, 3) uint8 BGR -> per frame its Detections (best first).
         threshold, max_people: this call's settings (None: the detector's own), so that a run
         never changes a detector that other runs share."""
         threshold = self.threshold if threshold is None else threshold
@@ -117,7 +118,9 @@ class PersonDetector:
             boxed = [letterbox(f) for f in chunk]
             maps = run_network(self.model, np.stack([b[0] for b in boxed]), self.device)
             for m, (_, scale) in zip(maps, boxed):
-                out.append(decode_people(m, threshold, max_people, self.nms_radius, scale))
+                found = decode_people(m, threshold, max_people, self.nms_radius, scale)
+                out.append(Detections([b for b, _ in found], [s for _, s in found]) if found
+                           else Detections.empty())
             self.frames_run += len(chunk)
         return out
 
@@ -139,15 +142,15 @@ class HogDetector:
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.frames_run = 0
 
-    def detect(self, frames: Sequence[np.ndarray]) -> list[list[tuple[np.ndarray, float]]]:
-        """F frames (H, W, 3) uint8 BGR -> per frame a list of (box (cx, cy, size) px, score 0..1)."""
+    def detect(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        """F frames (H, W, 3) uint8 BGR -> per frame its Detections (best first, scores 0..1)."""
         out = []
         for frame in frames:
             H, W = frame.shape[:2]
             s = min(1.0, self.max_side / max(H, W))
             small = cv2.resize(frame, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else frame
             if small.shape[0] < 128 or small.shape[1] < 64:
-                out.append([])
+                out.append(Detections.empty())
                 continue
             rects, weights = self.hog.detectMultiScale(small, winStride=(8, 8), padding=(8, 8), scale=1.05)
             people = []
@@ -156,6 +159,8 @@ class HogDetector:
                     continue
                 box = np.array([(x + w / 2) / s, (y + h / 2) / s, 0.75 * h / s], np.float32)
                 people.append((box, float(1.0 / (1.0 + np.exp(-wt)))))
-            out.append(sorted(people, key=lambda p: -p[1]))
+            people.sort(key=lambda p: -p[1])
+            out.append(Detections([b for b, _ in people], [s for _, s in people]) if people
+                       else Detections.empty())
             self.frames_run += 1
         return out

@@ -28,6 +28,7 @@ from posefile.skeleton import FLIP_PAIRS, JOINT_NAMES
 from inference.models.hourglass import HourglassConfig, StackedHourglass
 from inference.models.preprocess import to_tensor
 from inference.models.weights import load_manifest, load_state_dict, WeightsError
+from inference.stages.types import FramePoses
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -208,11 +209,13 @@ class PoseEstimator:
     def in_size(self) -> int:
         return self.cfg.in_size
 
-    def estimate(self, frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray], flip: bool | None = None):
+    def estimate(self, frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray],
+                 flip: bool | None = None) -> list[FramePoses]:
         """frames: F images (H, W, 3) uint8 BGR; boxes: F arrays (n_f, 3) of (cx, cy, size);
         flip: this call's flip test (None: the estimator's own).
 
-        Returns a list of F pairs (joints (n_f, J, 2) float32 frame pixels, scores (n_f, J)).
+        Returns F FramePoses (joints (n_f, J, 2) float32 frame pixels, scores (n_f, J)), one pose
+        per box in the boxes' order.
         """
         assert len(frames) == len(boxes)
         S, J = self.in_size, len(JOINT_NAMES)
@@ -241,7 +244,7 @@ class PoseEstimator:
             jf = np.full((counts[f], J, 2), np.nan, np.float32)
             sf = np.zeros((counts[f], J), np.float32)
             jf[slot[sel]], sf[slot[sel]] = joints[sel], scores[sel]
-            out.append((jf, sf))
+            out.append(FramePoses(jf, sf))
         return out
 
     def estimate_crops(self, patches: np.ndarray, mats: np.ndarray,

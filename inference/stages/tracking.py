@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference.core.crops import MIN_SIZE
+from inference.core.crops import box_from_joints, MIN_SIZE
+from inference.stages.types import PersonTrack2D
 
 GATED = 1e6
 
@@ -81,14 +82,9 @@ def linear_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # ---------------------------------------------------------------------------- pose geometry
 def pose_box(joints: np.ndarray, scores: np.ndarray, threshold: float = 0.2) -> np.ndarray | None:
-    """(cx, cy, size) of the confident joints (J, 2) / (J,) (crops.py's definition), or None."""
-    ok = (scores > threshold) & np.isfinite(joints).all(-1)
-    if ok.sum() < 2:
-        return None
-    pts = joints[ok]
-    lo, hi = pts.min(0), pts.max(0)
-    c = 0.5 * (lo + hi)
-    return np.array([c[0], c[1], max(float((hi - lo).max()), MIN_SIZE)], np.float32)
+    """(cx, cy, size) of the confident joints (J, 2) / (J,), or None: crops.box_from_joints, the
+    one box definition, on the joints scoring above threshold."""
+    return box_from_joints(joints, (scores > threshold) & np.isfinite(joints).all(-1))
 
 
 def pose_distance(a: np.ndarray, sa: np.ndarray, b: np.ndarray, sb: np.ndarray, size: float,
@@ -387,6 +383,13 @@ def dense_track(track: Track, frame0: int, F: int, J: int) -> tuple[np.ndarray, 
         scores[idx[ok]] = np.stack(track.confs)[ok]
         valid[idx[ok]] = True
     return joints, scores, valid
+
+
+def person_track2d(track: Track, frame0: int, F: int, J: int, max_gap: int) -> PersonTrack2D:
+    """A finished track as the next stages take it: dense over frames [frame0, frame0 + F), with
+    dropouts of at most max_gap frames interpolated (dense_track, fill_gaps)."""
+    joints, scores, valid = dense_track(track, frame0, F, J)
+    return PersonTrack2D(*fill_gaps(joints, scores, valid, max_gap))
 
 
 def fill_gaps(joints: np.ndarray, scores: np.ndarray, valid: np.ndarray, max_gap: int,

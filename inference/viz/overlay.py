@@ -91,7 +91,7 @@ class OverlayStats:
     path: str
 
 
-def _frame_start(meta: dict) -> int:
+def frame_start(meta: dict) -> int:
     for key in ("frame_start", "start"):
         v = (meta or {}).get(key)
         if isinstance(v, int) and v >= 0:
@@ -114,7 +114,7 @@ def write_overlay(video: str | os.PathLike, pose, out_path: str | os.PathLike, m
     P, F = valid.shape
     if j2.shape[:2] != (P, F) or sc.shape[:2] != (P, F):
         raise InferenceError(f"pose arrays disagree: joints2d {j2.shape}, scores {sc.shape}, valid {valid.shape}")
-    start = _frame_start(pose.meta if isinstance(pose.meta, dict) else {})
+    start = frame_start(pose.meta if isinstance(pose.meta, dict) else {})
     out_path = os.fspath(out_path)
     folder = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(folder, exist_ok=True)

@@ -20,17 +20,18 @@ def test_hog_finds_the_person_on_the_wall():
     cap.release()
     assert ok
     people = HogDetector().detect([frame])[0]
-    assert people, "nobody found"
+    assert len(people), "nobody found"
     # frame 0: one man stands on the wall, centred near x=650, y=280 (1768x994), ~300 px tall
-    best = min(people, key=lambda p: np.hypot(p[0][0] - 650, p[0][1] - 280))
-    box, score = best
+    best = int(np.argmin(np.hypot(people.boxes[:, 0] - 650, people.boxes[:, 1] - 280)))
+    box, score = people.boxes[best], people.scores[best]
     assert np.hypot(box[0] - 650, box[1] - 280) < 80
     assert 180 < box[2] < 450 and 0.5 < score <= 1.0
 
 
 def test_hog_ignores_frames_too_small_and_blank():
     hog = HogDetector()
-    assert hog.detect([np.zeros((60, 40, 3), np.uint8), np.zeros((480, 640, 3), np.uint8)]) == [[], []]
+    found = hog.detect([np.zeros((60, 40, 3), np.uint8), np.zeros((480, 640, 3), np.uint8)])
+    assert [len(d) for d in found] == [0, 0]
 
 
 def test_unknown_fallback_is_refused():

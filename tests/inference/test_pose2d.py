@@ -73,14 +73,15 @@ def test_estimate_skips_bad_boxes_and_keeps_order(estimator):
     frame = _frame()
     boxes = np.array([[np.nan, 497, 300], [884, 497, 300], [884, 497, 1e30], [1e20, 0, 5]], np.float32)
     before = estimator.boxes_skipped
-    (joints, scores), = estimator.estimate([frame], [boxes])
+    poses, = estimator.estimate([frame], [boxes])
+    joints, scores = poses.joints, poses.scores
     assert joints.shape == (4, 16, 2) and scores.shape == (4, 16)
     assert np.isnan(joints[[0, 3]]).all() and (scores[[0, 3]] == 0).all()
     assert np.isfinite(joints[[1, 2]]).all()
     assert estimator.boxes_skipped - before == 2
     # The good box gives the same pose as when it is alone.
-    (j1, s1), = estimator.estimate([frame], [boxes[1:2]])
-    np.testing.assert_allclose(j1[0], joints[1], atol=1e-3)
+    alone, = estimator.estimate([frame], [boxes[1:2]])
+    np.testing.assert_allclose(alone.joints[0], joints[1], atol=1e-3)
 
 
 def test_batches_are_padded_to_few_sizes_without_changing_the_answers(estimator):

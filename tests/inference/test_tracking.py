@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from inference.stages.tracking import dense_track, fill_gaps, linear_assignment, pose_box, suppress_duplicates, Tracker, TrackerConfig
+from inference.stages.tracking import dense_track, fill_gaps, person_track2d, linear_assignment, pose_box, suppress_duplicates, Tracker, TrackerConfig
 
 # A standing person of height ~100 px around the origin (MPII order).
 TEMPLATE = np.array([
@@ -157,6 +157,11 @@ def test_dense_track_and_pose_box():
     assert np.isnan(joints[0]).all() and (scores[0] == 0).all()
     box = pose_box(person(50, 50), np.full(16, 0.9))
     np.testing.assert_allclose(box, [50, 50, 100], atol=1e-4)
+    # What lifting takes: the same, with the 1-frame dropout at 5 filled.
+    p2d = person_track2d(track, 2, 6, 16, max_gap=1)
+    assert p2d.valid.tolist() == [False, True, True, True, True, False]
+    assert p2d.filled.tolist() == [False, False, False, True, False, False]
+    assert p2d.joints.shape == (6, 16, 2) and p2d.scores.shape == (6, 16)
 
 
 def test_unmatched_pose_from_a_proposed_crop_starts_no_track():
