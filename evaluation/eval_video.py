@@ -204,6 +204,8 @@ def main(argv=None) -> int:
                     help="join a person's broken track across gaps up to this long, seconds (0: off)")
     ap.add_argument("--crop-shrink", type=float, default=PipelineOptions.crop_shrink_per_s,
                     help="least factor a track's crop may shrink by in a second (0: no limit)")
+    ap.add_argument("--keep-unconfirmed", action="store_true",
+                    help="also keep tracks never confirmed as a person (person verification off)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     args = ap.parse_args(argv)
@@ -222,7 +224,8 @@ def main(argv=None) -> int:
                       "track_every": opts.track_every,
                       "fallback_detector": opts.fallback_detector, "weights": args.weights or "weights/",
                       "start_pose_score": opts.start_pose_score, "detection_threshold": opts.detection_threshold,
-                      "stitch_gap_s": opts.stitch_gap_s, "crop_shrink_per_s": opts.crop_shrink_per_s}
+                      "stitch_gap_s": opts.stitch_gap_s, "crop_shrink_per_s": opts.crop_shrink_per_s,
+                      "verify_people": opts.verify_people}
     print(json.dumps(res, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))
@@ -238,7 +241,7 @@ def _options(args):
                            fallback_detector=args.fallback_detector,
                            threads=args.threads, start_pose_score=args.start_score,
                            detection_threshold=args.detection_threshold, stitch_gap_s=args.stitch_gap,
-                           crop_shrink_per_s=args.crop_shrink)
+                           crop_shrink_per_s=args.crop_shrink, verify_people=not args.keep_unconfirmed)
 
 
 if __name__ == "__main__":

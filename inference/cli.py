@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stitch-gap", type=float, default=1.0, metavar="SECONDS",
                    help="join a person's track that broke (lost for a moment) with the track that picks "
                         "them up again within this long (default 1 s; 0: off)")
+    p.add_argument("--keep-unconfirmed", action="store_true",
+                   help="also write tracks that were never confirmed as a person (by default a track "
+                        "is written only when enough of its poses score like a person)")
     return p
 
 
@@ -157,7 +160,7 @@ def main(argv=None) -> int:
                                fallback_detector=args.fallback_detector,
                                fallback_every_s=args.fallback_every, start_pose_score=args.start_score,
                                detection_threshold=args.detection_threshold, flip_test=args.flip_test,
-                               stitch_gap_s=args.stitch_gap)
+                               stitch_gap_s=args.stitch_gap, verify_people=not args.keep_unconfirmed)
         result = run(args.video, opts, progress=progress, cancel=cancel)
         if cancel.is_set():
             raise Cancelled("cancelled")

@@ -38,6 +38,7 @@ from posefile.skeleton import JOINT_NAMES
 from inference.stages.smoothing import post_process, SmoothingConfig
 from inference.stages.types import Detections, FramePoses, PersonMotion
 from inference.stages.stitching import stitch_tracks, StitchConfig
+from inference.stages.verify import VerifyConfig, verify_tracks
 from inference.stages.video import FrameReader
 
 if TYPE_CHECKING:   # names only: the CLI imports this module before torch (fast --help)
@@ -91,6 +92,7 @@ class PipelineOptions:
                                          # re-aimed every 2 frames it no longer pays: docs/engine.md)
     max_gap_s: float = 0.5               # dropouts up to this long (seconds) are interpolated
     min_track_s: float = 0.2             # tracks shorter than this (seconds) are dropped
+    verify_people: bool = True           # write only tracks confirmed as people (stages/verify.py)
     stitch_gap_s: float = 1.0            # a person's broken track is joined across gaps up to this
                                          # long (seconds; stitching.py); 0: off
     fps: float | None = None             # override the source frame rate (image folders)
@@ -591,10 +593,17 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
     # are ghosts or duplicates (eval_video: more poses matching nobody when they were kept).
     tracks = stage.tracker.all_tracks(min_frames=min_frames)
     dropped = len(stage.tracker.all_tracks()) - len(tracks)
+    unconfirmed = unconfirmed_frames = 0
+    if opts.verify_people:   # before stitching, so a ghost is never glued onto a person
+        gate = (getattr(models.pose, "manifest", None) or {}).get("gate")
+        verdict = verify_tracks(tracks, VerifyConfig.from_gate(gate, info.fps),
+                                next_id=1 + max((t.id for t in stage.tracker.all_tracks()), default=-1))
+        tracks, unconfirmed, unconfirmed_frames = verdict.kept, verdict.dropped, verdict.dropped_frames
     tracks, joins = stitch_tracks(tracks, info.fps, StitchConfig(max_gap_s=opts.stitch_gap_s))
     stats = dict(stage.stats)
     stats.update(frames=F, frames_decoded=done, frames_skipped=reader.skipped,
-                 tracks=len(tracks), tracks_dropped_short=dropped,
+                 tracks=len(tracks), tracks_dropped_short=dropped, tracks_unconfirmed=unconfirmed,
+                 person_frames_unconfirmed=unconfirmed_frames,
                  tracks_lost=stage.tracker.lost, tracks_stitched=joins)
     j3, j2, sc, valid = _build_result(tracks, opts.start, F, info.fps, K, models, opts, warnings, stats)
     if len(tracks) == 0:
