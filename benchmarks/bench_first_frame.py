@@ -24,6 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [HERE, REPO]
+import posefile  # noqa: E402
 from results_io import engine_env, markdown_table, write_result  # noqa: E402
 
 DEFAULT_VIDEO = os.path.join(REPO, "examples", "sports2d_demo.mp4")
@@ -63,14 +64,13 @@ def main(argv=None) -> int:
                          "depend on the weight values")
     ap.add_argument("--name", default="first_frame", help="docs/results/bench/<name>.json")
     args = ap.parse_args(argv)
-    import posefile
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "o.npz")
         if args.untrained:
             sys.path.insert(0, os.path.join(REPO, "tests"))
-            from engine_weights import untrained_weights
+            from engine_weights import untrained_weights  # tests/ is on sys.path only with --untrained
 
             args.weights = str(untrained_weights(os.path.join(tmp, "weights")))
         cmd = [sys.executable, "-m", "inference", args.video, "-o", out, "--progress", "jsonl",

@@ -29,6 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "benchmarks"), str(REPO)]
+from inference import PipelineOptions, run  # noqa: E402
+import posefile  # noqa: E402
 from results_io import engine_env, write_result  # noqa: E402
 
 MODEL_COLUMNS = ["network", "config", "batch", "images/s wall", "images/s cpu-est"]
@@ -47,6 +49,7 @@ def loadavg() -> str:
 
 def bench_model(cfg, batch: int, device, seconds: float, threads: int) -> tuple[float, float]:
     """-> (images/s wall, images/s cpu-est) of a StackedHourglass(cfg) on `batch` inputs."""
+    # torch (and the modules that import it) load lazily: main() sets OMP_WAIT_POLICY before torch starts.
     import torch
 
     from inference.models.hourglass import StackedHourglass
@@ -74,10 +77,11 @@ def bench_model(cfg, batch: int, device, seconds: float, threads: int) -> tuple[
 
 def model_table(args) -> dict:
     """Print the networks-alone table; return it as a results_io table."""
+    # torch (and the modules that import it) load lazily: main() sets OMP_WAIT_POLICY before torch starts.
     import torch
 
-    from training.presets import DETECTOR_PRESETS, POSE_PRESETS
     from inference.stages.pose2d import resolve_device
+    from training.presets import DETECTOR_PRESETS, POSE_PRESETS
 
     device = resolve_device(args.device)
     title = f"Networks alone ({device.type}, {args.threads} threads, load average {loadavg()})"
@@ -136,9 +140,6 @@ def process_table(args) -> tuple[dict, dict]:
                 print(f"| {preset} | - | - | - | - | - | failed: {msg} |", flush=True)
                 table_rows.append([preset, None, None, None, None, None, f"failed: {msg}"])
                 continue
-            sys.path.insert(0, str(REPO))
-            import posefile
-
             data = posefile.load(out)
             cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             F = data.num_frames
@@ -162,15 +163,13 @@ def _api_run(video, out, start, end, preset, device, weights, boxes, max_people)
 
     untrained: random networks, detector threshold 0 and 2 people per frame (speed only);
     boxes "cx,cy,size;...": people to follow from the first frame (when the detector is weak)."""
-    from inference import PipelineOptions, run
-
     kw = dict(preset=preset, device=device, start=int(start), end=int(end), max_people=int(max_people))
     if boxes:
         kw["initial_boxes"] = [tuple(float(v) for v in b.split(",")) for b in boxes.split(";")]
     with tempfile.TemporaryDirectory() as tmp:
         if weights == "untrained":
             sys.path.insert(0, str(REPO / "tests"))
-            from engine_weights import untrained_weights
+            from engine_weights import untrained_weights  # tests/ is on sys.path only with --untrained
 
             if preset != "fast":
                 raise SystemExit("--untrained has only the fast preset's architecture")
@@ -205,7 +204,7 @@ def main(argv=None) -> None:
     p.add_argument("--json-dir", default=None, help="folder for the JSON (default docs/results/bench)")
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import torch
+    import torch  # lazy: after OMP_WAIT_POLICY is set (OpenMP reads it when torch loads)
 
     torch.set_num_threads(args.threads)
     tables, extra = [], {}

@@ -18,14 +18,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
+import cv2
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [HERE, REPO]
+from inference.pipeline import PipelineOptions, run  # noqa: E402
+from inference.stages.video import FrameReader  # noqa: E402
+import posefile  # noqa: E402
 from results_io import markdown_table, write_result  # noqa: E402
 
 DEFAULT_VIDEO = os.path.join(REPO, "examples", "sports2d_demo.mp4")
@@ -34,10 +40,6 @@ FPS = 30.0   # image folders play at 30 fps (inference.stages.video.DEFAULT_FPS)
 
 def extract_frames(video: str, folder: str, scale: float) -> list:
     """Decode every frame of video once into folder/src_NNNN.jpg; returns the paths."""
-    import cv2
-
-    from inference.stages.video import FrameReader
-
     os.makedirs(folder, exist_ok=True)
     paths = []
     with FrameReader(video) as reader:
@@ -97,8 +99,6 @@ def run_one(folder: str, n: int, args, env) -> dict:
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"inference failed on {n} frames: {err.strip()[-800:]}")
-        import posefile
-
         d = posefile.load(out)
         size = os.path.getsize(out)
 
@@ -115,8 +115,6 @@ def run_one(folder: str, n: int, args, env) -> dict:
 def _api_run(folder: str, out: str, opts_json: str) -> None:
     """Child process for --initial-boxes: what `python -m inference --progress jsonl` does, with
     PipelineOptions.initial_boxes (no CLI option for it)."""
-    from inference.pipeline import PipelineOptions, run
-
     def progress(u):
         sys.stdout.write(json.dumps(u) + "\n")
         sys.stdout.flush()
@@ -154,7 +152,7 @@ def main(argv=None) -> int:
     try:
         if args.untrained:
             sys.path.insert(0, os.path.join(REPO, "tests"))
-            from engine_weights import untrained_weights
+            from engine_weights import untrained_weights  # tests/ is on sys.path only with --untrained
 
             args.weights = str(untrained_weights(os.path.join(work, "weights")))
         man = os.path.join(args.weights or os.path.join(REPO, "weights"), f"pose_{args.preset}.json")
@@ -175,8 +173,6 @@ def main(argv=None) -> int:
             print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
     finally:
         if not args.work:
-            import shutil
-
             shutil.rmtree(work, ignore_errors=True)
     h, w = _frame_size(args.video, args.scale)
     wname = "untrained (--untrained)" if args.untrained else (args.weights or "weights/")
@@ -192,8 +188,6 @@ def main(argv=None) -> int:
 
 
 def _frame_size(video, scale):
-    import cv2
-
     cap = cv2.VideoCapture(video)
     w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
     cap.release()

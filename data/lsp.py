@@ -9,6 +9,7 @@ one row per annotated person: build_cache_from_records, and load_dataset for any
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,8 +159,6 @@ def _save_cropset(path: Path, cs: CropSet) -> None:
 
 def _files_key(files: list, options: dict) -> str:
     """Short hash of the annotation files (absolute path, size, mtime) and reader options."""
-    import hashlib
-
     h = hashlib.sha1()
     for f in files:
         if f is None:

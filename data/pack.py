@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data.lsp import CropSet
+from data.lsp import CropSet, load_or_build_cache
 from data.paths import data_path
 from data.records import DatasetError
 
@@ -62,8 +62,6 @@ def read_pack(path: str | os.PathLike) -> CropSet:
 
 
 def main(argv=None) -> int:
-    from data.lsp import load_or_build_cache
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=data_path("lsp"))
     p.add_argument("--cache", default=".cache")

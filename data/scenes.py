@@ -18,9 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posefile.skeleton import PELVIS
 from data.augment import _colour
 from data.lsp import load_annotations
+from data.mosaic import letterbox_bars
+from posefile.skeleton import PELVIS
 
 MAX_SIDE = 160
 
@@ -115,8 +116,6 @@ def compose_scene(scenes: SceneSet, pool: np.ndarray, cfg: SceneConfig, rng: np.
     """-> canvas (S, S, 3) uint8 BGR, people: list of (pelvis (2,), box (cx, cy, size)) in canvas px,
     ignore: list of boxes (cx, cy, size) of annotated people that a cell cut too much to label;
     the detector's loss neither rewards nor punishes a detection there."""
-    from data.mosaic import letterbox_bars
-
     S = cfg.canvas
     rows, cols = cfg.layouts[rng.choice(len(cfg.layouts), p=np.asarray(cfg.layout_p) / sum(cfg.layout_p))]
     ys, xs = _grid(rows, S, cfg.jitter, rng), _grid(cols, S, cfg.jitter, rng)

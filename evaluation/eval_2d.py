@@ -22,11 +22,11 @@ import cv2
 import numpy as np
 import torch
 
-from inference.core import codec, crops
-from posefile.skeleton import JOINT_INDEX as INDEX, JOINT_NAMES
-from inference.models.hourglass import HourglassConfig, StackedHourglass
-from inference.stages.pose2d import crop_heatmaps, decode_crops
 from data.lsp import DEFAULT_LSP, load_annotations
+from inference.core import codec, crops
+from inference.models.hourglass import HourglassConfig, StackedHourglass
+from inference.stages.pose2d import crop_heatmaps, decode_crops, load_hourglass
+from posefile.skeleton import JOINT_INDEX as INDEX, JOINT_NAMES
 
 LSP_JOINTS = [i for i, n in enumerate(JOINT_NAMES) if n not in ("pelvis", "thorax")]
 
@@ -99,8 +99,6 @@ def load_model(weights: str | None = None, checkpoint: str | None = None,
         model = StackedHourglass(HourglassConfig.from_dict(state["config"]))
         model.load_state_dict(state["model"])
         return model.eval(), {"checkpoint": str(checkpoint), "step": state["step"]}
-    from inference.stages.pose2d import load_hourglass
-
     model, manifest = load_hourglass(weights or "pose_fast", kind, torch.device("cpu"))
     return model, {"weights": manifest["file"], "sha256": manifest["sha256"]}
 

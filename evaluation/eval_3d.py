@@ -26,17 +26,18 @@ import zlib
 import numpy as np
 import torch
 
-from inference.core.camera import bbox_area, root_depth
-from inference.stages.lifting import Lifter
-from inference.core.metrics import jitter, mpjpe, p_mpjpe, root_depth_error, root_lateral_error
-from inference.pipeline import PipelineOptions
-from inference.stages.smoothing import post_process
-from inference.stages.types import PersonMotion
-from inference.models.lifter import build_model, PELVIS
 from data import mocap
-from inference.core import score_calibration
 from data.cameras import corrupt_2d, project_normalized, sample_cameras, world_to_camera
 from data.pose_noise import replay_errors
+from evaluation.pose_errors import load_errors, shown_path as _shown_path
+from inference.core import score_calibration
+from inference.core.camera import bbox_area, root_depth
+from inference.core.metrics import jitter, mpjpe, p_mpjpe, root_depth_error, root_lateral_error
+from inference.models.lifter import build_model, PELVIS
+from inference.pipeline import PipelineOptions
+from inference.stages.lifting import Lifter
+from inference.stages.smoothing import post_process
+from inference.stages.types import PersonMotion
 
 
 DEFAULT_POSE_ERRORS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights",
@@ -196,8 +197,6 @@ def main(argv=None) -> int:
     if args.pose_errors and os.path.exists(args.pose_errors):
         # our own pose network's measured errors (evaluation.pose_errors), with its raw scores and
         # with the scores the engine gives the lifter (its manifest's score_calibration)
-        from evaluation.pose_errors import load_errors, shown_path as _shown_path
-
         sample = load_errors(args.pose_errors)
         man_2d = args.pose_errors.replace("_errors.npz", ".json")
         with open(man_2d) as f:

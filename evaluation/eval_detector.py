@@ -17,12 +17,13 @@ import json
 import numpy as np
 import torch
 
-from inference.models.hourglass import StackedHourglass
-from inference.stages.detect import decode_people
-from inference.stages.pose2d import run_network
 from data.lsp import DEFAULT_LSP, load_or_build_cache
 from data.mosaic import compose, MosaicConfig
 from data.scenes import compose_scene, load_or_build_scenes, SceneConfig
+from evaluation.eval_2d import load_model
+from inference.models.hourglass import StackedHourglass
+from inference.stages.detect import decode_people
+from inference.stages.pose2d import run_network
 
 
 def match(dets, people) -> tuple[int, int]:
@@ -79,8 +80,6 @@ def evaluate(model: StackedHourglass, data_root: str, n: int = 300, threshold: f
 
 
 def main(argv=None):
-    from evaluation.eval_2d import load_model
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default=None)
     p.add_argument("--checkpoint")

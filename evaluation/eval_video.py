@@ -34,16 +34,18 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from data.lsp import DEFAULT_LSP, load_annotations
+from evaluation.eval_2d import pck, torso_size
 from inference.core import crops
 from inference.errors import InferenceError
-from evaluation.eval_2d import pck, torso_size
+from inference.pipeline import load_models, PipelineOptions, PRESETS, run
 from posefile.skeleton import PELVIS
-from data.lsp import DEFAULT_LSP, load_annotations
 
 FRAME_W, FRAME_H, FPS = 960, 540, 30.0
 
@@ -120,10 +122,6 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
              models=None, progress=None, occlude_s: float = 0.0) -> dict:
     """Run the engine on ``clips`` synthetic clips; options: a PipelineOptions (start/end ignored);
     occlude_s: seconds in the middle of each clip during which the person is hidden."""
-    from dataclasses import replace
-
-    from inference.pipeline import load_models, run
-
     root = Path(data_root or DEFAULT_LSP)
     names, joints, visible, is_test = load_annotations(root)
     test = np.where(is_test)[0]
@@ -180,8 +178,6 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
 
 
 def main(argv=None) -> int:
-    from inference.pipeline import PipelineOptions, PRESETS
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=40)
     ap.add_argument("--frames", type=int, default=30)
@@ -233,8 +229,6 @@ def main(argv=None) -> int:
 
 
 def _options(args):
-    from inference.pipeline import PipelineOptions
-
     return PipelineOptions(weights_dir=args.weights, preset=args.preset, flip_test=args.flip or None,
                            refine_crops=args.refine,
                            detect_every=args.detect_every, track_every=args.track_every,

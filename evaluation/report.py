@@ -22,6 +22,7 @@ import datetime
 import glob
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -152,7 +153,7 @@ def _video_preset(res: dict) -> str:
 
 def section_video() -> list:
     # docs/results/results_video.json is the default preset's run; results_video_<name>.json any other.
-    from inference.pipeline import DEFAULT_PRESET
+    from inference.pipeline import DEFAULT_PRESET  # lazy: report's --help stays stdlib-only (no numpy/cv2)
 
     runs = [r for r in (_load(f) for f in sorted(glob.glob(os.path.join(RESULTS, "results_video*.json"))))
             if isinstance(r, dict) and "pck" in r]
@@ -267,8 +268,6 @@ def _render_bench(d: dict, heading: bool = True) -> list:
 
 
 def _natural(name: str):
-    import re
-
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
@@ -347,7 +346,7 @@ def build() -> str:
 def capture(name: str, cmd: list) -> int:
     """Run cmd (in the repository), keep its stdout and the command in docs/results/bench/<name>.json."""
     sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-    from results_io import machine
+    from results_io import machine  # after the sys.path insert above: benchmarks/ is not a package
 
     if cmd and cmd[0] in ("python", "python3"):
         cmd = [sys.executable] + cmd[1:]

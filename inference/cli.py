@@ -25,8 +25,9 @@ import sys
 import threading
 import time
 
+from inference.core.camera import DEFAULT_FOV_DEG
 from inference.errors import Cancelled, InferenceError
-from inference.pipeline import DEFAULT_PRESET, PRESETS
+from inference.pipeline import DEFAULT_PRESET, PipelineOptions, PRESETS, run
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -56,8 +57,6 @@ def parse_boxes(text: str) -> list[tuple[float, float, float]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from inference.core.camera import DEFAULT_FOV_DEG
-
     p = argparse.ArgumentParser(prog="python -m inference",
                                 description="Markerless motion capture: a video in, a pose file (.npz) out.")
     p.add_argument("video", help="video file, folder of images, or one image")
@@ -152,8 +151,6 @@ def main(argv=None) -> int:
     progress = bar if bar else (_jsonl if mode == "jsonl" else None)
     t0 = time.perf_counter()
     try:
-        from inference.pipeline import PipelineOptions, run
-
         opts = PipelineOptions(preset=args.preset, device=args.device, max_people=args.max_people,
                                focal=args.focal, start=args.start, end=args.end, weights_dir=args.weights,
                                smoothing=args.smoothing, initial_boxes=args.initial_boxes,

@@ -28,18 +28,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, TYPE_CHECKING
 
+import cv2
 import numpy as np
 
-import posefile
-
-from inference.core import camera
+from inference.core import camera, score_calibration
+from inference.core.filters import runs
 from inference.errors import Cancelled, InferenceError
-from posefile.skeleton import JOINT_NAMES
+from inference.models import weights as W
 from inference.stages.smoothing import post_process, SmoothingConfig
-from inference.stages.types import Detections, FramePoses, PersonMotion
 from inference.stages.stitching import stitch_tracks, StitchConfig
+from inference.stages.tracking import person_track2d, pose_box, suppress_duplicates, Tracker, TrackerConfig
+from inference.stages.types import Detections, FramePoses, PersonMotion
 from inference.stages.verify import VerifyConfig, verify_tracks
 from inference.stages.video import FrameReader
+import posefile
+from posefile.skeleton import JOINT_NAMES
 
 if TYPE_CHECKING:   # names only: the CLI imports this module before torch (fast --help)
     from inference.stages.detect import PersonDetector
@@ -189,9 +192,9 @@ def _manifest(folder: Path, name: str) -> Path:
 
 def load_models(opts: PipelineOptions) -> Models:
     """Pose network, detector and lifter for a preset; every failure is an InferenceError."""
-    from inference.models import weights as W
-    from inference.stages.lifting import Lifter, LifterError
+    # The torch stages load here, not at the top, so the CLI's --help never imports torch.
     from inference.stages.detect import PersonDetector
+    from inference.stages.lifting import Lifter, LifterError
     from inference.stages.pose2d import PoseEstimator
 
     folder = Path(opts.weights_dir) if opts.weights_dir else W.weights_dir()
@@ -261,8 +264,6 @@ class _Stage1:
     """Chunked detection + pose + tracking over a frame stream."""
 
     def __init__(self, models: Models, opts: PipelineOptions, fps: float):
-        from inference.stages.tracking import Tracker, TrackerConfig
-
         self.m, self.opts = models, opts
         # This run's settings, passed with each call: the models stay as loaded (Models).
         self.flip = run_flip(models, opts) if models is not None else False
@@ -276,7 +277,7 @@ class _Stage1:
                       "fallback_frames": 0}
         self.fallback = None
         if opts.fallback_detector == "hog":
-            from inference.stages.detect import HogDetector
+            from inference.stages.detect import HogDetector  # lazy: detect imports torch (fast --help)
 
             self.fallback = HogDetector()
         self.t = {"detect": 0.0, "pose": 0.0, "track": 0.0}
@@ -319,8 +320,6 @@ class _Stage1:
 
     def _poses(self, idxs: list[int], frames: list[np.ndarray], dets: Detections) -> None:
         """Pose crops and tracking for a few consecutive frames. dets: the chunk's detections."""
-        from inference.stages.tracking import suppress_duplicates
-
         opts = self.opts
         t1 = time.perf_counter()
         # Boxes at the first frame: the tracker's predictions (from the latest poses), then
@@ -373,7 +372,7 @@ class _Stage1:
     def _sane(self, boxes, image_size, tags=None) -> list:
         """boxes: list of (3,) (cx, cy, size) px -> [(tag, clamped box (3,) float32)] for the usable
         ones (tags default to the indices); the dropped ones are counted in stats."""
-        from inference.stages.pose2d import sanitize_boxes
+        from inference.stages.pose2d import sanitize_boxes  # lazy: pose2d imports torch (fast --help)
 
         if not boxes:
             return []
@@ -383,8 +382,6 @@ class _Stage1:
         return [(tags[k], clean[k]) for k in np.nonzero(ok)[0]]
 
     def _refine(self, frames, boxes, results):
-        from inference.stages.tracking import pose_box
-
         redo_f, redo_k, redo_boxes = [], [], []
         for f, (fb, poses) in enumerate(zip(boxes, results)):
             joints, scores = poses.joints, poses.scores
@@ -418,8 +415,6 @@ class _Stage1:
 def lifter_scores(models: Models, scores: np.ndarray) -> np.ndarray:
     """The pose network's raw scores in the convention the lifter was trained with: calibrated
     (score_calibration) when it learnt from a pose network's measured errors, else as they are."""
-    from inference.core import score_calibration
-
     if not getattr(models.lifter, "wants_calibrated_scores", False):
         return scores
     return score_calibration.apply(getattr(models.pose, "score_calibration", None), scores).astype(np.float32)
@@ -427,9 +422,7 @@ def lifter_scores(models: Models, scores: np.ndarray) -> np.ndarray:
 
 def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models: Models,
                   opts: PipelineOptions, warnings: list[str], stats: dict) -> tuple:
-    from inference.core.filters import runs
-    from inference.stages.lifting import LifterError
-    from inference.stages.tracking import person_track2d
+    from inference.stages.lifting import LifterError  # lazy: lifting imports torch (fast --help)
 
     J = len(JOINT_NAMES)
     P = len(tracks)
@@ -512,7 +505,7 @@ def _prefetch_depth() -> int:
     else 0. On 2 cores with torch on both, a decoding thread slows every network call (the
     threads of one convolution wait for the busiest core): serial decoding measured ~5% faster
     overall on the sample clip."""
-    import torch
+    import torch  # lazy: torch loads only when a run starts (fast --help)
 
     return 2 if (os.cpu_count() or 1) > torch.get_num_threads() else 0
 
@@ -531,7 +524,7 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
     opts.check()
     t_start = time.perf_counter()
     if opts.threads > 0:
-        import torch
+        import torch  # lazy: torch loads only when a run starts (fast --help)
 
         torch.set_num_threads(opts.threads)
     reader = FrameReader(source, opts.start, opts.end, opts.fps)   # bad input fails before loading weights
@@ -626,8 +619,7 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
 
 
 def _meta(source, opts: PipelineOptions, models: Models, info, stats: dict, warnings: list[str]) -> dict:
-    import cv2
-    import torch
+    import torch  # lazy: torch loads only when a run starts (fast --help)
 
     return {
         "generator": "inference",

@@ -28,9 +28,17 @@ import subprocess
 import sys
 import time
 
+import cv2
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+from inference.errors import InferenceError  # noqa: E402  (after ROOT is on sys.path)
+from inference.pipeline import DEFAULT_PRESET, PipelineOptions, PRESETS  # noqa: E402
+from inference.stages.video import FrameReader  # noqa: E402
+from inference.viz import overlay, preview  # noqa: E402
+import posefile  # noqa: E402
 DEFAULT_VIDEO = os.path.join(ROOT, "examples", "sports2d_demo.mp4")
 
 
@@ -41,12 +49,6 @@ def _say(msg: str) -> None:
 def result_card(video: str, result, frame: int, out_path: str, height: int = 540) -> str:
     """One overlay frame beside the 3D pose of the same frame, side by side -> out_path (JPEG).
     result: PoseResult / PoseData; frame: pose-file frame index."""
-    import cv2
-    import numpy as np
-
-    from inference.viz import overlay, preview
-    from inference.stages.video import FrameReader
-
     start = overlay.frame_start(result.meta)
     with FrameReader(video, start=start + frame, end=start + frame + 1) as reader:
         _, img = next(iter(reader))
@@ -71,8 +73,6 @@ def result_card(video: str, result, frame: int, out_path: str, height: int = 540
 
 
 def main(argv=None) -> int:
-    from inference.pipeline import DEFAULT_PRESET, PRESETS
-
     ap = argparse.ArgumentParser(prog="tools/demo.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--video", default=DEFAULT_VIDEO)
     ap.add_argument("--out", default=os.path.join(ROOT, "out"))
@@ -92,11 +92,6 @@ def main(argv=None) -> int:
     ap.add_argument("--record", action="store_true",
                     help="also write the jitter and timings to docs/results/bench/demo.json (for evaluation.report)")
     args = ap.parse_args(argv)
-
-    import posefile
-    from inference.viz import overlay, preview
-    from inference.errors import InferenceError
-    from inference.pipeline import PipelineOptions
 
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -182,7 +177,7 @@ def main(argv=None) -> int:
         json.dump(info, fh, indent=1)
     if args.record:
         sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-        from results_io import write_result
+        from results_io import write_result  # only with --record: benchmarks/ is put on sys.path just above
 
         cols = ["video", "preset", "frames", "people", "person", "jitter raw (mm/frame²)",
                 "jitter smoothed (mm/frame²)", "inference (s)", "whole demo (s)"]

@@ -16,10 +16,14 @@ from pathlib import Path
 
 import torch
 
+from data.lsp import DEFAULT_LSP
+from evaluation.eval_2d import evaluate, load_model, person_score_gate
+from evaluation.eval_detector import evaluate as eval_det
+from evaluation.pose_errors import update
 from inference.core.codec import DECODE_BLUR
 from inference.models.hourglass import HourglassConfig, StackedHourglass
-from data.lsp import DEFAULT_LSP
-from inference.models.weights import REPO_WEIGHTS, save_state_dict, write_manifest
+from inference.models.weights import (load_manifest, manifest_path, REPO_WEIGHTS, save_manifest, save_state_dict,
+                                      write_manifest)
 
 LSP_DATA = ("LSP extended (Johnson and Everingham, CVPR 2011), images im00001-im09000; "
             "research use only (Flickr images)")
@@ -51,8 +55,6 @@ def _init_record(init: str):
 
 def measure_pose(model: StackedHourglass, data_root: str, eval_limit: int = 0) -> tuple[dict, dict]:
     """Held-out PCK (plain and flip test) and the start gate of a pose network."""
-    from evaluation.eval_2d import evaluate, person_score_gate
-
     ev = {"pck@0.2": evaluate(model, data_root, flip=False, limit=eval_limit),
           "pck@0.2_flip": evaluate(model, data_root, flip=True, limit=eval_limit)}
     for v in ev.values():
@@ -62,10 +64,6 @@ def measure_pose(model: StackedHourglass, data_root: str, eval_limit: int = 0) -
 
 def refresh_pose(manifest: str | Path, data_root: str | None = None) -> Path:
     """Re-measure shipped pose weights in place: eval, gate, decode, score calibration, errors."""
-    from evaluation.eval_2d import load_model
-    from evaluation.pose_errors import update
-    from inference.models.weights import load_manifest, manifest_path, save_manifest
-
     model, _ = load_model(manifest)              # checks the sha256: the figures are of this file
     man = load_manifest(manifest, "2d", verify=False)
     data_root = data_root or DEFAULT_LSP
@@ -118,12 +116,8 @@ def export(kind: str, checkpoint: str, name: str, out_dir: Path = REPO_WEIGHTS, 
                                input="BGR crop -> RGB, /255, ImageNet mean/std; crop side = box size x 1.3",
                                decode=DECODE, eval_command=f"python -m evaluation.eval_2d --weights weights/{name}.json [--flip]")
         if dataset == "lsp":   # the lifter's score calibration and error sample belong to these weights
-            from evaluation.pose_errors import update
-
             update(mpath, model, data_root, limit=max(eval_limit, 40) if eval_limit else 0)
         return mpath
-    from evaluation.eval_detector import evaluate as eval_det
-
     training["mosaics_seen"] = state["step"] * batch
     data_root = args.get("data") or DEFAULT_LSP
     # The run-time threshold is the one with the best mean F2 over held-out scenes (whole

@@ -7,8 +7,10 @@ budget ends, so a run can be spread over sessions (resume = run the same command
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import multiprocessing as mp
 import os
 import signal
 import time
@@ -114,8 +116,6 @@ class _Batches:
         self.make, self.rng, self.seed, self.next_step = make_batch, rng, seed, step
         self.pool, self.pending = None, []
         if workers > 0:
-            import multiprocessing as mp
-
             _BATCH_FN = make_batch
             self.pool = mp.get_context("fork").Pool(workers, initializer=_worker_init)
             self.pending = [self._submit() for _ in range(2 * workers)]
@@ -226,8 +226,6 @@ def run(model, make_batch: Callable, loss_fn: Callable, args, rng: np.random.Gen
 
 def main(argv=None) -> int:
     """Command line (``video-mocap-checkpoint``): compact a checkpoint or average snapshots."""
-    import argparse
-
     ap = argparse.ArgumentParser(description="python -m training.loop --compact SRC DST | "
                                              "--average DST SRC [SRC ...]")
     mode = ap.add_mutually_exclusive_group(required=True)

@@ -24,14 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data.augment import augment, AugmentConfig
+from data.lsp import DEFAULT_LSP, CropSet, load_dataset, load_or_build_cache
+from data.pack import read_pack
+from data.records import DatasetError
 from inference.core import codec
 from inference.models.hourglass import count_parameters, HourglassConfig, StackedHourglass, widen
 from inference.models.preprocess import to_tensor
-from training.presets import HEATMAP_SIGMA, POSE_PRESETS
 from training import loop
-from data.augment import augment, AugmentConfig
-from data.lsp import DEFAULT_LSP, CropSet, load_dataset, load_or_build_cache
-from data.records import DatasetError
+from training.presets import HEATMAP_SIGMA, POSE_PRESETS
 
 
 def make_batch(data: CropSet, idx: np.ndarray, cfg: HourglassConfig, aug: AugmentConfig,
@@ -62,8 +63,6 @@ def load_training_data(args) -> CropSet:
     """The crop cache of the data set chosen by args (--dataset, default LSP at --data)."""
     progress = lambda i, n: print(f"caching {i}/{n}", flush=True)  # noqa: E731
     if getattr(args, "pack", None):
-        from data.pack import read_pack
-
         return read_pack(args.pack)
     kind = getattr(args, "dataset", "lsp")
     if kind == "lsp":

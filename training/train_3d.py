@@ -21,12 +21,14 @@ import time
 import numpy as np
 import torch
 
-from inference.models.lifter import build_model, PELVIS, pose_features, split_output
 from data import mocap
-from inference.core import score_calibration
 from data.cameras import corrupt_2d, mirror_world, project_normalized, sample_cameras, world_to_camera
 from data.pose_noise import fill_unseen, replay_errors
-from evaluation.pose_errors import shown_path
+from evaluation.pose_errors import load_errors, shown_path
+from inference.core import score_calibration
+from inference.models.lifter import build_model, PELVIS, pose_features, split_output
+from inference.stages.lifting import Lifter
+from training.loop import average_checkpoints
 
 
 class PairSampler:
@@ -169,7 +171,6 @@ def train_val_clips(ms: mocap.MocapSet, every: int = VAL_EVERY) -> tuple[np.ndar
 
 
 def _init_weights(manifest_path: str) -> dict:
-    from inference.stages.lifting import Lifter
 
     return Lifter.load(manifest_path).model.state_dict()     # sha256 checked, fp16 -> fp32
 
@@ -178,7 +179,6 @@ def _replay(cfg: dict) -> dict:
     """PairSampler's replay arguments for a config with pose_errors (else none)."""
     if not cfg.get("pose_errors"):
         return {}
-    from evaluation.pose_errors import load_errors
 
     path = cfg["pose_errors"]
     if not os.path.isabs(path):
@@ -206,7 +206,6 @@ def validate(run: str, checkpoints: list, average_out: str | None = None, thread
     """The run's validation figures (its training-clip validation windows, as during training)
     for each checkpoint; with average_out, also for the mean of their weights (written there,
     training.loop.average_checkpoints), so a checkpoint can be picked without the test clips."""
-    from training.loop import average_checkpoints
 
     torch.set_num_threads(threads)
     with open(os.path.join(run, "config.json")) as f:

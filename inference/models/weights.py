@@ -89,7 +89,7 @@ def save_manifest(mpath: str | os.PathLike, manifest: dict) -> Path:
 
 def load_state_dict(manifest: dict):
     """The torch state dict of a checked manifest, as float32."""
-    import torch
+    import torch  # lazy: the pipeline imports this module at its top, and the CLI's --help must not load torch
 
     try:
         state = torch.load(manifest["path"], map_location="cpu", weights_only=True)
@@ -100,7 +100,7 @@ def load_state_dict(manifest: dict):
 
 def save_state_dict(state: dict, path: str | os.PathLike, fp16: bool = True) -> Path:
     """Save a state dict (floating tensors as fp16 to halve the file) atomically."""
-    import torch
+    import torch  # lazy: the pipeline imports this module at its top, and the CLI's --help must not load torch
 
     path = Path(path)
     out = {k: (v.detach().half() if fp16 and v.is_floating_point() else v.detach()).cpu()

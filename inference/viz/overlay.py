@@ -22,8 +22,9 @@ import cv2
 import numpy as np
 
 from inference.errors import InferenceError
-from posefile.skeleton import BONES, JOINT_INDEX as INDEX
 from inference.stages.video import FrameReader
+import posefile
+from posefile.skeleton import BONES, JOINT_INDEX as INDEX
 
 LEFT = {i for n, i in INDEX.items() if n.startswith("l_")}
 
@@ -164,7 +165,6 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--output", required=True, help="overlay video (.mp4)")
     ap.add_argument("--max-width", type=int, default=None)
     args = ap.parse_args(argv)
-    import posefile
     try:
         pose = posefile.load(args.pose)
         st = write_overlay(args.video, pose, args.output, max_width=args.max_width)

@@ -22,14 +22,20 @@ import sys
 
 import numpy as np
 
+from inference.core.filters import runs
+from inference.core.metrics import jitter
+from inference.pipeline import PipelineOptions, run
 from inference.stages.smoothing import post_process
 from inference.stages.types import PersonMotion
+from inference.viz.overlay import track_color
+import posefile
 from posefile.skeleton import BONES, JOINT_INDEX as INDEX, JOINT_NAMES
 
 LEFT = {i for n, i in INDEX.items() if n.startswith("l_")}
 
 
 def _figure(w_in: float, h_in: float, dpi: int = 100):
+    # matplotlib is optional (only the pictures need it): imported when a figure is made.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -39,8 +45,6 @@ def _figure(w_in: float, h_in: float, dpi: int = 100):
 
 
 def _rgb(track_id: int):
-    from inference.viz.overlay import track_color
-
     b, g, r = track_color(track_id)
     return (r / 255, g / 255, b / 255)
 
@@ -116,9 +120,6 @@ def preview_grid(joints3d: np.ndarray, valid: np.ndarray, person_ids: np.ndarray
 def jitter_mm(x: np.ndarray, valid: np.ndarray | None = None) -> float:
     """Mean norm of the second difference over runs of present frames, mm/frame^2.
     x (F, J, 3) metres; valid (F,)."""
-    from inference.core.filters import runs
-    from inference.core.metrics import jitter
-
     valid = np.ones(len(x), bool) if valid is None else np.asarray(valid, bool)
     tot, n = 0.0, 0
     for a, b in runs(valid):
@@ -190,8 +191,6 @@ def smooth_like_pipeline(raw, options):
 def raw_and_smoothed(source, options=None, progress=None, models=None):
     """Run the pipeline once; returns (raw PoseResult, smoothed PoseResult) where smoothed is
     what ``pipeline.run(source, options)`` returns."""
-    from inference.pipeline import PipelineOptions, run
-
     options = options or PipelineOptions()
     raw_opts = dataclasses.replace(options, smoothing=0.0, bone_lengths=False)
     raw = run(source, raw_opts, progress=progress, models=models)
@@ -204,7 +203,6 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--output", required=True, help="PNG to write")
     ap.add_argument("--frames", type=int, default=8)
     args = ap.parse_args(argv)
-    import posefile
     try:
         d = posefile.load(args.pose)
         preview_grid(d.joints3d, d.valid, d.person_ids, args.output, n=args.frames, fps=d.fps)
