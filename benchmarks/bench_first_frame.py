@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     ap.add_argument("--end", type=int, default=None, help="stop before this frame")
     ap.add_argument("--weights", default=None)
     ap.add_argument("--untrained", action="store_true",
-                    help="random networks of the real architectures (tests/engine_weights.py): speed does not "
+                    help="random networks of the real architectures (training/untrained.py): speed does not "
                          "depend on the weight values")
     ap.add_argument("--name", default="first_frame", help="docs/results/bench/<name>.json")
     args = ap.parse_args(argv)
@@ -69,8 +69,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "o.npz")
         if args.untrained:
-            sys.path.insert(0, os.path.join(REPO, "tests"))
-            from engine_weights import untrained_weights  # tests/ is on sys.path only with --untrained
+            from training.untrained import untrained_weights  # torch: only with --untrained
 
             args.weights = str(untrained_weights(os.path.join(tmp, "weights")))
         cmd = [sys.executable, "-m", "inference", args.video, "-o", out, "--progress", "jsonl",

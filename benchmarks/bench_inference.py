@@ -168,8 +168,7 @@ def _api_run(video, out, start, end, preset, device, weights, boxes, max_people)
         kw["initial_boxes"] = [tuple(float(v) for v in b.split(",")) for b in boxes.split(";")]
     with tempfile.TemporaryDirectory() as tmp:
         if weights == "untrained":
-            sys.path.insert(0, str(REPO / "tests"))
-            from engine_weights import untrained_weights  # tests/ is on sys.path only with --untrained
+            from training.untrained import untrained_weights  # torch: only with --untrained
 
             if preset != "fast":
                 raise SystemExit("--untrained has only the fast preset's architecture")

@@ -139,7 +139,7 @@ def main(argv=None) -> int:
                     help="people to follow from the first frame, in the video's pixels (run through the "
                          "Python API: PipelineOptions.initial_boxes)")
     ap.add_argument("--untrained", action="store_true",
-                    help="random networks of the real architectures (tests/engine_weights.py): memory and "
+                    help="random networks of the real architectures (training/untrained.py): memory and "
                          "speed do not depend on the weight values; cap the people with --max-people")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temp folder, removed)")
     ap.add_argument("--name", default="memory", help="docs/results/bench/<name>.json")
@@ -151,8 +151,7 @@ def main(argv=None) -> int:
     rows, runs = [], []
     try:
         if args.untrained:
-            sys.path.insert(0, os.path.join(REPO, "tests"))
-            from engine_weights import untrained_weights  # tests/ is on sys.path only with --untrained
+            from training.untrained import untrained_weights  # torch: only with --untrained
 
             args.weights = str(untrained_weights(os.path.join(work, "weights")))
         man = os.path.join(args.weights or os.path.join(REPO, "weights"), f"pose_{args.preset}.json")

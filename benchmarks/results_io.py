@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shlex
 import sys
 import time
+
+from evaluation.machine import machine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(REPO, "docs", "results", "bench")
@@ -29,31 +30,6 @@ def engine_env(threads: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONPATH=REPO)
     return env
-
-
-def machine() -> dict:
-    """CPU model, cores, memory, load average, and torch / GPU when torch is already imported."""
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cores": os.cpu_count()}
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-        with open("/proc/meminfo") as fh:
-            info["memory_gb"] = round(int(fh.readline().split()[1]) / 2**20, 1)
-    except OSError:
-        info["cpu"] = platform.processor()
-    try:
-        info["loadavg"] = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        pass
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        info["torch"] = torch.__version__
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def command_line(argv: list | None = None) -> str:

@@ -27,6 +27,8 @@ import shlex
 import subprocess
 import sys
 
+from evaluation.machine import machine
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIGHTS = os.path.join(REPO, "weights")
 DOCS = os.path.join(REPO, "docs")
@@ -345,9 +347,6 @@ def build() -> str:
 
 def capture(name: str, cmd: list) -> int:
     """Run cmd (in the repository), keep its stdout and the command in docs/results/bench/<name>.json."""
-    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-    from results_io import machine  # after the sys.path insert above: benchmarks/ is not a package
-
     if cmd and cmd[0] in ("python", "python3"):
         cmd = [sys.executable] + cmd[1:]
     env = dict(os.environ, PYTHONPATH=REPO)
