@@ -13,12 +13,27 @@ import math
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+
+from data.records import DatasetError
+
+
+def run_command(name: str, parse_args: Callable, train: Callable, argv=None) -> int:
+    """A training command line: parse argv, train, 0; a data set problem is reported on one line
+    (``name: message``), 1."""
+    args = parse_args(argv)
+    try:
+        train(args)
+    except DatasetError as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:

@@ -158,13 +158,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     """Command line (``video-mocap-train-2d``): train, return 0; a data set problem is reported, 1."""
-    args = parse_args(argv)
-    try:
-        train(args)
-    except DatasetError as e:
-        print(f"train_2d: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return loop.run_command("train_2d", parse_args, train, argv)
 
 
 if __name__ == "__main__":

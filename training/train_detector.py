@@ -19,7 +19,6 @@ from training.presets import DETECTOR_PRESETS
 from inference.models.preprocess import to_tensor
 from training import loop
 from data.lsp import DEFAULT_LSP, load_or_build_cache
-from data.records import DatasetError
 from data.mosaic import compose, detector_targets, MosaicConfig
 from data.scenes import compose_scene, ignore_weights, load_or_build_scenes, SceneConfig
 
@@ -115,13 +114,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     """Command line (``video-mocap-train-detector``): train, return 0; a data set problem is reported, 1."""
-    args = parse_args(argv)
-    try:
-        train(args)
-    except DatasetError as e:
-        print(f"train_detector: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return loop.run_command("train_detector", parse_args, train, argv)
 
 
 if __name__ == "__main__":
