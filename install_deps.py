@@ -300,13 +300,19 @@ def query_packages(python, checks, extra_paths=()):
     Returns a list of (name, version or None, ok). Runs importlib.metadata in that interpreter,
     with ``extra_paths`` (a --target folder) searched first.
     """
-    payload = json.dumps({"paths": list(extra_paths), "packages": [list(c) for c in checks]})
-    rc, out = run_capture([python, "-c", _QUERY_SCRIPT, payload])
-    marker = "@@QUERY@@"
-    if rc != 0 or marker not in (out or ""):
-        raise SetupError("cannot read installed packages of {}:\n{}".format(python, (out or "").strip()))
-    data = json.loads(out.split(marker, 1)[1].strip().splitlines()[0])
+    payload = {"paths": list(extra_paths), "packages": [list(c) for c in checks]}
+    data = run_probe(python, _QUERY_SCRIPT, payload, "@@QUERY@@", "read installed packages of")
     return [tuple(item) for item in data]
+
+
+def run_probe(python, script, payload, marker, what):
+    """Run ``script`` in ``python`` with ``payload`` as JSON in argv[1]; return the JSON it prints
+    after ``marker`` (other output, e.g. warnings, is ignored). SetupError "cannot <what> <python>"
+    when it fails or prints no marker."""
+    rc, out = run_capture([python, "-c", script, json.dumps(payload)])
+    if rc != 0 or marker not in (out or ""):
+        raise SetupError("cannot {} {}:\n{}".format(what, python, (out or "").strip()))
+    return json.loads(out.split(marker, 1)[1].strip().splitlines()[0])
 
 
 _EDITABLE_SCRIPT = r"""
@@ -350,11 +356,8 @@ print("@@EDITABLE@@" + json.dumps(state()))
 
 def editable_problem(python, repo=REPO, name=PROJECT_NAME):
     """Why this checkout's editable install in ``python`` needs (re)doing; "" when it is current."""
-    rc, out = run_capture([python, "-c", _EDITABLE_SCRIPT, json.dumps({"repo": repo, "name": name})])
-    marker = "@@EDITABLE@@"
-    if rc != 0 or marker not in (out or ""):
-        raise SetupError("cannot check the editable install in {}:\n{}".format(python, (out or "").strip()))
-    return json.loads(out.split(marker, 1)[1].strip().splitlines()[0])
+    return run_probe(python, _EDITABLE_SCRIPT, {"repo": repo, "name": name}, "@@EDITABLE@@",
+                     "check the editable install in")
 
 
 EDITABLE_ARGS = ["--no-deps", "--no-build-isolation"]  # deps come from PACKAGES; setuptools is in the venv

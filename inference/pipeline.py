@@ -584,13 +584,14 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
     min_frames = max(1, int(round(opts.min_track_s * info.fps)))
     # Short pieces go first: joined together they would outlast the filter, and most of them
     # are ghosts or duplicates (eval_video: more poses matching nobody when they were kept).
+    every = stage.tracker.all_tracks()
     tracks = stage.tracker.all_tracks(min_frames=min_frames)
-    dropped = len(stage.tracker.all_tracks()) - len(tracks)
+    dropped = len(every) - len(tracks)
     unconfirmed = unconfirmed_frames = 0
     if opts.verify_people:   # before stitching, so a ghost is never glued onto a person
         gate = (getattr(models.pose, "manifest", None) or {}).get("gate")
         verdict = verify_tracks(tracks, VerifyConfig.from_gate(gate, info.fps),
-                                next_id=1 + max((t.id for t in stage.tracker.all_tracks()), default=-1))
+                                next_id=1 + max((t.id for t in every), default=-1))
         tracks, unconfirmed, unconfirmed_frames = verdict.kept, verdict.dropped, verdict.dropped_frames
     tracks, joins = stitch_tracks(tracks, info.fps, StitchConfig(max_gap_s=opts.stitch_gap_s))
     stats = dict(stage.stats)

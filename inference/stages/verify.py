@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from inference.core.filters import runs
 from inference.stages.tracking import Track, pose_box
 
 
@@ -73,23 +74,11 @@ def strong_stretches(mean_scores: np.ndarray, cfg: VerifyConfig) -> list[tuple[i
     turning or partly hidden for a moment)."""
     s = np.asarray(mean_scores, np.float64)
     assert s.ndim == 1, s.shape
-    weak = s < cfg.weak_score
-    out, start, i, n = [], 0, 0, len(s)
-    while i < n:
-        if not weak[i]:
-            i += 1
-            continue
-        j = i
-        while j < n and weak[j]:
-            j += 1
-        if j - i >= cfg.weak_frames:
-            if i > start:
-                out.append((start, i))
-            start = j
-        i = j
-    if start < n:
-        out.append((start, n))
-    return out
+    cut = np.zeros(len(s), bool)
+    for a, b in runs(s < cfg.weak_score):
+        if b - a >= cfg.weak_frames:
+            cut[a:b] = True
+    return runs(~cut)
 
 
 def is_confirmed(mean_scores: np.ndarray, cfg: VerifyConfig) -> bool:
@@ -105,20 +94,17 @@ def verify_tracks(tracks: list[Track], cfg: VerifyConfig, next_id: int | None = 
     out = Verdict()
     for tr in tracks:
         s = np.asarray(tr.mean_confs, np.float64)
-        first = True
-        kept_obs = 0
-        for a, b in strong_stretches(s, cfg):
-            if not is_confirmed(s[a:b], cfg):
-                out.dropped += 1
-                continue
-            if a == 0 and b == len(s):
+        stretches = strong_stretches(s, cfg)
+        confirmed = [(a, b) for a, b in stretches if is_confirmed(s[a:b], cfg)]
+        # every unconfirmed stretch, or the whole track when it is weak throughout
+        out.dropped += len(stretches) - len(confirmed) if stretches else 1
+        for k, (a, b) in enumerate(confirmed):
+            if (a, b) == (0, len(s)):
                 out.kept.append(tr)
+            elif k == 0:
+                out.kept.append(_piece(tr, a, b, tr.id))
             else:
-                out.kept.append(_piece(tr, a, b, tr.id if first else next_id))
-                next_id += 0 if first else 1
-            first = False
-            kept_obs += b - a
-        if first:   # nothing of the track confirmed
-            out.dropped += 0 if strong_stretches(s, cfg) else 1
-        out.dropped_frames += len(s) - kept_obs
+                out.kept.append(_piece(tr, a, b, next_id))
+                next_id += 1
+        out.dropped_frames += len(s) - sum(b - a for a, b in confirmed)
     return out
