@@ -2,7 +2,7 @@
 
     from inference import PipelineOptions, run
     result = run("clip.mp4", PipelineOptions(preset="fast", max_people=4))
-    result.save("clip.npz")          # pose file v1 (posefile)
+    result.save("clip.npz")          # pose file (posefile, format version 2)
 
 Stage 1 streams the video in chunks of ``detect_every`` frames. The person detector runs on the
 first frame of each chunk; its boxes, together with the boxes that the tracker predicts from
@@ -164,7 +164,8 @@ class PoseResult(posefile.PoseData):
         try:
             posefile.write_posefile(path, joints3d=self.joints3d, joints2d=self.joints2d, scores=self.scores,
                                     valid=self.valid, person_ids=self.person_ids, fps=self.fps,
-                                    image_size=self.image_size, camera_K=self.camera_K, meta=self.meta)
+                                    image_size=self.image_size, camera_K=self.camera_K, meta=self.meta,
+                                    world_from_camera=self.world_from_camera, contacts=self.contacts)
         except posefile.PoseFileError as e:
             raise InferenceError(f"cannot write the pose file: {e}") from e
         return Path(path)

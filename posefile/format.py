@@ -1,4 +1,4 @@
-"""Pose file, format version 1: the contract between the engine (``inference``) and the add-on.
+"""Pose file, format version 2: the contract between the engine (``inference``) and the add-on.
 
 One ``.npz`` per video. Pure numpy; no bpy, no torch. Letters used in shapes:
 P people, F frames, J joints (J = 16, order ``JOINT_NAMES``).
@@ -6,7 +6,7 @@ P people, F frames, J joints (J = 16, order ``JOINT_NAMES``).
 =================  ======================  ==============================================
 key                dtype, shape            meaning
 =================  ======================  ==============================================
-format_version     int, ()                 1
+format_version     int, ()                 2 (readers also accept 1)
 joint_names        str, (J,)               ``JOINT_NAMES``
 joints3d           float32, (P, F, J, 3)   metres, camera frame, OpenCV axes (x right,
                                            y down, z forward), absolute (root depth incl.)
@@ -18,8 +18,27 @@ person_ids         int32, (P,)             stable track ids, unique
 fps                float, ()               source frame rate, > 0
 image_size         int, (2,)               width, height in pixels
 camera_K           float32, (3, 3)         pinhole intrinsics used
-meta               str, ()                 JSON object: versions, weights sha256, options
+meta               str, ()                 JSON object: versions, weights sha256, options;
+                                           ``meta["floor"]``: see below
+world_from_camera  float32, (4, 4)         optional (v2): rigid transform, camera frame
+                                           (OpenCV axes, m) -> world frame: Z up, floor
+                                           z = 0, camera at (0, 0, h), +Y = viewing
+                                           direction projected on the floor, +X = right
+contacts           bool, (P, F, 2)         optional (v2), only with world_from_camera: foot
+                                           on the floor; column 0 r_ankle, 1 l_ankle;
+                                           False where valid is False
 =================  ======================  ==============================================
+
+Version 2 adds only the two optional keys and ``meta["floor"]``; every version-1 key keeps its
+meaning (``joints3d`` stays in the camera frame). Optional keys are left out of the file when
+absent (``None`` in ``PoseData``). Readers accept versions 1 and 2 (a version-1 file reads with
+both new keys ``None``); writers write version 2.
+
+``meta["floor"]`` (written by the engine, optional for other writers): a JSON object with
+``status`` one of ``FLOOR_STATUSES`` ("estimated": world_from_camera is set; every other status
+says why there is no floor), ``camera_height_m``, ``pitch_deg`` (optical axis below the horizon,
+positive looking down), ``roll_deg`` (positive when the image's +x axis points up),
+``inliers`` and whatever else the engine reports (``message``, ...).
 
 Every problem found while reading, writing or validating raises ``PoseFileError``.
 """
@@ -39,7 +58,9 @@ import numpy as np
 from posefile.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
 
 __all__ = [
+    "FLOOR_STATUSES",
     "FORMAT_VERSION",
+    "READABLE_VERSIONS",
     "JOINT_NAMES",
     "JOINT_INDEX",
     "NUM_JOINTS",
@@ -51,17 +72,23 @@ __all__ = [
     "save",
     "to_arrays",
     "validate",
+    "world_joints",
     "write_posefile",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this module reads (and validates); it writes FORMAT_VERSION.
+READABLE_VERSIONS = (1, 2)
+#: Values of ``meta["floor"]["status"]``; only "estimated" comes with world_from_camera.
+FLOOR_STATUSES = ("estimated", "no_feet", "moving_camera", "too_few_frames", "disabled")
 
 _ARRAY_KEYS = ("joints3d", "joints2d", "scores", "valid", "person_ids", "image_size", "camera_K")
 _REQUIRED_KEYS = ("format_version", "joint_names", *_ARRAY_KEYS, "fps", "meta")
+_OPTIONAL_KEYS_V2 = ("world_from_camera", "contacts")
 
 
 class PoseFileError(Exception):
-    """A pose file (or pose data about to be written) breaks the v1 contract."""
+    """A pose file (or pose data about to be written) breaks the contract."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -77,7 +104,9 @@ class PoseData:
     image_size tuple (width, height)
     camera_K   float32 (3, 3)
     meta       dict (stored as a JSON string)
-    joint_names tuple of J str (always ``JOINT_NAMES`` in v1)
+    joint_names tuple of J str (always ``JOINT_NAMES``)
+    world_from_camera float32 (4, 4) or None   camera frame -> world frame (v2)
+    contacts   bool (P, F, 2) or None          feet on the floor, (r_ankle, l_ankle) (v2)
     """
 
     joints3d: np.ndarray
@@ -91,6 +120,8 @@ class PoseData:
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
     joint_names: tuple[str, ...] = JOINT_NAMES
     format_version: int = FORMAT_VERSION
+    world_from_camera: np.ndarray | None = None
+    contacts: np.ndarray | None = None
 
     @property
     def num_people(self) -> int:
@@ -152,20 +183,66 @@ def _check_shape(name: str, arr: np.ndarray, want: tuple[int, ...]) -> None:
                             f"(P people, F frames, J={NUM_JOINTS} joints from 'valid' and the contract)")
 
 
+def _versions_text() -> str:
+    return ", ".join(str(v) for v in READABLE_VERSIONS)
+
+
+def _check_world_from_camera(T: Any) -> None:
+    """world_from_camera: float32 (4, 4), finite, rotation orthonormal with det +1, last row
+    0 0 0 1, camera at (0, 0, h) with h > 0 and its optical axis in the world's YZ plane."""
+    if not isinstance(T, np.ndarray):
+        raise PoseFileError(f"'world_from_camera' must be an array, got {type(T).__name__}")
+    _check_dtype("world_from_camera", T, "float32")
+    if T.shape != (4, 4):
+        raise PoseFileError(f"'world_from_camera' has shape {T.shape}, expected (4, 4)")
+    if not np.isfinite(T).all():
+        raise PoseFileError("'world_from_camera' contains NaN/inf")
+    M = T.astype(np.float64)
+    if not np.allclose(M[3], (0, 0, 0, 1), atol=1e-6):
+        raise PoseFileError(f"'world_from_camera' last row must be 0 0 0 1, got {M[3].tolist()}")
+    R, t = M[:3, :3], M[:3, 3]
+    if not np.allclose(R.T @ R, np.eye(3), atol=1e-4) or abs(np.linalg.det(R) - 1.0) > 1e-4:
+        raise PoseFileError("'world_from_camera' is not rigid: its rotation must be orthonormal "
+                            f"with determinant +1 (det {np.linalg.det(R):.6g})")
+    if abs(t[0]) > 1e-4 or abs(t[1]) > 1e-4 or not t[2] > 0:
+        raise PoseFileError("'world_from_camera' must put the camera at (0, 0, h) with h > 0 "
+                            f"(its height above the floor), got {t.tolist()}")
+    if abs(R[0, 2]) > 1e-4 or R[1, 2] < -1e-4:
+        raise PoseFileError("'world_from_camera': world +Y must be the camera's viewing direction "
+                            f"projected onto the floor (camera z axis in the world {R[:, 2].tolist()})")
+
+
+def _check_floor_meta(meta: dict, has_world: bool) -> None:
+    floor = meta.get("floor")
+    if floor is None:
+        return
+    if not isinstance(floor, dict):
+        raise PoseFileError(f"meta['floor'] must be a JSON object, got {type(floor).__name__}")
+    status = floor.get("status")
+    if status not in FLOOR_STATUSES:
+        raise PoseFileError(f"meta['floor']['status'] must be one of {list(FLOOR_STATUSES)}, got {status!r}")
+    if has_world != (status == "estimated"):
+        raise PoseFileError(f"meta['floor']['status'] is {status!r} but world_from_camera is "
+                            f"{'set' if has_world else 'absent'} (set exactly when 'estimated')")
+
+
 def validate(data: PoseData) -> None:
-    """Check every field of ``data`` against the v1 contract; raise PoseFileError on the first problem.
+    """Check every field of ``data`` against the contract; raise PoseFileError on the first problem.
 
     Dtypes are checked exactly (float32 / bool / int32 where the contract says so); shapes must
     agree with ``valid`` (P, F); joints must be finite where ``valid`` is True; scores must be
-    NaN-free and within 0..1.
+    NaN-free and within 0..1. Version 2's optional keys: world_from_camera rigid (see the module
+    docstring), contacts (P, F, 2) bool, False where not valid, only with world_from_camera;
+    ``meta["floor"]["status"]`` one of FLOOR_STATUSES, "estimated" exactly when there is a world
+    frame. Version-1 data must not carry version-2 keys.
     """
     if not isinstance(data, PoseData):
         raise PoseFileError(f"expected PoseData, got {type(data).__name__}")
-    if data.format_version != FORMAT_VERSION:
+    if isinstance(data.format_version, bool) or data.format_version not in READABLE_VERSIONS:
         raise PoseFileError(f"unsupported format_version {data.format_version!r}; "
-                            f"this reader knows version {FORMAT_VERSION}")
+                            f"this reader knows versions {_versions_text()}")
     if tuple(data.joint_names) != JOINT_NAMES:
-        raise PoseFileError(f"joint_names {list(data.joint_names)} differ from the v1 order {list(JOINT_NAMES)}")
+        raise PoseFileError(f"joint_names {list(data.joint_names)} differ from the contract's order {list(JOINT_NAMES)}")
     for key in _ARRAY_KEYS:
         if not isinstance(getattr(data, key), (np.ndarray, tuple, list)):
             raise PoseFileError(f"'{key}' must be an array, got {type(getattr(data, key)).__name__}")
@@ -228,12 +305,41 @@ def validate(data: PoseData) -> None:
     except (TypeError, ValueError) as ex:
         raise PoseFileError(f"'meta' is not JSON-serialisable: {ex}") from None
 
+    T, contacts = data.world_from_camera, data.contacts
+    if data.format_version < 2 and (T is not None or contacts is not None):
+        raise PoseFileError("world_from_camera and contacts are version-2 keys; "
+                            f"format_version is {data.format_version}")
+    if T is not None:
+        _check_world_from_camera(T)
+    if contacts is not None:
+        if T is None:
+            raise PoseFileError("'contacts' is allowed only together with 'world_from_camera'")
+        if not isinstance(contacts, np.ndarray):
+            raise PoseFileError(f"'contacts' must be an array, got {type(contacts).__name__}")
+        _check_dtype("contacts", contacts, "bool")
+        _check_shape("contacts", contacts, (P, F, 2))
+        if contacts[~valid].any():
+            p, f = np.argwhere(contacts.any(-1) & ~valid)[0]
+            raise PoseFileError(f"'contacts' is True where valid is False (person index {p}, frame {f})")
+    _check_floor_meta(data.meta, T is not None)
+
+
+def world_joints(data: PoseData) -> np.ndarray | None:
+    """joints3d in the world frame (P, F, J, 3) float32 (Z up, floor z = 0), or None without a
+    world frame (version-1 files, or no floor found)."""
+    if data.world_from_camera is None:
+        return None
+    T = np.asarray(data.world_from_camera, np.float64)
+    X = np.asarray(data.joints3d, np.float64)
+    return (X @ T[:3, :3].T + T[:3, 3]).astype(np.float32)
+
 
 # --------------------------------------------------------------------------- writing
 
 def to_arrays(data: PoseData) -> dict[str, np.ndarray]:
-    """The npz members for ``data`` (not validated): key -> array as stored in the file."""
-    return {
+    """The npz members for ``data`` (not validated): key -> array as stored in the file.
+    Always the newest version (FORMAT_VERSION); optional keys only when set."""
+    arrays = {
         "format_version": np.array(FORMAT_VERSION, np.int64),
         "joint_names": np.array(JOINT_NAMES),
         "joints3d": np.asarray(data.joints3d),
@@ -246,6 +352,10 @@ def to_arrays(data: PoseData) -> dict[str, np.ndarray]:
         "camera_K": np.asarray(data.camera_K),
         "meta": np.array(json.dumps(data.meta, sort_keys=True)),
     }
+    for key in _OPTIONAL_KEYS_V2:
+        if getattr(data, key) is not None:
+            arrays[key] = np.asarray(getattr(data, key))
+    return arrays
 
 
 def save(path: str | os.PathLike, data: PoseData) -> None:
@@ -255,6 +365,9 @@ def save(path: str | os.PathLike, data: PoseData) -> None:
     step, so a crash never leaves half a file behind.
     """
     validate(data)
+    if data.format_version != FORMAT_VERSION:   # e.g. a version-1 file read: written as the newest
+        data = dataclasses.replace(data, format_version=FORMAT_VERSION)
+        validate(data)
     path = os.fspath(path)
     arrays = to_arrays(data)
     folder = os.path.dirname(os.path.abspath(path))
@@ -279,11 +392,13 @@ def save(path: str | os.PathLike, data: PoseData) -> None:
 
 
 def write_posefile(path: str | os.PathLike, *, joints3d, joints2d, scores, valid, person_ids, fps,
-                   image_size, camera_K, meta: dict[str, Any] | None = None) -> PoseData:
+                   image_size, camera_K, meta: dict[str, Any] | None = None,
+                   world_from_camera=None, contacts=None) -> PoseData:
     """Convert arrays to the contract's dtypes, validate, and ``save``. Returns the PoseData written.
 
     joints3d (P, F, J, 3), joints2d (P, F, J, 2), scores (P, F, J), valid (P, F), person_ids (P,),
-    image_size (width, height), camera_K (3, 3). Only dtypes are converted; shapes are not fixed up.
+    image_size (width, height), camera_K (3, 3); optional (version 2) world_from_camera (4, 4)
+    and contacts (P, F, 2). Only dtypes are converted; shapes are not fixed up.
     """
     data = PoseData(
         joints3d=np.asarray(joints3d, np.float32),
@@ -295,6 +410,8 @@ def write_posefile(path: str | os.PathLike, *, joints3d, joints2d, scores, valid
         image_size=tuple(int(v) for v in np.asarray(image_size).reshape(-1)),
         camera_K=np.asarray(camera_K, np.float32),
         meta=dict(meta or {}),
+        world_from_camera=None if world_from_camera is None else np.asarray(world_from_camera, np.float32),
+        contacts=None if contacts is None else np.asarray(contacts, bool),
     )
     save(path, data)
     return data
@@ -320,9 +437,9 @@ def _read(path: str) -> PoseData:
         if "format_version" not in keys:
             raise PoseFileError("missing key 'format_version' (not a pose file?)")
         version = _scalar(npz, "format_version", "iu")
-        if version != FORMAT_VERSION:
-            raise PoseFileError(f"unsupported format_version {version}; this reader knows version "
-                                f"{FORMAT_VERSION} (update the add-on or re-run inference)")
+        if version not in READABLE_VERSIONS:
+            raise PoseFileError(f"unsupported format_version {version}; this reader knows versions "
+                                f"{_versions_text()} (update the add-on or re-run inference)")
         missing = [k for k in _REQUIRED_KEYS if k not in keys]
         if missing:
             raise PoseFileError(f"missing keys {missing}")
@@ -349,6 +466,10 @@ def _read(path: str) -> PoseData:
             joint_names=tuple(str(n) for n in names),
             format_version=int(version),
         )
+        if version >= 2:   # version 1 defined no optional keys: anything else in it is ignored
+            for key in _OPTIONAL_KEYS_V2:
+                if key in keys:
+                    setattr(data, key, npz[key])
     validate(data)
     data.image_size = (int(data.image_size[0]), int(data.image_size[1]))
     return data

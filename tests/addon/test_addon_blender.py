@@ -129,7 +129,7 @@ def _newer_version(path):
     write_pose(path, P=1, F=5)
     with np.load(str(path)) as z:
         d = dict(z)
-    d["format_version"] = np.array(2)
+    d["format_version"] = np.array(posefile.FORMAT_VERSION + 1)
     np.savez(str(path), **d)
 
 

@@ -1,4 +1,5 @@
-"""Pose-file contract v1: round trips, atomic writes, and one test per way a file can be bad."""
+"""Pose-file contract (v1 keys, written as version 2): round trips, atomic writes, and one test per way
+a file can be bad. Version 2's optional keys and reading version-1 files: test_posefile_v2.py."""
 
 import json
 import os
@@ -94,7 +95,8 @@ def test_round_trip_keeps_everything(tmp_path):
     pf.save(tmp_path / "a.npz", d)
     back = pf.load(tmp_path / "a.npz")
     assert_same(d, back)
-    assert back.format_version == 1
+    assert back.format_version == pf.FORMAT_VERSION == 2
+    assert back.world_from_camera is None and back.contacts is None
     assert np.isnan(back.joints3d[1, 0]).all()  # undefined rows survive as they were
 
 
@@ -171,11 +173,12 @@ def load_error(path):
     return message
 
 
-def test_unknown_format_version(tmp_path):
+@pytest.mark.parametrize("version", [0, 3, 7])
+def test_unknown_format_version(tmp_path, version):
     arrays = raw(sample())
-    arrays["format_version"] = np.array(2)
-    message = load_error(write_raw(tmp_path / "v2.npz", arrays))
-    assert "unsupported format_version 2" in message
+    arrays["format_version"] = np.array(version)
+    message = load_error(write_raw(tmp_path / "v.npz", arrays))
+    assert f"unsupported format_version {version}" in message and "versions 1, 2" in message
 
 
 @pytest.mark.parametrize("key", ["format_version", "joints3d", "joints2d", "scores", "valid", "person_ids",
