@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass, field
 
 import bpy
+import mathutils
 import numpy as np
 
 from . import armature as armature_bpy, keys as keys_bpy
-from ..core import axes, motion
+from ..core import axes, floor as floor_core, motion
 from ..core.contract import posefile
 from ..core import skeleton as sk
 from ..errors import MocapError
@@ -28,7 +29,11 @@ class ImportOptions:
     pose-file frame 0; set_scene: set scene fps and frame range; add_camera: add a
     camera matching camera_K (with ``video_path`` as background when given);
     people: person ids to import (None = all); min_valid_frames: skip shorter
-    tracks; collection: name of the collection the objects go to."""
+    tracks; collection: name of the collection the objects go to;
+    use_floor: when the file has a floor (format 2, ``world_from_camera``), import into
+    its world frame (floor z = 0) with a ground plane, the camera at its estimated height
+    and tilt, and each person's feet on the floor; foot_lock: keep a foot still while the
+    file says it is on the floor (only where the file has contacts)."""
     smoothing: float = 0.0
     frame_offset: int = 1
     set_scene: bool = True
@@ -37,6 +42,8 @@ class ImportOptions:
     people: list | None = None
     min_valid_frames: int = 1
     collection: str = "Mocap"
+    use_floor: bool = True
+    foot_lock: bool = True
 
 
 @dataclass
@@ -50,6 +57,10 @@ class ImportResult:
     keys: int = 0
     warnings: list = field(default_factory=list)
     cpu_seconds: dict = field(default_factory=dict)   # stage -> CPU time (read, solve, armatures, keys)
+    world: bool = False               # imported into the file's world frame (floor z = 0)
+    floor: str | None = None          # the ground-plane object, when there is a floor
+    floor_note: str = ""              # one sentence: floor used, or why there is none
+    feet_locked: int = 0              # people whose feet were locked during contacts
 
 
 def read_pose_file(pose_path: str) -> posefile.PoseData:
@@ -62,8 +73,28 @@ def read_pose_file(pose_path: str) -> posefile.PoseData:
         raise MocapError(f"cannot import pose file: {ex}") from ex
 
 
-def solve_people(data: posefile.PoseData, options: ImportOptions, warnings: list) -> list:
-    """PersonMotion for each person to import (pure numpy); raises MocapError if none."""
+def world_frame(data: posefile.PoseData, options: ImportOptions, warnings: list):
+    """(world_from_camera (4, 4) or None, a sentence for the user): the floor to import on,
+    None for camera coordinates (version-1 files, no floor found, or ``use_floor`` off)."""
+    T = getattr(data, "world_from_camera", None)
+    use, note = floor_core.floor_info(data.meta, T is not None)
+    if use and not options.use_floor:
+        return None, "floor in the pose file not used (option off); imported in camera coordinates"
+    if not use:
+        return None, note
+    try:
+        return floor_core.check_world_from_camera(T), note
+    except floor_core.FloorError as ex:
+        warnings.append(f"{ex}; imported in camera coordinates")
+        return None, "floor in the pose file unusable; imported in camera coordinates"
+
+
+def solve_people(data: posefile.PoseData, options: ImportOptions, warnings: list,
+                 world_from_camera=None) -> list:
+    """PersonMotion for each person to import (pure numpy); raises MocapError if none.
+
+    world_from_camera: (4, 4) to import into a world frame with the feet put on its floor
+    (see world_frame), None for camera coordinates."""
     if data.num_people == 0:
         raise MocapError("the pose file contains no people (nobody was detected in the video)")
     wanted = None if options.people is None else {int(p) for p in options.people}
@@ -76,9 +107,14 @@ def solve_people(data: posefile.PoseData, options: ImportOptions, warnings: list
         if n_valid < max(1, options.min_valid_frames):
             warnings.append(f"person {pid}: only {n_valid} valid frames; skipped")
             continue
+        contacts = getattr(data, "contacts", None)
         try:
             m = motion.solve_person(data.joints3d[p], data.valid[p], data.joint_names,
-                                    person_id=pid, smoothing=options.smoothing, local=False)
+                                    person_id=pid, smoothing=options.smoothing, local=False,
+                                    world_from_camera=world_from_camera,
+                                    contacts=None if contacts is None else contacts[p],
+                                    feet_on_floor=world_from_camera is not None,
+                                    lock_feet=options.foot_lock)
         except (ValueError, KeyError) as ex:
             warnings.append(f"person {pid}: {ex}; skipped")
             continue
@@ -125,7 +161,8 @@ class _Undo:
             if ob.name in bpy.data.objects:
                 bpy.data.objects.remove(ob, do_unlink=True)
         for d in self.data:
-            coll = bpy.data.armatures if isinstance(d, bpy.types.Armature) else bpy.data.cameras
+            coll = (bpy.data.armatures if isinstance(d, bpy.types.Armature) else
+                    bpy.data.meshes if isinstance(d, bpy.types.Mesh) else bpy.data.cameras)
             if d.name in coll:
                 coll.remove(d)
         for a in self.actions:
@@ -167,13 +204,18 @@ def _set_fps(scene, fps: float):
     scene.render.fps_base = whole / fps
 
 
-def _add_camera(data, options, coll, undo, result, frame_offset):
+def _add_camera(data, options, coll, undo, result, frame_offset, world_from_camera=None, video=""):
+    """The source camera: at the origin (camera coordinates) or where world_from_camera puts
+    it; the video (when found) as its background."""
     cam_data = bpy.data.cameras.new("Mocap_Camera")
     undo.data.append(cam_data)
     cam = bpy.data.objects.new("Mocap_Camera", cam_data)
     undo.objects.append(cam)
     coll.objects.link(cam)
-    cam.rotation_euler = axes.BLENDER_CAMERA_EULER
+    if world_from_camera is None:
+        cam.rotation_euler = axes.BLENDER_CAMERA_EULER
+    else:
+        cam.matrix_world = mathutils.Matrix(floor_core.camera_matrix_world(world_from_camera).tolist())
     lens = axes.camera_lens_from_K(data.camera_K, data.image_size)
     cam_data.sensor_fit = lens["sensor_fit"]
     cam_data.sensor_width = lens["sensor_width"]
@@ -186,7 +228,6 @@ def _add_camera(data, options, coll, undo, result, frame_offset):
     if scene.camera is None:
         scene.camera = cam
     result.camera = cam.name
-    video = options.video_path
     if video:
         if not os.path.isfile(video):
             result.warnings.append(f"video {video!r} not found; camera has no background")
@@ -204,6 +245,49 @@ def _add_camera(data, options, coll, undo, result, frame_offset):
         bg.source = 'MOVIE_CLIP'
         bg.clip = clip
         bg.alpha = 1.0
+
+
+def _video_path(data, options, pose_path: str) -> str:
+    """The background video: the option, else the source named in meta when that file lies
+    beside the pose file ("" when unknown)."""
+    if options.video_path:
+        return options.video_path
+    src = (data.meta or {}).get("source")
+    if isinstance(src, str) and src and (data.meta or {}).get("source_kind", "video") == "video":
+        near = os.path.join(os.path.dirname(os.path.abspath(pose_path)), os.path.basename(src))
+        if os.path.isfile(near):
+            return near
+    return ""
+
+
+#: Grid spacing (m) and margin around the people (m) of the ground plane.
+FLOOR_CELL = 1.0
+FLOOR_MARGIN = 2.0
+
+
+def _add_floor(people, coll, undo, result):
+    """A wire grid at z = 0 (1 m cells) under everyone and the camera: "Mocap_Floor"."""
+    pts = [np.zeros((1, 2))] + [m.root_world[:, :2] for m in people]
+    pts = np.concatenate(pts)
+    lo = np.floor((pts.min(0) - FLOOR_MARGIN) / FLOOR_CELL) * FLOOR_CELL
+    hi = np.ceil((pts.max(0) + FLOOR_MARGIN) / FLOOR_CELL) * FLOOR_CELL
+    nx, ny = (np.round((hi - lo) / FLOOR_CELL).astype(int) + 1).tolist()
+    xs, ys = np.linspace(lo[0], hi[0], nx), np.linspace(lo[1], hi[1], ny)
+    gx, gy = np.meshgrid(xs, ys)                       # (ny, nx)
+    verts = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], 1)
+    i = np.arange(nx * ny).reshape(ny, nx)
+    faces = np.stack([i[:-1, :-1].ravel(), i[:-1, 1:].ravel(), i[1:, 1:].ravel(), i[1:, :-1].ravel()], 1)
+    mesh = bpy.data.meshes.new("Mocap_Floor")
+    undo.data.append(mesh)
+    mesh.from_pydata(verts.tolist(), [], faces.tolist())
+    mesh.update()
+    ob = bpy.data.objects.new("Mocap_Floor", mesh)
+    undo.objects.append(ob)
+    coll.objects.link(ob)
+    ob.display_type = 'WIRE'      # the video stays visible through it in camera view
+    ob.hide_render = True         # a guide, not scenery
+    ob.hide_select = True         # clicks go to the armatures
+    result.floor = ob.name
 
 
 def _video_start(data) -> int:
@@ -242,7 +326,9 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
     clock = _StageClock(result.cpu_seconds)
     data = read_pose_file(pose_path)
     clock("read")
-    people = solve_people(data, options, result.warnings)
+    T, result.floor_note = world_frame(data, options, result.warnings)
+    result.world = T is not None
+    people = solve_people(data, options, result.warnings, world_from_camera=T)
     clock("solve")
     stem = os.path.splitext(os.path.basename(pose_path))[0]
     undo = _Undo(scene)
@@ -258,6 +344,9 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
             obj["mocap_person_id"] = m.person_id
             obj["mocap_source"] = os.path.basename(pose_path)
             obj["mocap_hip_height"] = float(m.rest.root_head[2])
+            # where the feet stand, in the armature's z (the armature sits at the origin)
+            obj["mocap_floor_z"] = float(m.floor_z) if np.isfinite(m.floor_z) else 0.0
+            obj["mocap_world"] = result.world
             motion.localize(m, armature_bpy.bone_rest_rotations(obj, sk.BONE_NAMES))
             clock("solve")
             action = keys_bpy.new_action(f"{obj.name}_{stem}")
@@ -267,14 +356,18 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
             result.armatures.append(obj.name)
             result.person_ids.append(m.person_id)
             report(f"person {m.person_id}: {len(m.frames)} frames -> {obj.name}")
+            _report_floor(m, result, report)
         first = min(int(m.frames[0]) for m in people) + options.frame_offset
         last = max(int(m.frames[-1]) for m in people) + options.frame_offset
         result.frame_start, result.frame_end, result.fps = first, last, float(data.fps)
         if options.set_scene:
             _set_fps(scene, float(data.fps))
             scene.frame_start, scene.frame_end = first, max(last, first)
-        if options.add_camera:
-            _add_camera(data, options, coll, undo, result, options.frame_offset)
+        if result.world:
+            _add_floor(people, coll, undo, result)
+        if options.add_camera or result.world:
+            _add_camera(data, options, coll, undo, result, options.frame_offset, world_from_camera=T,
+                        video=_video_path(data, options, pose_path))
         scene.frame_set(first)
         clock("scene")
     except MocapError:
@@ -283,6 +376,26 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
     except Exception as ex:          # any bpy failure: undo, then one domain error
         undo.rollback()
         raise MocapError(f"import failed: {type(ex).__name__}: {ex}") from ex
+    report(result.floor_note)
     for w in result.warnings:
         report(f"WARNING: {w}")
     return result
+
+
+#: A person moved further than this (m) to stand on the floor gets a warning.
+FLOOR_SHIFT_WARN = 0.25
+
+
+def _report_floor(m, result, report):
+    if result.world and abs(m.floor_shift) > 0.005:
+        line = (f"person {m.person_id}: moved {m.floor_shift * 100:+.1f} cm vertically to put the feet "
+                "on the floor")
+        if abs(m.floor_shift) > FLOOR_SHIFT_WARN:
+            result.warnings.append(line + " (large: the floor or this person's depth may be off)")
+        else:
+            report(line)
+    if m.lock is not None:
+        n = sum(len(r) for r in m.lock.intervals)
+        result.feet_locked += 1
+        report(f"person {m.person_id}: feet locked in {n} contacts (root moved up to "
+               f"{np.abs(m.lock.root_offset).max() * 100:.1f} cm)")

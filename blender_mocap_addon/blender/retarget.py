@@ -74,8 +74,10 @@ def read_source(src) -> tuple:
     tails = np.array([src.data.bones[n].tail_local[:] for n in names], dtype=np.float64)
     root_i = names.index(root)
     hip = float(src.get("mocap_hip_height", heads[root_i, 2] - min(heads[:, 2].min(), tails[:, 2].min())))
+    floor_z = src.get("mocap_floor_z")     # set by the importer; older armatures: rest ankle level
     motion = rt.source_from_local(names, sk.bone_parents(), rest, q, loc, heads,
-                                  _matrix(src.matrix_world), root_i, hip)
+                                  _matrix(src.matrix_world), root_i, hip,
+                                  floor_z=None if floor_z is None else float(floor_z))
     return frames, motion
 
 

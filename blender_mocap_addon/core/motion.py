@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import axes
+from . import floor as fl
+from . import foot_lock as fk
 from . import rotations as rot
 from . import skeleton as sk
 
@@ -25,7 +26,11 @@ class PersonMotion:
     world_rot_cf: (B, 3, 3, K) world deltas, component-first (see the
     ``world_rot`` property for (K, B, 3, 3)); local_quat: (K, B, 4) (w, x, y, z),
     sign-continuous, relative to ``rest.frames``; root_world: (K, 3) pelvis;
-    root_location: (K, 3) root pose-bone location (rest-bone local axes).
+    root_location: (K, 3) root pose-bone location (rest-bone local axes);
+    floor_z: height of the person's floor in world z (0 in a world frame with the feet put
+    on the floor; otherwise where the feet stand, see floor.contact_height);
+    floor_shift: how far the person was moved up (m) to put the feet on the floor;
+    contacts: (K, 2) bool (right, left ankle) or None; lock: foot_lock.LockResult or None.
     """
     person_id: int
     rest: sk.RestSkeleton
@@ -36,6 +41,10 @@ class PersonMotion:
     root_world: np.ndarray
     root_location: np.ndarray
     warnings: list = field(default_factory=list)
+    floor_z: float = float("nan")
+    floor_shift: float = 0.0
+    contacts: np.ndarray | None = None
+    lock: fk.LockResult | None = None
 
     @property
     def world_rot(self) -> np.ndarray:
@@ -69,7 +78,9 @@ def smooth_tracks(x: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
 
 def solve_person(joints_cam: np.ndarray, valid: np.ndarray, joint_names, person_id: int = 0,
                  smoothing: float = 0.0, bone_rest: np.ndarray | None = None,
-                 local: bool = True) -> PersonMotion:
+                 local: bool = True, world_from_camera: np.ndarray | None = None,
+                 contacts: np.ndarray | None = None, feet_on_floor: bool = False,
+                 lock_feet: bool = False) -> PersonMotion:
     """Solve one person.
 
     joints_cam: (F, J, 3) camera-frame joints (metres, OpenCV axes);
@@ -77,6 +88,10 @@ def solve_person(joints_cam: np.ndarray, valid: np.ndarray, joint_names, person_
     bone_rest: optional (B, 3, 3) rest rotations actually used by the armature
     (Blender's ``bone.matrix_local``); defaults to the skeleton's own rest frames.
     local=False skips the local quaternions (call :func:`localize` later).
+    world_from_camera: (4, 4) camera -> world (floor z = 0), None = camera at the origin
+    (axes.cam_to_blender); contacts: (F, 2) bool (right, left ankle) or None;
+    feet_on_floor: move the person vertically so the contact ankles stand at z = 0 (use with
+    a world frame); lock_feet: foot locking (foot_lock.lock_feet) where contacts are set.
     Raises ValueError when the person has no usable frame.
     """
     joints_cam = np.asarray(joints_cam, dtype=np.float64)
@@ -91,7 +106,7 @@ def solve_person(joints_cam: np.ndarray, valid: np.ndarray, joint_names, person_
     use = valid & finite
     if not use.any():
         raise ValueError(f"person {person_id} has no valid frame")
-    world = axes.cam_to_blender(np.where(use[:, None, None], joints_cam, 0.0))
+    world = fl.camera_to_world(np.where(use[:, None, None], joints_cam, 0.0), world_from_camera)
     world = smooth_tracks(world, use, smoothing)
     lengths = sk.median_bone_lengths(world, use, joint_names)
     if np.any(lengths < 1e-4):
@@ -100,11 +115,33 @@ def solve_person(joints_cam: np.ndarray, valid: np.ndarray, joint_names, person_
     rest = sk.rest_skeleton(lengths)
     frames = np.flatnonzero(use)
     jw = world[frames]
+    ji = sk.joint_indices(joint_names)
+    ankles = [ji[n] for n in fl.ANKLES]
+    cont = None
+    if contacts is not None:
+        cont = np.asarray(contacts, dtype=bool)
+        if cont.shape != (len(valid), 2):
+            raise ValueError(f"person {person_id}: contacts have shape {cont.shape}, expected ({len(valid)}, 2)")
+        cont = cont[frames]
+    # the armature's ankles: the joints rebuilt with its bone lengths
+    floor_z = fl.contact_height(fk.conform_lengths(jw, lengths, joint_names)[:, ankles, 2], cont)
+    shift = 0.0
+    if feet_on_floor and np.isfinite(floor_z):
+        shift = -floor_z
+        jw = jw + np.array([0.0, 0.0, shift])
+        floor_z = 0.0
+    lock = None
+    if lock_feet and cont is not None and cont.any():
+        lock = fk.lock_feet(jw, cont, lengths, joint_names, frames=frames,
+                            floor_z=0.0 if feet_on_floor else None)
+        jw = lock.joints
+        warnings.extend(f"person {person_id}: {n}" for n in lock.notes)
     W = rot._solve_cf(jw, joint_names)                       # (B, 3, 3, K)
     pelvis = jw[:, sk.joint_indices(joint_names)[sk.ROOT_JOINT]]
     m = PersonMotion(person_id=int(person_id), rest=rest, frames=frames, joints_world=jw,
                      world_rot_cf=W, local_quat=None, root_world=pelvis, root_location=None,
-                     warnings=warnings)
+                     warnings=warnings, floor_z=float(floor_z), floor_shift=float(shift),
+                     contacts=cont, lock=lock)
     if not local:
         return m
     return localize(m, rest.frames if bone_rest is None else bone_rest)

@@ -18,9 +18,13 @@ to do with the limb (Rigify's "torso" control, say) get W_s' alone.  Unmapped
 bones keep their rest pose relative to their parent (W_t = W_parent).
 Local pose rotations follow Blender's rule L = Rt^T W_p^T W_t Rt.
 
-The root bone's head follows the source pelvis, scaled by the ratio of hip
-heights and offset so that the source rest pelvis lands on the target rest
-root head.
+The root bone's head follows the source pelvis, scaled about the floor: the scale is
+the ratio of leg lengths (target: root head height above its ankles; source: rest pelvis
+height above its ankles), horizontally the motion is scaled about the source's rest
+pelvis and lands on the target's rest root head, and vertically the target root's
+height above the target's ankle level is the scaled source pelvis height above the
+source's floor. A source foot on its floor thus puts the target foot on the target's floor
+(the lowest point of its rest pose), at the height its ankle has in the rest pose.
 """
 from __future__ import annotations
 
@@ -58,13 +62,16 @@ class TargetRig:
 class SourceMotion:
     """names: (Bs,); world_rot: (F, Bs, 3, 3) world deltas; rest_dirs: (Bs, 3)
     world rest directions; root_world: (F, 3) pelvis; rest_root: (3,) rest
-    pelvis (world); hip_height: rest pelvis height above the feet (m)."""
+    pelvis (world); hip_height: rest pelvis height above the feet (m); floor_z: world
+    height of the floor the source's feet (ankles) stand on, None = the rest pose's ankle
+    level below ``rest_root``."""
     names: list
     world_rot: np.ndarray
     rest_dirs: np.ndarray
     root_world: np.ndarray
     rest_root: np.ndarray
     hip_height: float
+    floor_z: float | None = None
 
 
 @dataclass
@@ -162,13 +169,19 @@ def retarget(source: SourceMotion, target: TargetRig, mapping: dict, root_bone: 
         M = np.asarray(target.object_matrix, float)
         head_w = M[:3, :3] @ target.heads[r] + M[:3, 3]
         pts = np.concatenate([target.heads, target.tails]) @ M[:3, :3].T + M[:3, 3]
-        tgt_hip = float(head_w[2] - pts[:, 2].min())
-        if tgt_hip <= 1e-6 or source.hip_height <= 1e-6:
-            warnings.append("could not compare hip heights; root motion not scaled")
+        tgt_floor = float(pts[:, 2].min())
+        ankle = target_ankle_height(target, mapping) - tgt_floor
+        tgt_leg = float(head_w[2] - tgt_floor - ankle)
+        if tgt_leg <= 1e-6 or source.hip_height <= 1e-6:
+            warnings.append("could not compare leg lengths; root motion not scaled")
             scale = 1.0
+            tgt_leg = float(source.hip_height)
         else:
-            scale = tgt_hip / source.hip_height
+            scale = tgt_leg / source.hip_height
         head_world = head_w + scale * (source.root_world - source.rest_root)   # (F, 3)
+        src_floor = (source.rest_root[2] - source.hip_height if source.floor_z is None
+                     else float(source.floor_z))
+        head_world[:, 2] = tgt_floor + ankle + scale * (source.root_world[:, 2] - src_floor)
         Minv = np.linalg.inv(M)
         head_arm = head_world @ Minv[:3, :3].T + Minv[:3, 3]
         # pose location is in the bone's rest axes (valid while its parents are at rest)
@@ -186,14 +199,26 @@ def retarget(source: SourceMotion, target: TargetRig, mapping: dict, root_bone: 
                           aligned=aligned, scale=scale, warnings=warnings)
 
 
+def target_ankle_height(target: TargetRig, mapping: dict) -> float:
+    """World height of the target's ankles in its rest pose: the tails of the bones the
+    mocap shins map to (their mean); the rig's lowest point when no shin is mapped."""
+    M = np.asarray(target.object_matrix, float)
+    index = {n: i for i, n in enumerate(target.names)}
+    tails = [index[mapping[s]] for s in ("shin.L", "shin.R") if mapping.get(s) in index]
+    pts = (target.tails[tails] if tails else np.concatenate([target.heads, target.tails]))
+    z = (pts @ M[:3, :3].T + M[:3, 3])[:, 2]
+    return float(z.mean() if tails else z.min())
+
+
 def source_from_local(names, parents, bone_rest, local_quat, root_location, rest_heads,
-                      object_matrix, root_index, hip_height) -> SourceMotion:
+                      object_matrix, root_index, hip_height, floor_z: float | None = None) -> SourceMotion:
     """Rebuild a SourceMotion from a mocap armature's keyed channels.
 
     names (Bs,), parents (Bs,), bone_rest (Bs, 3, 3), rest_heads (Bs, 3) in the
     source armature space; local_quat (F, Bs, 4); root_location (F, 3) pose
     location of bone ``root_index``; object_matrix (4, 4) source object world
-    matrix.  Rest directions are the bones' rest Y axes.
+    matrix.  Rest directions are the bones' rest Y axes.  floor_z: the height of the
+    source's floor in its armature space (None: the rest pose's ankle level).
     """
     L = rot.matrix_from_quat(local_quat)
     W_arm = rot.world_from_local(L, np.asarray(parents), bone_rest)
@@ -204,5 +229,9 @@ def source_from_local(names, parents, bone_rest, local_quat, root_location, rest
     head_arm = rest_heads[root_index] + root_location @ bone_rest[root_index].T
     root_world = head_arm @ M[:3, :3].T + M[:3, 3]
     rest_root = M[:3, :3] @ rest_heads[root_index] + M[:3, 3]
+    floor_world = None
+    if floor_z is not None:
+        floor_world = float((M[:3, :3] @ np.array([rest_heads[root_index][0], rest_heads[root_index][1],
+                                                    float(floor_z)]) + M[:3, 3])[2])
     return SourceMotion(names=list(names), world_rot=W, rest_dirs=dirs, root_world=root_world,
-                        rest_root=rest_root, hip_height=float(hip_height) * s)
+                        rest_root=rest_root, hip_height=float(hip_height) * s, floor_z=floor_world)

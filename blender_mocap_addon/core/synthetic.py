@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import axes
+from . import floor
 from . import rotations as rot
 from . import skeleton as sk
 from .contract import posefile
@@ -102,3 +103,129 @@ def pose_arrays(P: int, F: int, fps: float = 30.0, seed: int = 0, gaps: bool = F
     return dict(joints3d=j3, joints2d=j2, scores=scores, valid=valid,
                 person_ids=np.arange(P, dtype=np.int32) * 3 + 1, fps=fps,
                 image_size=(w, h), camera_K=K, meta={"source": "synthetic", "seed": seed})
+
+
+def walker_world(F: int, fps: float = 30.0, seed: int = 0, speed: float = 0.8, period: float = 1.0,
+                 start=(0.0, 3.0), heading_deg: float = 0.0, lengths: np.ndarray | None = None):
+    """A person walking on the floor z = 0, in Blender world axes, with known foot contacts.
+
+    Each foot is planted (ankle fixed at z = 0) for 60% of a gait cycle of ``period``
+    seconds and swings for 40% (half-cycle apart); the pelvis moves at ``speed`` m/s along
+    ``heading_deg`` (0 = world +X, 90 = +Y) and bobs 2 cm; legs by two-bone IK (bone lengths
+    constant), arms swing opposite to the legs. Returns (joints (F, J, 3) in
+    posefile.JOINT_NAMES order, contacts (F, 2) bool: right, left ankle).
+    """
+    rng = np.random.default_rng(seed)
+    if lengths is None:
+        lengths = ADULT_LENGTHS * rng.uniform(0.92, 1.08)
+    L = dict(zip(sk.BONE_NAMES, lengths))
+    t = np.arange(F) / fps
+    h = np.radians(heading_deg)
+    fwd = np.array([np.cos(h), np.sin(h), 0.0])
+    left = np.array([-np.sin(h), np.cos(h), 0.0])      # the person's left (up x forward)
+    up = np.array([0.0, 0.0, 1.0])
+    leg = min(L["thigh.R"] + L["shin.R"], L["thigh.L"] + L["shin.L"])
+    pelvis_h = 0.9 * leg
+    s0 = np.asarray(start, float)
+    dist = speed * t
+    pelvis = (np.array([s0[0], s0[1], 0.0]) + dist[:, None] * fwd
+              + (pelvis_h + 0.02 * np.cos(4 * np.pi * t / period))[:, None] * up)
+    stance = 0.6
+    joints = {"pelvis": pelvis}
+    contacts = np.zeros((F, 2), bool)
+    for k, (side, sgn, lag) in enumerate((("r", -1.0, 0.0), ("l", 1.0, 0.5))):
+        hip = pelvis + sgn * L[f"hip.{'R' if side == 'r' else 'L'}"] * left
+        ph = (t / period + lag) % 1.0
+        cyc = np.floor(t / period + lag)
+        # footprint of cycle c: under the hip at the middle of its stance
+        mid = (cyc + stance / 2 - lag) * period
+        foot_mid = np.array([s0[0], s0[1], 0.0]) + (speed * mid)[:, None] * fwd
+        foot_mid = foot_mid + sgn * L[f"hip.{'R' if side == 'r' else 'L'}"] * left
+        ankle = foot_mid.copy()
+        sw = ph >= stance
+        # swing: from this cycle's footprint to the next one's
+        s = np.clip((ph - stance) / (1 - stance), 0, 1)
+        s = s * s * (3 - 2 * s)
+        ankle[sw] = foot_mid[sw] + (s[sw] * speed * period)[:, None] * fwd
+        ankle[sw, 2] = 0.12 * np.sin(np.pi * s[sw])
+        contacts[:, k] = ~sw
+        thigh, shin = L[f"thigh.{side.upper()}"], L[f"shin.{side.upper()}"]
+        v = ankle - hip
+        d = np.linalg.norm(v, axis=1)
+        u = v / d[:, None]
+        dc = np.minimum(d, (thigh + shin) * 0.999)
+        a = (thigh ** 2 - shin ** 2 + dc ** 2) / (2 * dc)
+        hh = np.sqrt(np.maximum(thigh ** 2 - a ** 2, 0))
+        pole = fwd - (u @ fwd)[:, None] * u
+        pole /= np.linalg.norm(pole, axis=1, keepdims=True)
+        joints[f"{side}_hip"] = hip
+        joints[f"{side}_knee"] = hip + a[:, None] * u + hh[:, None] * pole
+        joints[f"{side}_ankle"] = hip + dc[:, None] * u
+    lean = 0.05 * fwd + up
+    lean /= np.linalg.norm(lean)
+    joints["thorax"] = pelvis + L["spine"] * lean
+    joints["neck"] = joints["thorax"] + L["neck"] * up
+    joints["head_top"] = joints["neck"] + L["head"] * up
+    for side, sgn, lag in (("r", -1.0, 0.5), ("l", 1.0, 0.0)):
+        S = side.upper()
+        sh = joints["thorax"] + sgn * L[f"shoulder.{S}"] * left
+        swing = 0.4 * np.sin(2 * np.pi * (t / period + lag))
+        d1 = np.cos(swing)[:, None] * -up + np.sin(swing)[:, None] * fwd + 0.15 * sgn * left
+        d1 /= np.linalg.norm(d1, axis=1, keepdims=True)
+        d2 = np.cos(swing + 0.4)[:, None] * -up + np.sin(swing + 0.4)[:, None] * fwd + 0.1 * sgn * left
+        d2 /= np.linalg.norm(d2, axis=1, keepdims=True)
+        joints[f"{side}_shoulder"] = sh
+        joints[f"{side}_elbow"] = sh + L[f"upper_arm.{S}"] * d1
+        joints[f"{side}_wrist"] = joints[f"{side}_elbow"] + L[f"forearm.{S}"] * d2
+    out = np.stack([joints[n] for n in posefile.JOINT_NAMES], axis=1)
+    return out, contacts
+
+
+def look_at_floor(height: float = 1.6, pitch_deg: float = 12.0, roll_deg: float = 0.0) -> np.ndarray:
+    """(4, 4) world_from_camera of a camera ``height`` m above the floor at the world origin,
+    looking along +Y, ``pitch_deg`` below the horizon and rolled by ``roll_deg`` (> 0: the
+    image's +x axis points up), the pose file's conventions."""
+    def rx(a):
+        c, s = np.cos(a), np.sin(a)
+        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+    def rz(a):
+        c, s = np.cos(a), np.sin(a)
+        return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+    T = np.eye(4)
+    # roll about the optical axis (camera z), then the camera frame to the level world, then pitch
+    T[:3, :3] = rx(-np.radians(pitch_deg)) @ axes.CAM_TO_BLENDER @ rz(-np.radians(roll_deg))
+    T[:3, 3] = (0.0, 0.0, height)
+    return T
+
+
+def walkers_arrays(P: int, F: int, world_from_camera: np.ndarray | None = None, fps: float = 30.0,
+                   seed: int = 0, image_size=(1280, 720), world_frame: bool = True):
+    """Arrays for a pose file of P walkers (``walker_world``) seen by a camera.
+
+    world_from_camera: (4, 4) (default ``look_at_floor()``); world_frame: write it, the
+    contacts and ``meta["floor"]`` (format version 2), else only the camera-frame joints (what
+    a version-1 file holds). Returns (dict of posefile.write_posefile keyword arguments,
+    joints in the world (P, F, J, 3), contacts (P, F, 2)).
+    """
+    T = look_at_floor() if world_from_camera is None else np.asarray(world_from_camera, float)
+    Tinv = np.linalg.inv(T)
+    w, hgt = image_size
+    K = np.array([[1000.0, 0, w / 2], [0, 1000.0, hgt / 2], [0, 0, 1]], np.float32)
+    world = np.empty((P, F, len(posefile.JOINT_NAMES), 3))
+    contacts = np.empty((P, F, 2), bool)
+    for p in range(P):
+        world[p], contacts[p] = walker_world(F, fps=fps, seed=seed + 7 * p, start=(-1.5 + 1.2 * p, 4.0 + p),
+                                             heading_deg=20.0 + 15 * p)
+    cam = (world @ Tinv[:3, :3].T + Tinv[:3, 3]).astype(np.float32)
+    proj = cam @ K.T
+    j2 = proj[..., :2] / proj[..., 2:3]
+    arr = dict(joints3d=cam, joints2d=j2.astype(np.float32),
+               scores=np.full(cam.shape[:3], 0.9, np.float32), valid=np.ones((P, F), bool),
+               person_ids=np.arange(P, dtype=np.int32) + 1, fps=fps, image_size=(w, hgt), camera_K=K,
+               meta={"source": "synthetic-walkers", "seed": seed})
+    if world_frame:
+        arr["world_from_camera"] = T.astype(np.float32)
+        arr["contacts"] = contacts.copy()
+        arr["meta"]["floor"] = {"status": "estimated", **floor.camera_height_tilt(T)}
+    return arr, world, contacts

@@ -70,6 +70,10 @@ def parse_args(argv=None):
                     help="inference's temporal smoothing (0 off, 1 default, larger is smoother)")
     ap.add_argument("--import-smoothing", type=float, default=0.0,
                     help="extra Gaussian smoothing of joints on import (sigma, frames)")
+    ap.add_argument("--no-floor", dest="use_floor", action="store_false",
+                    help="import in camera coordinates even when the pose file has a floor")
+    ap.add_argument("--no-foot-lock", dest="foot_lock", action="store_false",
+                    help="do not lock feet during contacts (on by default when the pose file has contacts)")
     ap.add_argument("--python", default=None, help="Python that runs inference")
     ap.add_argument("--project-root", default=None, help="folder containing inference/")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per video")
@@ -153,6 +157,7 @@ def convert_one(item, args, python, root) -> list:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     opts = import_posefile.ImportOptions(smoothing=args.import_smoothing,
                                          add_camera=not args.pose_file,
+                                         use_floor=args.use_floor, foot_lock=args.foot_lock,
                                          video_path="" if args.pose_file else os.path.abspath(item))
     res = import_posefile.load(pose, opts, report=lambda m: print("  " + m, flush=True))
     objs = [bpy.data.objects[n] for n in res.armatures]

@@ -36,7 +36,8 @@ def settings_of(context):
 
 def import_options_from(s) -> import_posefile.ImportOptions:
     return import_posefile.ImportOptions(smoothing=s.import_smoothing, add_camera=s.add_camera,
-                                         video_path=bpy.path.abspath(s.video_path) if s.add_camera else "")
+                                         video_path=bpy.path.abspath(s.video_path) if s.add_camera else "",
+                                         use_floor=s.use_floor, foot_lock=s.foot_lock)
 
 
 def default_pose_path(video: str) -> str:
@@ -226,12 +227,18 @@ class MOCAP_OT_import_posefile(bpy.types.Operator, ImportHelper):
                                         description="Scene frame of the pose file's first frame")
     set_scene: bpy.props.BoolProperty(name="Set Scene FPS and Range", default=True)
     add_camera: bpy.props.BoolProperty(name="Add Camera", default=False)
+    use_floor: bpy.props.BoolProperty(name="Use Floor", default=True,
+                                      description="When the file has a floor: import onto it (ground plane, "
+                                                  "camera at its height and tilt, feet on the floor)")
+    foot_lock: bpy.props.BoolProperty(name="Lock Feet", default=True,
+                                      description="Keep a foot still while the file says it is on the floor")
     video_path: bpy.props.StringProperty(name="Background Video", subtype='FILE_PATH', default="")
 
     def execute(self, context):
         opts = import_posefile.ImportOptions(smoothing=self.smoothing, frame_offset=self.frame_offset,
                                              set_scene=self.set_scene, add_camera=self.add_camera,
-                                             video_path=bpy.path.abspath(self.video_path))
+                                             video_path=bpy.path.abspath(self.video_path),
+                                             use_floor=self.use_floor, foot_lock=self.foot_lock)
         try:
             res = import_posefile.load(self.filepath, opts, report=_reporter(self))
         except MocapError as ex:
@@ -241,7 +248,7 @@ class MOCAP_OT_import_posefile(bpy.types.Operator, ImportHelper):
         s.pose_path = self.filepath
         if res.armatures:
             s.source_rig = bpy.data.objects.get(res.armatures[0])
-        self.report({'INFO'}, f"Imported {len(res.armatures)} people ({res.keys} keys)")
+        self.report({'INFO'}, f"Imported {len(res.armatures)} people ({res.keys} keys); {res.floor_note}")
         return {'FINISHED'}
 
 
@@ -261,7 +268,7 @@ class MOCAP_OT_import_from_panel(bpy.types.Operator):
             return {'CANCELLED'}
         if res.armatures:
             s.source_rig = bpy.data.objects.get(res.armatures[0])
-        self.report({'INFO'}, f"Imported {len(res.armatures)} people")
+        self.report({'INFO'}, f"Imported {len(res.armatures)} people; {res.floor_note}")
         return {'FINISHED'}
 
 

@@ -53,6 +53,9 @@ class MOCAP_PT_convert(_Base, bpy.types.Panel):
         layout.separator()
         layout.prop(s, "pose_path")
         layout.prop(s, "import_smoothing")
+        row = layout.row(align=True)
+        row.prop(s, "use_floor")
+        row.prop(s, "foot_lock")
         layout.operator("mocap.import_from_panel", icon='IMPORT')
 
 

@@ -61,6 +61,12 @@ class MocapSettings(bpy.types.PropertyGroup):
     range_start: bpy.props.IntProperty(name="Start", min=0, default=0)
     range_end: bpy.props.IntProperty(name="End", min=0, default=250)
     add_camera: bpy.props.BoolProperty(name="Camera with Video", default=True)
+    use_floor: bpy.props.BoolProperty(name="Use Floor", default=True,
+                                      description="When the pose file has a floor: import onto it (ground "
+                                                  "plane at z = 0, camera at its height and tilt, feet on the floor)")
+    foot_lock: bpy.props.BoolProperty(name="Lock Feet", default=True,
+                                      description="Keep a foot still while the pose file says it is on the "
+                                                  "floor (moves the root and legs; needs contacts in the file)")
     source_rig: bpy.props.PointerProperty(name="Mocap Armature", type=bpy.types.Object, poll=_is_armature)
     target_rig: bpy.props.PointerProperty(name="Target Rig", type=bpy.types.Object, poll=_is_armature)
     bonemap_preset: bpy.props.EnumProperty(name="Bone Map", items=_bonemap_items)
