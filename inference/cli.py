@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-unconfirmed", action="store_true",
                    help="also write tracks that were never confirmed as a person (by default a track "
                         "is written only when enough of its poses score like a person)")
+    p.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                   help="estimate the floor from everyone's feet (static camera): root depths from it, foot "
+                        "contacts and the camera's pose above the floor in the pose file (default: on; "
+                        "--no-floor: camera coordinates only)")
     return p
 
 
@@ -157,7 +161,8 @@ def main(argv=None) -> int:
                                fallback_detector=args.fallback_detector,
                                fallback_every_s=args.fallback_every, start_pose_score=args.start_score,
                                detection_threshold=args.detection_threshold, flip_test=args.flip_test,
-                               stitch_gap_s=args.stitch_gap, verify_people=not args.keep_unconfirmed)
+                               stitch_gap_s=args.stitch_gap, verify_people=not args.keep_unconfirmed,
+                               floor=args.floor)
         result = run(args.video, opts, progress=progress, cancel=cancel)
         if cancel.is_set():
             raise Cancelled("cancelled")

@@ -35,6 +35,7 @@ from inference.core import camera, score_calibration
 from inference.core.filters import runs
 from inference.errors import Cancelled, InferenceError
 from inference.models import weights as W
+from inference.stages.floor import place_on_floor
 from inference.stages.smoothing import post_process, SmoothingConfig
 from inference.stages.stitching import stitch_tracks, StitchConfig
 from inference.stages.tracking import person_track2d, pose_box, suppress_duplicates, Tracker, TrackerConfig
@@ -96,6 +97,8 @@ class PipelineOptions:
     max_gap_s: float = 0.5               # dropouts up to this long (seconds) are interpolated
     min_track_s: float = 0.2             # tracks shorter than this (seconds) are dropped
     verify_people: bool = True           # write only tracks confirmed as people (stages/verify.py)
+    floor: bool = True                   # estimate the floor: root depths from it, foot contacts and
+                                         # the world frame in the pose file (stages/floor.py)
     stitch_gap_s: float = 1.0            # a person's broken track is joined across gaps up to this
                                          # long (seconds; stitching.py); 0: off
     fps: float | None = None             # override the source frame rate (image folders)
@@ -601,6 +604,10 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
                  person_frames_unconfirmed=unconfirmed_frames,
                  tracks_lost=stage.tracker.lost, tracks_stitched=joins)
     j3, j2, sc, valid = _build_result(tracks, opts.start, F, info.fps, K, models, opts, warnings, stats)
+    placed = place_on_floor(j3, j2, sc, valid, K, info.fps, enabled=opts.floor)
+    j3 = placed.joints3d
+    warnings.extend(placed.warnings)
+    stats["seconds_floor"] = round(placed.seconds, 4)
     if len(tracks) == 0:
         warnings.append("no person was found in the video")
     elif stats["frames_without_person"]:
@@ -614,10 +621,12 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
     if progress is not None:
         progress({"frame": F, "total": F, "fps": stats["fps_processing"], "eta": 0.0})
     meta = _meta(source, opts, models, info, stats, warnings)
+    meta["floor"] = placed.meta
     return PoseResult(joints3d=j3, joints2d=j2, scores=sc, valid=valid,
                       person_ids=np.arange(len(tracks), dtype=np.int32), fps=float(info.fps),
                       image_size=(int(info.width), int(info.height)), camera_K=K.astype(np.float32),
-                      meta=meta, warnings=warnings, stats=stats)
+                      meta=meta, warnings=warnings, stats=stats,
+                      world_from_camera=placed.world_from_camera, contacts=placed.contacts)
 
 
 def _meta(source, opts: PipelineOptions, models: Models, info, stats: dict, warnings: list[str]) -> dict:

@@ -1,0 +1,504 @@
+"""One floor for everyone: ground plane, foot contacts and root depth from the floor (pure numpy).
+
+For a static camera every person stands on the same floor. From the lifted 3D joints of all
+people (camera frame, OpenCV axes, metres) over a whole clip:
+
+1. ``fit_floor``: the plane of the resting ankles (ankle points slower than ``rest_speed_mps``,
+   weighted by their 2D confidence), fitted robustly (RANSAC hypotheses from 3 points, then an
+   iteratively re-weighted refit of the inliers) with a weak prior towards the people's mean
+   "up" direction (mid-ankles -> thorax), which fixes the one direction that points along a
+   line cannot (someone walking straight). The floor is that plane moved down by the ankle
+   height (``ankle_height_m``, measured on the training mocap: ``evaluation/eval_floor.py``).
+2. ``root_depth_from_floor``: where a foot rests on the floor, the ray through its 2D ankle
+   meets the ankle plane: that fixes the ankle's (and so the person's) distance far better than
+   body size does. Per person, the log root depth is the Whittaker-smoothed, weighted mean of the
+   lifter's (pinhole/RootNet) estimate and these floor estimates, each weighted by its expected
+   error (the floor's grows as the ray grazes the floor).
+3. ``foot_contacts``: per person, frame and foot, in contact when the ankle is near its resting
+   height over the floor and slow, with hysteresis (entering is stricter than staying).
+4. ``estimate``: all of it, with the fallbacks: too few frames, feet never seen at rest, or a
+   camera that moves (the ankles never rest in the image, or the floor seen in one part of the
+   clip is not the floor of another) give no floor and say why (``FloorEstimate.status``).
+
+World frame (the pose file's ``world_from_camera``): Z up, floor z = 0, camera at (0, 0, h),
++Y = the viewing direction projected on the floor, +X = right.
+
+Letters: P people, F frames, J joints.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from inference.core.filters import runs, whittaker, whittaker_lambda
+from posefile.skeleton import JOINT_INDEX, PELVIS
+
+ANKLES = (JOINT_INDEX["r_ankle"], JOINT_INDEX["l_ankle"])   # contacts columns 0, 1
+THORAX = JOINT_INDEX["thorax"]
+
+
+@dataclass(frozen=True)
+class FloorConfig:
+    """Settings of the floor stage (defaults: docs/floor.md)."""
+
+    ankle_height_m: float = 0.09       # ankle centre above the floor when standing (training mocap)
+    min_score: float = 0.3             # least 2D confidence of an ankle used for the floor
+    rest_speed_mps: float = 0.35       # ankle points slower than this feed the plane fit
+    min_frames: int = 8                # fewer frames with people: no floor ("too_few_frames")
+    min_points: int = 20               # fewer confident resting ankle positions: no floor ("no_feet")
+    min_footprints: int = 2            # fewer footprints (runs of a resting ankle): no floor
+    ransac_iters: int = 150
+    inlier_m: float = 0.06             # distance to the plane of an inlier
+    prior_deg: float = 10.0            # spread of the body-up prior on the floor normal
+    max_prior_deg: float = 35.0        # RANSAC planes further than this from the body up are rejected
+    min_rest_share: float = 0.15       # confident ankle points at rest, at least (else the camera moves)
+    window_s: float = 2.0              # moving-camera check: the clip in windows this long ...
+    max_window_tilt_deg: float = 6.0   # ... whose own floor is tilted more than this from the clip's
+    contact_on_m: float = 0.05         # contact starts below this height (over the resting height) ...
+    contact_off_m: float = 0.10        # ... and ends above this one
+    contact_on_mps: float = 0.5        # contact starts below this ankle speed ...
+    contact_off_mps: float = 0.9       # ... and ends above this one
+    min_contact_frames: int = 2
+    depth: bool = True                 # correct root depths from the floor
+    pinhole_sigma: float = 0.12        # expected error of the lifter's log root depth, per frame
+    ankle_sigma_rel: float = 0.03      # expected 2D error of an ankle, in the person's 2D height
+    min_grazing_deg: float = 1.5       # rays closer than this to the floor plane are not used
+    depth_cutoff_hz: float = 0.7       # smoothing of the fused log root depth
+
+
+@dataclass
+class Floor:
+    """The floor in the camera frame: unit normal ``normal`` (3,) pointing up (towards the
+    camera's side), camera height ``height`` m: floor points X satisfy normal . X = -height."""
+
+    normal: np.ndarray
+    height: float
+
+    def signed_height(self, X: np.ndarray) -> np.ndarray:
+        """Height above the floor (m) of camera-frame points (..., 3)."""
+        return np.asarray(X, np.float64) @ self.normal + self.height
+
+    def world_from_camera(self) -> np.ndarray:
+        """(4, 4) float64: the contract's world frame (Z up, floor z = 0, camera at (0, 0, h))."""
+        z = self.normal / np.linalg.norm(self.normal)
+        fwd = np.array([0.0, 0.0, 1.0]) - z[2] * z
+        if np.linalg.norm(fwd) < 1e-9:        # looking straight down: image up is forward
+            fwd = np.array([0.0, -1.0, 0.0]) - z[1] * z
+        y = fwd / np.linalg.norm(fwd)
+        x = np.cross(y, z)
+        T = np.eye(4)
+        T[:3, :3] = np.stack([x, y, z])
+        T[2, 3] = self.height
+        return T
+
+    @property
+    def pitch_deg(self) -> float:
+        """Optical axis below the horizon (positive: looking down)."""
+        return float(np.degrees(np.arcsin(np.clip(-self.normal[2], -1, 1))))
+
+    @property
+    def roll_deg(self) -> float:
+        """Rotation about the optical axis (positive: the image's +x axis points up)."""
+        return float(np.degrees(np.arctan2(self.normal[0], -self.normal[1])))
+
+
+@dataclass
+class FloorEstimate:
+    """What ``estimate`` found. status: "estimated" (floor, contacts and joints3d set) or why
+    not ("no_feet", "moving_camera", "too_few_frames"); message: a sentence for the user."""
+
+    status: str
+    floor: Floor | None = None
+    contacts: np.ndarray | None = None        # (P, F, 2) bool
+    joints3d: np.ndarray | None = None        # (P, F, J, 3) float32, root depths from the floor
+    message: str = ""
+    info: dict = field(default_factory=dict)  # counts and figures for meta["floor"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def joint_speed(X: np.ndarray, valid: np.ndarray, fps: float) -> np.ndarray:
+    """Speed (m/s) of every joint, (P, F, J, 3) -> (P, F, J): central differences inside runs of
+    valid frames (one-sided at their ends), NaN where not valid or a run has one frame."""
+    P, F = valid.shape
+    out = np.full(X.shape[:-1], np.nan)
+    for p in range(P):
+        for a, b in runs(valid[p]):
+            if b - a < 2:
+                continue
+            out[p, a:b] = np.linalg.norm(np.gradient(np.asarray(X[p, a:b], np.float64), axis=0), axis=-1) * fps
+    return out
+
+
+def ankle_speed(X: np.ndarray, joints2d: np.ndarray | None, valid: np.ndarray, fps: float,
+                K: np.ndarray | None) -> np.ndarray:
+    """Speed (m/s) of both ankles (P, F, 2): across the image, from the 2D ankles (pixels/s at the
+    ankle's depth over the focal length), which stay still on a resting foot even when the lifted
+    depth jitters; from the 3D joints when no 2D is given."""
+    A = np.asarray(X[:, :, list(ANKLES)], np.float64)
+    if joints2d is None or K is None:
+        return joint_speed(A, valid, fps)
+    uv = np.asarray(joints2d[:, :, list(ANKLES)], np.float64)
+    px = joint_speed(np.concatenate([uv, np.zeros(uv.shape[:-1] + (1,))], -1), valid, fps)
+    return px * np.maximum(A[..., 2], 0.1) / float(K[1, 1])
+
+
+def body_up(X: np.ndarray, valid: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray | None:
+    """People's mean up direction (3,) in the camera frame: mid-ankles -> thorax, averaged over
+    every valid frame (weighted by the ankles' and thorax's confidence). None without any."""
+    m = valid
+    if not m.any():
+        return None
+    mid = 0.5 * (X[..., ANKLES[0], :] + X[..., ANKLES[1], :])
+    v = (X[..., THORAX, :] - mid)[m].astype(np.float64)
+    w = np.ones(len(v)) if scores is None else scores[..., [ANKLES[0], ANKLES[1], THORAX]][m].min(-1)
+    n = np.linalg.norm(v, axis=-1)
+    ok = np.isfinite(v).all(-1) & (n > 0.3)
+    if not ok.any() or w[ok].sum() <= 0:
+        return None
+    return _unit((v[ok] / n[ok, None] * w[ok, None]).sum(0))
+
+
+def _group_offsets(h: np.ndarray, grp: np.ndarray, G: int) -> np.ndarray:
+    """Median of h per group (G,), NaN for an empty group."""
+    out = np.full(G, np.nan)
+    for g in range(G):
+        m = grp == g
+        if m.any():
+            out[g] = np.median(h[m])
+    return out
+
+
+def _fit_with_prior(pts: np.ndarray, w: np.ndarray, grp: np.ndarray, G: int, up: np.ndarray,
+                    mu: float) -> np.ndarray:
+    """Unit normal n minimising sum w (n . (x - c_g))^2 + mu |n - up|^2, c_g the weighted mean of
+    each group's points (every person gets its own offset: a person whose root depth is off by a
+    constant factor lies on a parallel plane). n = mu (C - g I)^-1 up with g below the scatter C's
+    smallest eigenvalue such that |n| = 1 (bisection on the secular equation)."""
+    D = np.empty_like(pts)
+    for g in range(G):
+        m = grp == g
+        if m.any():
+            D[m] = pts[m] - (w[m, None] * pts[m]).sum(0) / max(w[m].sum(), 1e-12)
+    C = (w[:, None] * D).T @ D
+    lam, V = np.linalg.eigh(C)
+    b = V.T @ up
+    if mu <= 0:
+        n = V[:, 0]
+    else:
+        def norm(g):
+            return mu * np.sqrt(((b / (lam - g)) ** 2).sum())
+
+        hi = lam[0] - 1e-12 * max(1.0, abs(lam[0]))
+        lo = lam[0] - mu - 1.0
+        while norm(lo) > 1.0:
+            lo = lam[0] - 2.0 * (lam[0] - lo)
+        for _ in range(100):
+            mid = 0.5 * (lo + hi)
+            if norm(mid) > 1.0:
+                hi = mid
+            else:
+                lo = mid
+        n = V @ (mu * b / (lam - 0.5 * (lo + hi)))
+    n = _unit(n)
+    return -n if n @ up < 0 else n
+
+
+def fit_plane(pts: np.ndarray, w: np.ndarray, grp: np.ndarray, up: np.ndarray, cfg: FloorConfig,
+              rng: np.random.Generator, corr: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Robust floor normal from points (N, 3) with weights (N,) of G = grp.max() + 1 people,
+    each on its own plane parallel to the others (n . x + d_g = 0).
+
+    RANSAC: normals of 3 points of one person (sampled by weight) within cfg.max_prior_deg of
+    ``up``, and ``up`` itself, scored by the weight of the points within cfg.inlier_m of their
+    person's plane (offset: the person's median; a plane must beat ``up``'s by 10%); the best is
+    refitted (``_fit_with_prior``) on shrinking inlier sets. The prior weighs like an error of
+    cfg.prior_deg against points with errors of cfg.inlier_m / 2 of which ``corr`` neighbours at a
+    time are one observation (a resting foot gives the same point frame after frame).
+    Returns unit normal n (towards ``up``), offsets d (G,) (NaN for a person without inliers),
+    inlier mask (N,)."""
+    N = len(pts)
+    G = int(grp.max()) + 1
+    cos_max = np.cos(np.radians(cfg.max_prior_deg))
+
+    def inliers(n, thr):
+        d = -_group_offsets(pts @ n, grp, G)
+        return np.abs(pts @ n + d[grp]) < thr, d
+
+    best_n = up
+    best_score = 1.1 * (w * inliers(up, cfg.inlier_m)[0]).sum()
+    members = [np.nonzero(grp == g)[0] for g in range(G)]
+    gw = np.array([w[m].sum() if len(m) >= 3 else 0.0 for m in members])
+    if gw.sum() > 0:
+        for g in rng.choice(G, size=cfg.ransac_iters, p=gw / gw.sum()):
+            m = members[g]
+            i, j, k = rng.choice(m, size=3, replace=False, p=w[m] / w[m].sum())
+            n = np.cross(pts[j] - pts[i], pts[k] - pts[i])
+            nn = np.linalg.norm(n)
+            if nn < 1e-9:
+                continue
+            n = n / nn
+            if n @ up < 0:
+                n = -n
+            if n @ up < cos_max:
+                continue
+            score = (w * inliers(n, cfg.inlier_m)[0]).sum()
+            if score > best_score:
+                best_n, best_score = n, score
+    n = best_n
+    mu = (cfg.inlier_m / 2.0) ** 2 * max(1.0, corr) / np.radians(cfg.prior_deg) ** 2 * float(w.mean())
+    for thr in (2.0 * cfg.inlier_m, 1.5 * cfg.inlier_m, cfg.inlier_m, cfg.inlier_m):
+        inl, _ = inliers(n, thr)
+        if inl.sum() < 3:
+            break
+        n = _fit_with_prior(pts[inl], w[inl], grp[inl], G, up, mu)
+    inl, _ = inliers(n, cfg.inlier_m)
+    d = np.full(G, np.nan)
+    for g in range(G):
+        m = inl & (grp == g)
+        if m.any():
+            d[g] = -float(np.average(pts[m] @ n, weights=w[m]))
+    inl = np.isfinite(d[grp]) & (np.abs(pts @ n + np.nan_to_num(d[grp])) < cfg.inlier_m)
+    return n, d, inl
+
+
+# --------------------------------------------------------------------------- stages
+
+def rest_points(X: np.ndarray, scores: np.ndarray, valid: np.ndarray, fps: float,
+                cfg: FloorConfig, joints2d: np.ndarray | None = None, K: np.ndarray | None = None) -> dict:
+    """Footprints, the points the floor is fitted to: every run of frames in which an ankle rests
+    (confident and slower than cfg.rest_speed_mps) becomes one point, its median position, which
+    averages out the lifted depth's jitter along the ray. pts (N, 3), w (N,) (mean score), frame
+    (N,) (the run's middle), person (N,); counts of confident and resting ankle positions."""
+    sp = ankle_speed(X, joints2d, valid, fps, K)                      # (P, F, 2)
+    sc = scores[:, :, list(ANKLES)]
+    A = X[:, :, list(ANKLES)]
+    conf = valid[..., None] & (sc >= cfg.min_score) & np.isfinite(A).all(-1)
+    rest = conf & (sp < cfg.rest_speed_mps)
+    pts, w, frame, person = [], [], [], []
+    for p in range(valid.shape[0]):
+        for k in range(2):
+            for a, b in runs(rest[p, :, k]):
+                pts.append(np.median(np.asarray(A[p, a:b, k], np.float64), axis=0))
+                w.append(float(sc[p, a:b, k].mean()))
+                frame.append((a + b - 1) // 2)
+                person.append(p)
+    return {"pts": np.reshape(pts, (-1, 3)), "w": np.asarray(w, np.float64), "frame": np.asarray(frame, int),
+            "person": np.asarray(person, int), "confident": int(conf.sum()), "rest": int(rest.sum())}
+
+
+def fit_floor(X: np.ndarray, scores: np.ndarray, valid: np.ndarray, fps: float,
+              cfg: FloorConfig = FloorConfig(), seed: int = 0, joints2d: np.ndarray | None = None,
+              K: np.ndarray | None = None) -> FloorEstimate:
+    """The floor of a clip from all people's resting ankles (no contacts, no depth change yet):
+    a FloorEstimate with status and, when "estimated", the floor and fit figures in info.
+    joints2d (P, F, J, 2) px and K: ankle speeds from the image (``ankle_speed``)."""
+    P, F = valid.shape
+    frames = int(valid.any(0).sum()) if P else 0
+    info: dict = {"frames_with_people": frames}
+    if frames < cfg.min_frames:
+        return FloorEstimate("too_few_frames", message=f"only {frames} frames show a person (the floor needs "
+                             f"at least {cfg.min_frames})", info=info)
+    rp = rest_points(X, scores, valid, fps, cfg, joints2d, K)
+    info.update(ankle_points=rp["confident"], rest_points=rp["rest"])
+    up = body_up(X, valid, scores)
+    if rp["confident"] < cfg.min_points or up is None:
+        return FloorEstimate("no_feet", message=f"feet were seen clearly in only {rp['confident']} ankle "
+                             f"positions (the floor needs {cfg.min_points})", info=info)
+    share = rp["rest"] / rp["confident"]
+    info["rest_share"] = round(share, 3)
+    if share < cfg.min_rest_share:
+        return FloorEstimate("moving_camera", message=f"the feet never stand still in the image (only "
+                             f"{100 * share:.0f}% of ankle positions at rest): the camera seems to move",
+                             info=info)
+    info["footprints"] = len(rp["pts"])
+    if rp["rest"] < cfg.min_points or len(rp["pts"]) < cfg.min_footprints:
+        return FloorEstimate("no_feet", message=f"feet were seen at rest in only {rp['rest']} ankle "
+                             f"positions, {len(rp['pts'])} footprints (the floor needs {cfg.min_points} and "
+                             f"{cfg.min_footprints})", info=info)
+    pts, w, person, frame = rp["pts"], rp["w"], rp["person"], rp["frame"]
+    # Each person gets their own offset (their root depth may be off by a factor); the normal is shared.
+    _, grp = np.unique(person, return_inverse=True)
+    corr = 1.0                          # footprints are independent observations
+    rng = np.random.default_rng(seed)
+    n, d_grp, inl = fit_plane(pts, w, grp, up, cfg, rng, corr)
+    res = pts @ n + np.nan_to_num(d_grp[grp])
+    info.update(inliers=int(inl.sum()), inlier_share=round(float(inl.mean()), 3),
+                rms_m=round(float(np.sqrt(np.average(res[inl] ** 2, weights=w[inl]))), 4) if inl.any() else None,
+                up_to_normal_deg=round(float(np.degrees(np.arccos(np.clip(n @ up, -1, 1)))), 2))
+    if inl.sum() < cfg.min_footprints:
+        return FloorEstimate("no_feet", message=f"only {int(inl.sum())} footprints agree on a floor", info=info)
+    # Moving camera: the floor seen in each window (its own fit, with its own people's up as the
+    # prior) must be the clip's floor.
+    win = max(1, int(round(cfg.window_s * fps)))
+    worst = 0.0
+    for a in range(0, F, win):
+        m = (frame >= a) & (frame < a + win)
+        sub = np.zeros_like(valid)
+        sub[:, a:a + win] = valid[:, a:a + win]
+        up_w = body_up(X, sub, scores)
+        if m.sum() < cfg.min_footprints or up_w is None:
+            continue
+        _, g = np.unique(grp[m], return_inverse=True)
+        n_w, _, _ = fit_plane(pts[m], w[m], g, up_w, cfg, rng, corr)
+        worst = max(worst, float(np.degrees(np.arccos(np.clip(n_w @ n, -1, 1)))))
+    info["worst_window_tilt_deg"] = round(worst, 2)
+    if worst > cfg.max_window_tilt_deg:
+        return FloorEstimate("moving_camera", message=f"the floor seen in one part of the clip is tilted "
+                             f"{worst:.0f} degrees from the clip's floor: the camera seems to move", info=info)
+    # One floor for everyone: its distance is the people's mean (weighted by their inliers); each
+    # person's own offset says how far off their root depth is (scale = d / d_person).
+    d_person = np.full(P, np.nan)
+    wp = np.zeros(P)
+    for p in range(P):
+        m = inl & (person == p)
+        if m.any():
+            d_person[p] = -float(np.average(pts[m] @ n, weights=w[m]))
+            wp[p] = w[m].sum()
+    d = float(np.average(np.nan_to_num(d_person), weights=wp))
+    height = d + cfg.ankle_height_m     # n . x = -d on the ankle plane; the floor is ankle_height lower
+    if not height > 0.05:
+        return FloorEstimate("no_feet", message=f"the fitted floor lies {height:.2f} m below the camera, "
+                             "which is not plausible", info=info)
+    scale = np.ones(P)
+    ok = np.isfinite(d_person) & (d_person > 0)
+    scale[ok] = np.clip(d / d_person[ok], 0.6, 1.6)
+    info["person_scale"] = [round(float(v), 3) for v in scale]
+    return FloorEstimate("estimated", floor=Floor(n, float(height)), info=info)
+
+
+def scale_root_depth(X: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Every joint of a person (..., J, 3) moved along the ray through their root so that the
+    root's depth is multiplied by scale (...,); the pose relative to the root is unchanged."""
+    X = np.asarray(X, np.float64)
+    root = X[..., PELVIS, :]
+    return X + (root * (np.asarray(scale, np.float64)[..., None] - 1.0))[..., None, :]
+
+
+def foot_contacts(X: np.ndarray, valid: np.ndarray, floor: Floor, fps: float,
+                  cfg: FloorConfig = FloorConfig(), joints2d: np.ndarray | None = None,
+                  K: np.ndarray | None = None) -> np.ndarray:
+    """Contacts (P, F, 2) bool, columns r_ankle, l_ankle: the ankle's height over its resting
+    height (ankle_height_m above the floor) and its speed (``ankle_speed``), with hysteresis;
+    runs shorter than min_contact_frames dropped; False where not valid."""
+    P, F = valid.shape
+    A = X[:, :, list(ANKLES)]
+    hgt = floor.signed_height(A) - cfg.ankle_height_m              # (P, F, 2)
+    sp = ankle_speed(X, joints2d, valid, fps, K)
+    out = np.zeros((P, F, 2), bool)
+    for p in range(P):
+        for k in range(2):
+            h, v, ok = hgt[p, :, k], np.nan_to_num(sp[p, :, k], nan=np.inf), valid[p]
+            on = ok & (h < cfg.contact_on_m) & (v < cfg.contact_on_mps)
+            stay = ok & (h < cfg.contact_off_m) & (v < cfg.contact_off_mps)
+            c = np.zeros(F, bool)
+            state = False
+            for f in range(F):
+                state = bool(on[f] or (state and stay[f]))
+                c[f] = state
+            for a, b in runs(c):
+                if b - a < cfg.min_contact_frames:
+                    c[a:b] = False
+            out[p, :, k] = c
+    return out
+
+
+def root_depth_from_floor(X: np.ndarray, joints2d: np.ndarray, scores: np.ndarray, valid: np.ndarray,
+                          contacts: np.ndarray, floor: Floor, K: np.ndarray, fps: float,
+                          cfg: FloorConfig = FloorConfig()) -> tuple[np.ndarray, dict]:
+    """Joints (P, F, J, 3) with each person's root depth fused from the lifter's and the floor's.
+
+    For a contact foot the ray through its 2D ankle meets the ankle plane (ankle_height_m above the
+    floor) at depth z_a; the root's depth is then z_a minus the ankle's depth offset from the root
+    in the lifted pose. Its log is weighted 1 / sigma^2 with sigma from the ankle's 2D error
+    (ankle_sigma_rel of the person's 2D height, over the score) seen at the ray's grazing angle;
+    the lifter's log depth is weighted 1 / pinhole_sigma^2; both are combined per frame and
+    Whittaker-smoothed (depth_cutoff_hz) over each run of valid frames. Each frame's joints move
+    along the ray through its root (the 2D projection of the root is unchanged).
+    Returns (joints (P, F, J, 3) float32, counts)."""
+    Kinv = np.linalg.inv(np.asarray(K, np.float64))
+    out = np.array(X, np.float32, copy=True)
+    n, h = floor.normal, floor.height
+    a_h = cfg.ankle_height_m
+    sin_min = np.sin(np.radians(cfg.min_grazing_deg))
+    lam = whittaker_lambda(cfg.depth_cutoff_hz, fps)
+    used = 0
+    changed = []
+    P = valid.shape[0]
+    for p in range(P):
+        Xp = np.asarray(X[p], np.float64)
+        z_root = Xp[:, PELVIS, 2]
+        logz_p = np.log(np.maximum(z_root, 1e-3))
+        num = np.zeros(len(Xp))
+        den = np.zeros(len(Xp))
+        uv = np.asarray(joints2d[p], np.float64)
+        fin = np.isfinite(uv[..., 1])
+        span = (np.where(fin, uv[..., 1], -np.inf).max(-1) - np.where(fin, uv[..., 1], np.inf).min(-1)
+                if uv.size else np.zeros(0))
+        for k, j in enumerate(ANKLES):
+            m = contacts[p, :, k] & valid[p] & np.isfinite(uv[:, j]).all(-1)
+            if not m.any():
+                continue
+            r = np.concatenate([uv[m, j], np.ones((m.sum(), 1))], -1) @ Kinv.T     # (M, 3), r_z = 1
+            nr = r @ n
+            rn = np.linalg.norm(r, axis=-1)
+            ok = nr < -sin_min * rn
+            z_a = (a_h - h) / np.where(ok, nr, -1.0)                               # ankle depth
+            z_r = z_a - (Xp[m, j, 2] - Xp[m, PELVIS, 2])
+            ok &= z_r > 0.3
+            # d(log z_a) = d(n.r) / (n.r); an ankle error of e px moves n.r by about e / f
+            e_px = cfg.ankle_sigma_rel * np.maximum(span[m], 10.0) / np.maximum(scores[p, m, j], 0.1)
+            sig = np.sqrt((e_px / K[1, 1] * rn / np.maximum(-nr, 1e-6)) ** 2 + 0.01 ** 2)
+            wt = np.where(ok, 1.0 / sig ** 2, 0.0)
+            idx = np.nonzero(m)[0]
+            num[idx] += wt * np.log(np.where(ok, z_r, 1.0))
+            den[idx] += wt
+            used += int(ok.sum())
+        if not (den > 0).any():
+            continue
+        wp = 1.0 / cfg.pinhole_sigma ** 2
+        for a, b in runs(valid[p]):
+            if not (den[a:b] > 0).any():
+                continue
+            y = (wp * logz_p[a:b] + num[a:b]) / (wp + den[a:b])
+            fused = whittaker(y, lam, wp + den[a:b]) if b - a >= 3 else y
+            s = np.exp(fused - logz_p[a:b])                          # new depth / old depth
+            root = Xp[a:b, PELVIS]
+            out[p, a:b] = (Xp[a:b] + (root * (s[:, None] - 1.0))[:, None, :]).astype(np.float32)
+            changed.append(np.abs(s - 1.0))
+    ch = np.concatenate(changed) if changed else np.zeros(0)
+    return out, {"depth_from_floor_points": used,
+                 "depth_change_pct_mean": round(float(ch.mean()) * 100, 2) if len(ch) else 0.0}
+
+
+def estimate(X: np.ndarray, joints2d: np.ndarray, scores: np.ndarray, valid: np.ndarray, K: np.ndarray,
+             fps: float, cfg: FloorConfig = FloorConfig(), seed: int = 0) -> FloorEstimate:
+    """Floor, root depths from the floor and foot contacts of a clip (see the module docstring).
+
+    X (P, F, J, 3) lifted joints, camera frame, m; joints2d (P, F, J, 2) px; scores (P, F, J);
+    valid (P, F); K (3, 3). Never raises for odd input: a FloorEstimate whose status says why
+    there is no floor."""
+    X = np.asarray(X)
+    valid = np.asarray(valid, bool)
+    res = fit_floor(X, scores, valid, fps, cfg, seed, joints2d, K)
+    if res.status != "estimated":
+        return res
+    floor = res.floor
+    # People on one floor: each person's root depth scaled onto it, then contacts, then the
+    # finer per-frame root depth from the contacts.
+    X = scale_root_depth(X, np.asarray(res.info["person_scale"])[:, None]).astype(np.float32)
+    contacts = foot_contacts(X, valid, floor, fps, cfg, joints2d, K)
+    joints = np.array(X, np.float32, copy=True)
+    if cfg.depth:
+        joints, counts = root_depth_from_floor(X, joints2d, scores, valid, contacts, floor, K, fps, cfg)
+        res.info.update(counts)
+        contacts = foot_contacts(joints, valid, floor, fps, cfg, joints2d, K)
+    res.contacts = contacts
+    res.joints3d = joints
+    res.info["contact_share"] = round(float(contacts.any(-1)[valid].mean()), 3) if valid.any() else 0.0
+    return res
