@@ -62,6 +62,8 @@ class PipelineOptions:
 
     preset: str = DEFAULT_PRESET         # one of PRESETS (networks from presets.py)
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
+    runtime: str = "auto"                # pose and detector networks: "auto" (ONNX Runtime on the CPU
+                                         # when installed, else PyTorch) | "torch" | "onnx" (models/runtime.py)
     max_people: int = 10                 # most people kept per frame (best scores first)
     focal: float | None = None           # focal length in pixels; None: from fov_deg
     fov_deg: float = camera.DEFAULT_FOV_DEG  # horizontal field of view assumed without focal
@@ -118,6 +120,8 @@ class PipelineOptions:
             raise InferenceError(f"unknown preset {self.preset!r} (choose from {', '.join(PRESETS)})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InferenceError(f"unknown device {self.device!r} (auto, cpu or cuda)")
+        if self.runtime not in ("auto", "torch", "onnx"):
+            raise InferenceError(f"unknown runtime {self.runtime!r} (auto, torch or onnx)")
         if not 0.0 <= self.crop_shrink_per_s <= 1.0:
             raise InferenceError(f"crop_shrink_per_s must be between 0 and 1, got {self.crop_shrink_per_s}")
         if self.max_people < 1:
@@ -221,9 +225,10 @@ def load_models(opts: PipelineOptions) -> Models:
     lift_m = _manifest(folder, "lifter")
     flip = opts.flip_test if opts.flip_test is not None else opts.preset == "accurate"
     try:
-        pose = PoseEstimator(pose_m, opts.device, flip=flip, batch_size=opts.batch_size)
+        pose = PoseEstimator(pose_m, opts.device, flip=flip, batch_size=opts.batch_size,
+                             runtime=opts.runtime, threads=opts.threads)
         det = PersonDetector(det_m, opts.device, threshold=opts.detection_threshold,
-                             max_people=opts.max_people)
+                             max_people=opts.max_people, runtime=opts.runtime, threads=opts.threads)
     except W.WeightsError as e:
         raise InferenceError(str(e)) from e
     if not lift_m.is_file():
@@ -540,7 +545,7 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
         raise InferenceError(str(e)) from e
     if models is None:
         models = load_models(opts)
-    if opts.preset == "accurate" and getattr(models.pose.device, "type", "cpu") == "cpu":
+    if opts.preset == "accurate" and models.pose.device == "cpu":
         warnings.append("the accurate preset runs on the CPU here: expect well under 1 frame per second "
                         "(use a CUDA GPU, or --preset balanced)")
     t_loaded = time.perf_counter()
@@ -629,6 +634,20 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
                       world_from_camera=placed.world_from_camera, contacts=placed.contacts)
 
 
+def _runtime_meta(models: Models) -> dict:
+    """{"pose": "onnx" | "torch", "detector": ..., "device": "cpu" | "cuda", "onnxruntime": version or
+    None, "onnx_sha256": {...} of the ONNX files that ran}."""
+    from inference.models.runtime import onnxruntime_module
+
+    nets = {"pose": models.pose, "detector": models.detector}
+    out = {name: getattr(n.model, "runtime", "torch") for name, n in nets.items()}
+    out["device"] = models.pose.device
+    ort = onnxruntime_module() if "onnx" in out.values() else None
+    out["onnxruntime"] = getattr(ort, "__version__", None)
+    out["onnx_sha256"] = {name: n.manifest.get("onnx_sha256") for name, n in nets.items() if out[name] == "onnx"}
+    return out
+
+
 def _meta(source, opts: PipelineOptions, models: Models, info, stats: dict, warnings: list[str]) -> dict:
     import torch  # lazy: torch loads only when a run starts (fast --help)
 
@@ -638,6 +657,7 @@ def _meta(source, opts: PipelineOptions, models: Models, info, stats: dict, warn
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      "torch": torch.__version__, "opencv": cv2.__version__},
         "weights_sha256": models.sha256,
+        "runtime": _runtime_meta(models),                 # which runtime ran the pose and detector networks
         "flip_test": run_flip(models, opts),              # what ran (the option may be None: preset default)
         "options": json.loads(json.dumps(asdict(opts), default=str)),
         "source": os.path.basename(os.fspath(source)),

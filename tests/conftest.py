@@ -24,6 +24,10 @@ for _path in (TESTS, REPO):  # REPO ends up first
         sys.path.insert(0, _path)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# ONNX files built from the weights (inference/models/runtime.py) go to a cache of this session,
+# never into the user's cache; removed at the end.
+_ONNX_CACHE = tempfile.mkdtemp(prefix="mocap-onnx-cache-")
+os.environ["MOCAP_ONNX_CACHE"] = _ONNX_CACHE
 
 # Set at import time of this conftest: earlier than any test module (which may import bpy).
 _SAVED_USER_RESOURCES = os.environ.get("BLENDER_USER_RESOURCES")
@@ -33,6 +37,7 @@ os.environ["BLENDER_USER_RESOURCES"] = BLENDER_USER_RESOURCES
 
 def pytest_unconfigure(config):
     shutil.rmtree(BLENDER_USER_RESOURCES, ignore_errors=True)
+    shutil.rmtree(_ONNX_CACHE, ignore_errors=True)
     if _SAVED_USER_RESOURCES is None:
         os.environ.pop("BLENDER_USER_RESOURCES", None)
     else:

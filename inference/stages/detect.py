@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 
 from inference.core import codec
-from inference.stages.pose2d import load_hourglass, resolve_device, run_network
-from inference.stages.types import Detections
+from inference.models.runtime import load_network
 from inference.models.weights import WeightsError
+from inference.stages.types import Detections
 
 INPUT_SIZE = 256
 STRIDE = 4
@@ -88,12 +88,13 @@ def decode_people(maps: np.ndarray, threshold: float = 0.3, max_people: int = 20
 
 class PersonDetector:
     """Finds people in whole frames. weights: manifest name ('detector_fast') or path (kind
-    'detector')."""
+    'detector'); runtime: 'auto' | 'torch' | 'onnx' (models/runtime.py)."""
 
     def __init__(self, weights="detector_fast", device: str = "auto", threshold: float | None = None,
-                 max_people: int = 20, nms_radius: int = 2, batch_size: int = 8):
-        self.device = resolve_device(device)
-        self.model, self.manifest = load_hourglass(weights, "detector", self.device)
+                 max_people: int = 20, nms_radius: int = 2, batch_size: int = 8, runtime: str = "auto",
+                 threads: int = 0):
+        self.model, self.manifest = load_network(weights, "detector", device, runtime, threads)
+        self.device = self.model.device
         cfg = self.model.cfg
         if cfg.out_channels != 4 or cfg.in_size != INPUT_SIZE:
             raise WeightsError(f"detector weights must map {INPUT_SIZE} px to 4 maps, "
@@ -116,7 +117,7 @@ class PersonDetector:
         for i in range(0, len(frames), self.batch_size):
             chunk = frames[i:i + self.batch_size]
             boxed = [letterbox(f) for f in chunk]
-            maps = run_network(self.model, np.stack([b[0] for b in boxed]), self.device)
+            maps = self.model(np.stack([b[0] for b in boxed]))
             for m, (_, scale) in zip(maps, boxed):
                 found = decode_people(m, threshold, max_people, self.nms_radius, scale)
                 out.append(Detections([b for b, _ in found], [s for _, s in found]) if found

@@ -20,74 +20,16 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-import torch
 
 from inference.core import codec, crops
-from inference.errors import InferenceError
 from posefile.skeleton import FLIP_PAIRS, JOINT_NAMES
-from inference.models.hourglass import HourglassConfig, StackedHourglass
-from inference.models.preprocess import to_tensor
-from inference.models.weights import load_manifest, load_state_dict, WeightsError
+from inference.models.hourglass import HourglassConfig
+# The networks run behind one interface (models/runtime.py: PyTorch or ONNX Runtime); the torch
+# helpers are re-exported here for the evaluation scripts and tests that use them by these names.
+from inference.models.runtime import (fold_batchnorm, load_hourglass, load_network, Network,  # noqa: F401
+                                      resolve_device, run_network)
+from inference.models.weights import WeightsError
 from inference.stages.types import FramePoses
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda when available else cpu; 'cuda' without a GPU is an InferenceError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InferenceError("--device cuda was asked for, but torch sees no CUDA GPU "
-                             "(use --device cpu or auto)")
-    if device not in ("cpu", "cuda"):
-        raise InferenceError(f"unknown device {device!r} (auto, cpu or cuda)")
-    return torch.device(device)
-
-
-def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
-    """Fold every BatchNorm2d that directly follows a Conv2d inside an nn.Sequential into that
-    convolution (eval-mode statistics), in place; returns the model. Exact up to rounding;
-    pre-activation norms (BN before the conv) stay."""
-    for seq in [m for m in model.modules() if isinstance(m, torch.nn.Sequential)]:
-        for i in range(len(seq) - 1):
-            conv, bn = seq[i], seq[i + 1]
-            if not (isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d)):
-                continue
-            with torch.no_grad():
-                k = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-                fused = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                                        conv.padding, conv.dilation, conv.groups, bias=True)
-                fused.weight.copy_(conv.weight * k[:, None, None, None])
-                fused.bias.copy_((bias - bn.running_mean) * k + bn.bias)
-            seq[i] = fused.to(conv.weight.device)
-            seq[i + 1] = torch.nn.Identity()
-    return model
-
-
-def load_hourglass(name_or_path, kind: str, device: torch.device) -> tuple[StackedHourglass, dict]:
-    """Build and load a StackedHourglass from a checked manifest. Returns (model in eval mode on
-    device, manifest). Raises WeightsError."""
-    manifest = load_manifest(name_or_path, kind=kind)
-    try:
-        cfg = HourglassConfig.from_dict(manifest["config"])
-        model = StackedHourglass(cfg)
-        model.load_state_dict(load_state_dict(manifest))
-    except (TypeError, ValueError, RuntimeError, KeyError) as e:
-        raise WeightsError(f"weights {manifest['path']} do not fit their manifest's config: {e}") from e
-    model = fold_batchnorm(model.eval()).to(device)
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)  # about 2x faster convolutions on CPU
-    return model, manifest
-
-
-def run_network(model: StackedHourglass, batch_bgr: np.ndarray, device: torch.device) -> np.ndarray:
-    """(N, S, S, 3) uint8 BGR -> last stack's maps (N, C, S/4, S/4) float32 numpy."""
-    x = to_tensor(batch_bgr).to(device)
-    if device.type == "cpu":
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        out = model(x)[-1]
-    return out.float().cpu().numpy()
 
 
 MIN_BOX_PX = 4.0          # person boxes smaller than this are grown to it
@@ -158,8 +100,7 @@ class Pyramid:
         return crops.warp(small, np.hstack([A, t[:, None]]), out_size)
 
 
-def crop_heatmaps(model: StackedHourglass, patches: np.ndarray, device: torch.device,
-                  flip: bool = False) -> np.ndarray:
+def crop_heatmaps(model: Network, patches: np.ndarray, device=None, flip: bool = False) -> np.ndarray:
     """(N, S, S, 3) uint8 BGR crops -> (N, J, H, H) float32 heatmaps; with flip, averaged with the
     mirrored crops' maps mirrored back and their left/right channels swapped."""
     if not flip:
@@ -189,12 +130,14 @@ def decode_crops(heat: np.ndarray, mats: np.ndarray, in_size: int,
 class PoseEstimator:
     """Single-person 2D pose on person boxes, batched across boxes and frames.
 
-    weights: manifest name ('pose_fast'), manifest path or weights path (kind '2d').
+    weights: manifest name ('pose_fast'), manifest path or weights path (kind '2d'); runtime:
+    'auto' | 'torch' | 'onnx' (models/runtime.py; self.model.runtime says which runs).
     """
 
-    def __init__(self, weights="pose_fast", device: str = "auto", flip: bool = False, batch_size: int = 16):
-        self.device = resolve_device(device)
-        self.model, self.manifest = load_hourglass(weights, "2d", self.device)
+    def __init__(self, weights="pose_fast", device: str = "auto", flip: bool = False, batch_size: int = 16,
+                 runtime: str = "auto", threads: int = 0):
+        self.model, self.manifest = load_network(weights, "2d", device, runtime, threads)
+        self.device = self.model.device
         # raw score -> lifter score (evaluation.pose_errors); None for weights measured before it
         self.score_calibration = self.manifest.get("score_calibration")
         self.cfg: HourglassConfig = self.model.cfg

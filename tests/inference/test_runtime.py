@@ -1,0 +1,196 @@
+"""The networks' runtimes (inference/models/runtime.py): PyTorch and ONNX Runtime give the same
+joints on real crops of the sample video with the shipped weights; the ONNX files are checked by
+their hash; `--runtime onnx` without onnxruntime is one clear error; `auto` falls back to torch.
+
+The conftest points MOCAP_ONNX_CACHE at a folder of this test session; tests that damage files
+use their own cache folder.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from engine_media import sample_video, write_clip
+from engine_weights import shipped_weights, untrained_weights
+from inference import cli, PipelineOptions, run
+from inference.core import codec, crops
+from inference.errors import InferenceError
+from inference.models import runtime
+from inference.models.weights import load_manifest, WeightsError
+from inference.pipeline import load_models
+from inference.stages.detect import decode_people, PersonDetector
+from inference.stages.pose2d import PoseEstimator, Pyramid
+
+torch.set_num_threads(1)
+
+SHIPPED = shipped_weights()
+needs_shipped = pytest.mark.skipif(SHIPPED is None or sample_video() is None,
+                                   reason="needs the shipped weights and the sample video")
+needs_ort = pytest.mark.skipif(runtime.onnxruntime_module() is None, reason="onnxruntime is not installed")
+
+
+@pytest.fixture
+def no_onnxruntime(monkeypatch):
+    """As if onnxruntime were not installed: importing it raises ImportError."""
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    return untrained_weights(tmp_path_factory.mktemp("weights"))
+
+
+def _sample_frames(indices=(20, 100, 150)) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(sample_video()))
+    frames, i = [], 0
+    while len(frames) < len(indices):
+        ok, frame = cap.read()
+        assert ok, "the sample video ended early"
+        if i in indices:
+            frames.append(frame)
+        i += 1
+    cap.release()
+    return frames
+
+
+@needs_shipped
+@needs_ort
+def test_detector_same_people_in_both_runtimes():
+    frames = _sample_frames()
+    nets = {rt: PersonDetector(SHIPPED / "detector_fast.json", "cpu", runtime=rt) for rt in ("torch", "onnx")}
+    assert {rt: d.model.runtime for rt, d in nets.items()} == {"torch": "torch", "onnx": "onnx"}
+    found = {rt: d.detect(frames, threshold=0.05) for rt, d in nets.items()}
+    assert sum(len(d) for d in found["torch"]) >= 2          # the man and the woman are in these frames
+    for a, b in zip(found["torch"], found["onnx"]):
+        assert len(a) == len(b)
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=0.05)       # frame pixels
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+
+
+@needs_shipped
+@needs_ort
+@pytest.mark.parametrize("preset", ["fast", "balanced"])
+def test_pose_joints_agree_on_real_crops(preset):
+    """Crops of the people in three sample frames (boxes from the shipped detector, jittered to
+    give more crops): both runtimes' joints differ far less than a heatmap pixel."""
+    frames = _sample_frames()
+    det = PersonDetector(SHIPPED / "detector_fast.json", "cpu", runtime="torch")
+    rng = np.random.default_rng(0)
+    patches, mats = [], []
+    for frame, people in zip(frames, det.detect(frames, threshold=0.05)):
+        pyr = Pyramid(frame)
+        for box in people.boxes:
+            for _ in range(3):
+                M = crops.crop_matrix(box + rng.normal(0, 0.05, 3) * box[2], 128)
+                patches.append(pyr.crop(M, 128))
+                mats.append(M)
+    assert len(patches) >= 6
+    patches, mats = np.stack(patches), np.stack(mats)
+    est = {rt: PoseEstimator(SHIPPED / f"pose_{preset}.json", "cpu", runtime=rt) for rt in ("torch", "onnx")}
+    heat = {rt: e.heatmaps(patches) for rt, e in est.items()}
+    assert np.abs(heat["torch"] - heat["onnx"]).max() < 1e-3
+    hm = {rt: codec.decode(h) for rt, h in heat.items()}          # heatmap pixels, scores
+    assert np.abs(hm["torch"][0] - hm["onnx"][0]).max() < 0.01     # well under a heatmap pixel
+    assert np.abs(hm["torch"][1] - hm["onnx"][1]).max() < 1e-3
+    joints = {rt: e.estimate_crops(patches, mats)[0] for rt, e in est.items()}     # frame pixels
+    heatmap_px = 4.0 / np.abs(mats[:, 0, 0])                          # frame pixels per heatmap pixel
+    assert (np.abs(joints["torch"] - joints["onnx"]).max(axis=(1, 2)) < 0.01 * heatmap_px).all()
+
+
+@needs_ort
+def test_onnx_file_is_built_once_with_its_hash(untrained, tmp_path, monkeypatch):
+    monkeypatch.setenv("MOCAP_ONNX_CACHE", str(tmp_path / "cache"))
+    net, manifest = runtime.load_network(untrained / "pose_fast.json", "2d", "cpu", "onnx")
+    onnx, record_path = runtime.onnx_paths(manifest)
+    record = json.loads(record_path.read_text())
+    assert net.runtime == "onnx" and net.path == onnx
+    assert record["source_sha256"] == manifest["sha256"] == load_manifest(untrained / "pose_fast.json")["sha256"]
+    assert record["sha256"] == manifest["onnx_sha256"] == runtime.sha256_of(onnx)
+    assert record["max_abs_diff_vs_torch"] <= runtime.BUILD_TOLERANCE
+    stamp = onnx.stat().st_mtime_ns
+    runtime.load_network(untrained / "pose_fast.json", "2d", "cpu", "onnx")
+    assert onnx.stat().st_mtime_ns == stamp                        # the cached file was used
+
+
+@needs_ort
+def test_corrupted_onnx_is_refused_by_its_hash(untrained, tmp_path, monkeypatch):
+    monkeypatch.setenv("MOCAP_ONNX_CACHE", str(tmp_path / "cache"))
+    _, manifest = runtime.load_network(untrained / "pose_fast.json", "2d", "cpu", "onnx")
+    onnx, record_path = runtime.onnx_paths(manifest)
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF                                   # one weight byte flipped
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="corrupt or was replaced.*delete"):
+        runtime.load_network(untrained / "pose_fast.json", "2d", "cpu", "onnx")
+    # ... and through the engine: an InferenceError, never a silent fallback to torch
+    with pytest.raises(InferenceError, match="corrupt"):
+        load_models(PipelineOptions(weights_dir=str(untrained), preset="fast", runtime="auto"))
+    # a record that belongs to other weights is refused too
+    record = json.loads(record_path.read_text())
+    record.update(source_sha256="0" * 64, sha256=runtime.sha256_of(onnx))
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(WeightsError, match="other weights"):
+        runtime.load_network(untrained / "pose_fast.json", "2d", "cpu", "onnx")
+
+
+def test_onnx_without_onnxruntime_is_one_clear_error(no_onnxruntime, untrained, tmp_path, capsys):
+    clip = write_clip(tmp_path / "c.mp4", 4)
+    code = cli.main([str(clip), "-o", str(tmp_path / "out.npz"), "--weights", str(untrained),
+                     "--runtime", "onnx", "--progress", "none"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == cli.EXIT_FAILED and not (tmp_path / "out.npz").exists()
+    assert len(err) == 1 and err[0].startswith("error: --runtime onnx needs the onnxruntime package")
+    assert "--runtime torch" in err[0]
+
+
+def test_auto_falls_back_to_torch_without_onnxruntime(no_onnxruntime, untrained, tmp_path):
+    assert runtime.choose_runtime("auto", "cpu") == ("torch", "cpu")
+    clip = write_clip(tmp_path / "c.mp4", 6, w=320, h=240)
+    res = run(clip, PipelineOptions(weights_dir=str(untrained), detection_threshold=0.0, min_pose_score=0.0,
+                                    max_people=1, detect_every=4, min_track_s=0.0, verify_people=False))
+    assert res.meta["runtime"] == {"pose": "torch", "detector": "torch", "device": "cpu",
+                                   "onnxruntime": None, "onnx_sha256": {}}
+    assert res.meta["options"]["runtime"] == "auto"
+
+
+@needs_ort
+def test_pose_file_meta_records_the_runtime(untrained, tmp_path):
+    clip = write_clip(tmp_path / "c.mp4", 6, w=320, h=240)
+    base = dict(weights_dir=str(untrained), detection_threshold=0.0, min_pose_score=0.0, max_people=1,
+                detect_every=4, min_track_s=0.0, verify_people=False)
+    onnx = run(clip, PipelineOptions(runtime="auto", **base)).meta["runtime"]
+    torch_ = run(clip, PipelineOptions(runtime="torch", **base)).meta["runtime"]
+    assert (onnx["pose"], onnx["detector"], onnx["device"]) == ("onnx", "onnx", "cpu")
+    assert onnx["onnxruntime"] == runtime.onnxruntime_module().__version__
+    assert set(onnx["onnx_sha256"]) == {"pose", "detector"} and all(len(h) == 64 for h in onnx["onnx_sha256"].values())
+    assert (torch_["pose"], torch_["detector"], torch_["onnx_sha256"]) == ("torch", "torch", {})
+
+
+def test_runtime_choices_and_errors(monkeypatch):
+    with pytest.raises(InferenceError, match="unknown runtime"):
+        runtime.choose_runtime("tflite")
+    with pytest.raises(InferenceError, match="--runtime onnx runs the networks on the CPU"):
+        runtime.choose_runtime("onnx", "cuda")
+    assert runtime.choose_runtime("torch", "cpu") == ("torch", "cpu")
+    with pytest.raises(InferenceError, match="unknown runtime"):
+        PipelineOptions(runtime="tflite").check()
+    assert cli.build_parser().parse_args(["v.mp4", "-o", "o.npz"]).runtime == "auto"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)     # a GPU: auto means torch
+    if runtime.onnxruntime_module() is not None:
+        assert runtime.choose_runtime("auto", "auto") == ("torch", "cuda")
+        assert runtime.choose_runtime("onnx", "auto") == ("onnx", "cpu")
+
+
+@needs_ort
+def test_build_command_builds_and_checks(untrained, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MOCAP_ONNX_CACHE", str(tmp_path / "cache"))
+    assert runtime.main(["--build", "--weights", str(untrained)]) == 0
+    first = capsys.readouterr().out.split()
+    assert first.count("built") == 3                 # pose_balanced, pose_fast, detector_fast (not the lifter)
+    assert runtime.main(["--build", "--weights", str(untrained)]) == 0
+    assert capsys.readouterr().out.split().count("checked") == 3
