@@ -62,6 +62,9 @@ def parse_args(argv=None):
                     help=f"comma-separated subset of {','.join(FORMATS)} (default blend)")
     ap.add_argument("--preset", default="balanced", choices=("fast", "balanced", "accurate"))
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx"),
+                    help="what runs the networks: onnx (ONNX Runtime, CPU), torch, or auto (default: onnx "
+                         "on the CPU when installed, else torch)")
     ap.add_argument("--max-people", type=int, default=0)
     ap.add_argument("--focal", type=float, default=0.0)
     ap.add_argument("--start", type=int, default=None)
@@ -123,7 +126,8 @@ def run_inference(video, out_path, args, python, root) -> str:
         raise MocapError(f"video not found: {video}")
     if root is None:
         raise MocapError("cannot find the project root (folder with inference/); pass --project-root")
-    opts = jobs.InferenceOptions(preset=args.preset, device=args.device, max_people=args.max_people,
+    opts = jobs.InferenceOptions(preset=args.preset, device=args.device, runtime=args.runtime,
+                                 max_people=args.max_people,
                                  focal=args.focal, start=args.start, end=args.end,
                                  smoothing=args.smoothing)
     tmp = out_path + ".part.npz"

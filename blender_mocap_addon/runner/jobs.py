@@ -34,6 +34,7 @@ class InferenceOptions:
     """CLI options of ``python -m inference``; 0 / None mean "inference's default"."""
     preset: str = "balanced"
     device: str = "auto"
+    runtime: str = "auto"        # what runs the networks: auto | torch | onnx (the engine's --runtime)
     max_people: int = 0
     focal: float = 0.0
     start: int | None = None
@@ -44,7 +45,7 @@ class InferenceOptions:
 def inference_argv(python: str, video: str, out_path: str, opts: InferenceOptions) -> list:
     """Command line for one video -> pose file."""
     argv = [python, "-m", "inference", video, "-o", out_path, "--progress", "jsonl",
-            "--preset", opts.preset, "--device", opts.device]
+            "--preset", opts.preset, "--device", opts.device, "--runtime", opts.runtime]
     if opts.max_people and opts.max_people > 0:
         argv += ["--max-people", str(int(opts.max_people))]
     if opts.focal and opts.focal > 0:

@@ -113,7 +113,7 @@ def prepare_convert(context, report=print) -> ConvertTask:
         raise MocapError("project root (folder with inference/) not found; set it in the "
                          "add-on preferences")
     out = bpy.path.abspath(s.pose_path) if s.pose_path else default_pose_path(video)
-    opts = jobs.InferenceOptions(preset=s.preset.lower(), device=s.device.lower(),
+    opts = jobs.InferenceOptions(preset=s.preset.lower(), device=s.device.lower(), runtime=s.runtime.lower(),
                                  max_people=s.max_people, focal=s.focal,
                                  start=s.range_start if s.use_range else None,
                                  end=s.range_end if s.use_range else None, smoothing=s.smoothing)

@@ -34,6 +34,7 @@ class MOCAP_PT_convert(_Base, bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(s, "preset")
         col.prop(s, "device")
+        col.prop(s, "runtime")
         col.prop(s, "max_people")
         col.prop(s, "focal")
         row = layout.row(align=True)

@@ -56,11 +56,13 @@ def wait_for(cond, timeout=20.0):
 
 def test_inference_argv():
     a = jobs.inference_argv("py", "v.mp4", "o.npz", jobs.InferenceOptions(
-        preset="accurate", device="cpu", max_people=2, focal=1200.0, start=5, end=50, smoothing=0.5))
+        preset="accurate", device="cpu", runtime="onnx", max_people=2, focal=1200.0, start=5, end=50,
+        smoothing=0.5))
     assert a[:8] == ["py", "-m", "inference", "v.mp4", "-o", "o.npz", "--progress", "jsonl"]
     assert a[a.index("--preset") + 1] == "accurate" and a[a.index("--max-people") + 1] == "2"
     assert a[a.index("--start") + 1] == "5" and a[a.index("--end") + 1] == "50"
-    assert a[a.index("--smoothing") + 1] == "0.5"
+    assert a[a.index("--smoothing") + 1] == "0.5" and a[a.index("--runtime") + 1] == "onnx"
+    assert jobs.InferenceOptions().runtime == "auto"
     # every option we pass is one the real CLI accepts
     import re
     cli = open(os.path.join(ROOT, "inference", "cli.py")).read()
