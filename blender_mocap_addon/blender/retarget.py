@@ -77,7 +77,7 @@ def read_source(src) -> tuple:
     floor_z = src.get("mocap_floor_z")     # set by the importer; older armatures: rest ankle level
     motion = rt.source_from_local(names, sk.bone_parents(), rest, q, loc, heads,
                                   _matrix(src.matrix_world), root_i, hip,
-                                  floor_z=None if floor_z is None else float(floor_z))
+                                  floor_z=None if floor_z is None else float(floor_z), rest_tails=tails)
     return frames, motion
 
 
@@ -96,8 +96,10 @@ def resolve_map(tgt, bone_map: bm.BoneMap | None) -> bm.BoneMap:
     return bone_map
 
 
-def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print) -> RetargetReport:
-    """Key ``tgt`` (an armature) to follow ``src`` (a mocap armature); returns a report."""
+def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print,
+             plant_feet: bool = True) -> RetargetReport:
+    """Key ``tgt`` (an armature) to follow ``src`` (a mocap armature); returns a report.
+    plant_feet: turn the rig's legs so feet near the floor land exactly (core.retarget)."""
     if src is tgt:
         raise MocapError("source and target are the same object")
     bone_map = resolve_map(tgt, bone_map)
@@ -106,7 +108,7 @@ def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print) -> Reta
     target = rt.TargetRig(names=names, parents=parents, rest_rot=rest, heads=heads, tails=tails,
                           object_matrix=mw)
     try:
-        res = rt.retarget(source, target, bone_map.bones, bone_map.root)
+        res = rt.retarget(source, target, bone_map.bones, bone_map.root, plant_feet=plant_feet)
     except rt.RetargetError as ex:
         raise MocapError(f"retarget failed: {ex}") from ex
 

@@ -25,6 +25,17 @@ pelvis and lands on the target's rest root head, and vertically the target root'
 height above the target's ankle level is the scaled source pelvis height above the
 source's floor. A source foot on its floor thus puts the target foot on the target's floor
 (the lowest point of its rest pose), at the height its ankle has in the rest pose.
+
+When the source's ankles are known (``SourceMotion.ankles_world``) and the target's shins
+hang below its root bone, the root is placed from the feet instead of the pelvis: for each
+foot, the root position that puts the target's ankle (forward kinematics of the target's
+own rotations) on the source ankle mapped the same way (plus the constant difference of the
+two rest poses), blended with weights favouring the lower source foot (softmin over its
+height, ``FOOT_SIGMA``). A planted source foot then gives a planted target foot, whatever
+the differences between the two pelvises and hips. With ``plant_feet`` the target's thigh
+and shin are then turned (two-bone IK, knee kept in its plane) so that an ankle whose source
+ankle is near the source's floor (full weight up to ``PLANT_FULL`` above it, none from
+``PLANT_NONE``) lands exactly on its goal: both feet stay planted in double support too.
 """
 from __future__ import annotations
 
@@ -32,10 +43,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import foot_lock as fk
 from . import rotations as rot
 
 #: Largest angle between rest directions that is treated as the same limb.
 ALIGN_MAX_DEG = 60.0
+#: Height difference (m, source) over which the lower foot's weight in placing the root
+#: falls by a factor e.
+FOOT_SIGMA = 0.03
+#: Mocap bones whose tails are the ankles (right, left), as in the pose file's contacts.
+SHINS = ("shin.R", "shin.L")
+#: Source ankle height above its floor (m) up to which the target's foot is planted fully,
+#: and from which not at all (half-cosine in between).
+PLANT_FULL, PLANT_NONE = 0.02, 0.05
 
 
 class RetargetError(Exception):
@@ -64,7 +84,9 @@ class SourceMotion:
     world rest directions; root_world: (F, 3) pelvis; rest_root: (3,) rest
     pelvis (world); hip_height: rest pelvis height above the feet (m); floor_z: world
     height of the floor the source's feet (ankles) stand on, None = the rest pose's ankle
-    level below ``rest_root``."""
+    level below ``rest_root``; ankles_world (F, 2, 3) and rest_ankles (2, 3): the right and
+    left ankles posed and at rest (world), None when unknown (the root then follows the
+    pelvis)."""
     names: list
     world_rot: np.ndarray
     rest_dirs: np.ndarray
@@ -72,6 +94,8 @@ class SourceMotion:
     rest_root: np.ndarray
     hip_height: float
     floor_z: float | None = None
+    ankles_world: np.ndarray | None = None    # (F, 2, 3) right, left ankle (world)
+    rest_ankles: np.ndarray | None = None     # (2, 3) the same in the rest pose (world)
 
 
 @dataclass
@@ -104,11 +128,12 @@ def _object_rotation(M: np.ndarray):
 
 
 def retarget(source: SourceMotion, target: TargetRig, mapping: dict, root_bone: str | None,
-             align_max_deg: float = ALIGN_MAX_DEG) -> RetargetResult:
+             align_max_deg: float = ALIGN_MAX_DEG, plant_feet: bool = True) -> RetargetResult:
     """Compute target pose rotations for every source frame.
 
     mapping: source bone -> target bone.  Raises RetargetError when a mapped
-    bone is missing on either side or nothing is mapped.
+    bone is missing on either side or nothing is mapped.  plant_feet: turn the target's
+    thighs and shins so feet near the floor land exactly (see the module docstring).
     """
     F = source.world_rot.shape[0]
     Bs = len(source.names)
@@ -157,11 +182,6 @@ def retarget(source: SourceMotion, target: TargetRig, mapping: dict, root_bone: 
             Wt[:, t] = Wt[:, p]
         else:
             Wt[:, t] = np.eye(3)
-    # keyed bones' descendants that are unmapped keep identity local rotation;
-    # they need no keys.
-    L = rot.local_rotations(Wt, np.asarray(target.parents), target.rest_rot)
-    q = rot.make_sign_continuous(rot.quat_from_matrix(L))
-
     root_loc, scale = None, 1.0
     warnings = []
     if root_bone is not None:
@@ -178,11 +198,24 @@ def retarget(source: SourceMotion, target: TargetRig, mapping: dict, root_bone: 
             tgt_leg = float(source.hip_height)
         else:
             scale = tgt_leg / source.hip_height
-        head_world = head_w + scale * (source.root_world - source.rest_root)   # (F, 3)
         src_floor = (source.rest_root[2] - source.hip_height if source.floor_z is None
                      else float(source.floor_z))
-        head_world[:, 2] = tgt_floor + ankle + scale * (source.root_world[:, 2] - src_floor)
+
+        def mapped(P):   # source world points -> target world points, about the floors
+            out = head_w + scale * (P - source.rest_root)
+            out[..., 2] = tgt_floor + ankle + scale * (P[..., 2] - src_floor)
+            return out
+        head_world = mapped(source.root_world)                                  # (F, 3)
+        goals = _ankle_goals(source, target, mapping, r, M, scale, mapped)
+        on_feet = None if goals is None else _root_from_feet(goals, source, target, Wt, r, M, src_floor)
         Minv = np.linalg.inv(M)
+        if on_feet is not None:
+            head_world = on_feet
+            if plant_feet:
+                planted = _plant_feet(goals, source, target, by_target, Wt, r, M, Minv,
+                                      head_world @ Minv[:3, :3].T + Minv[:3, 3], src_floor)
+                if planted:
+                    warnings.append(f"legs turned to plant the feet in {planted} frames")
         head_arm = head_world @ Minv[:3, :3].T + Minv[:3, 3]
         # pose location is in the bone's rest axes (valid while its parents are at rest)
         root_loc = (head_arm - target.heads[r]) @ target.rest_rot[r]
@@ -195,8 +228,105 @@ def retarget(source: SourceMotion, target: TargetRig, mapping: dict, root_bone: 
         if unposed_parents:
             warnings.append(f"root bone {root_bone!r} has mapped parents {unposed_parents}; "
                             "its location assumes they stay at rest")
+    # keyed bones' descendants that are unmapped keep identity local rotation;
+    # they need no keys.
+    L = rot.local_rotations(Wt, np.asarray(target.parents), target.rest_rot)
+    q = rot.make_sign_continuous(rot.quat_from_matrix(L))
     return RetargetResult(local_quat=q, keyed=keyed, root_bone=root_bone, root_location=root_loc,
                           aligned=aligned, scale=scale, warnings=warnings)
+
+
+def _posed_offset(parents, Wt, heads, tails, root: int, bone: int, at_head: bool = False):
+    """(F, 3) posed tail (head with ``at_head``) of ``bone`` minus the posed head of ``root``
+    (armature space) by forward kinematics of the world deltas Wt (F, Bt, 3, 3); None if
+    ``bone`` is not below ``root``."""
+    chain, b = [], bone
+    while b >= 0 and b != root:
+        chain.append(b)
+        b = parents[b]
+    if b != root:
+        return None
+    off = np.zeros((Wt.shape[0], 3))
+    prev = root
+    for b in reversed(chain):
+        off = off + rot.mv(Wt[:, prev], heads[b] - heads[prev])
+        prev = b
+    if at_head:
+        return off
+    return off + rot.mv(Wt[:, bone], tails[bone] - heads[bone])
+
+
+def _ankle_goals(source, target, mapping, r, M, scale, mapped):
+    """(goals (F, 2, 3): world points where the target's right and left ankles belong, the
+    target bones the shins map to), or None when the source ankles or a shin are missing."""
+    if source.ankles_world is None or source.rest_ankles is None:
+        return None
+    index = {n: i for i, n in enumerate(target.names)}
+    goals, shins = [], []
+    for k, shin in enumerate(SHINS):
+        t = index.get(mapping.get(shin))
+        if t is None:
+            return None
+        rest_off_w = M[:3, :3] @ (target.tails[t] - target.heads[r])
+        c = rest_off_w - scale * (source.rest_ankles[k] - source.rest_root)   # rest poses' difference
+        goals.append(mapped(source.ankles_world[:, k]) + c)
+        shins.append(t)
+    return np.stack(goals, 1), shins
+
+
+def _root_from_feet(goals, source, target, Wt, r, M, src_floor):
+    """(F, 3) world root head that keeps the target's ankles on their goals (see the module
+    docstring), or None when the shins are not below the root bone."""
+    goals, shins = goals
+    demands = []
+    for k, t in enumerate(shins):
+        off = _posed_offset(target.parents, Wt, target.heads, target.tails, r, t)
+        if off is None:
+            return None
+        demands.append(goals[:, k] - off @ M[:3, :3].T)
+    h = source.ankles_world[:, :, 2] - src_floor                                # (F, 2)
+    w = np.exp(-(h - h.min(axis=1, keepdims=True)) / FOOT_SIGMA)
+    return (w[:, 0, None] * demands[0] + w[:, 1, None] * demands[1]) / w.sum(axis=1, keepdims=True)
+
+
+def _plant_feet(goals, source, target, by_target, Wt, r, M, Minv, head_arm, src_floor) -> int:
+    """Turn the target's mapped thighs and shins (Wt, in place) so that each ankle reaches
+    its goal with the plant weight of its source ankle's height; unmapped bones below follow.
+    Returns the number of frames changed (0 when the legs are not thigh -> shin chains)."""
+    goals, shins = goals
+    A, _ = _object_rotation(M)
+    fwd_rest = A.T @ np.array([0.0, -1.0, 0.0])                  # the rig's front, armature axes
+    h = source.ankles_world[:, :, 2] - src_floor
+    x = np.clip((h - PLANT_FULL) / (PLANT_NONE - PLANT_FULL), 0.0, 1.0)
+    weight = 0.5 * (1.0 + np.cos(np.pi * x))                     # (F, 2)
+    changed = np.zeros(len(h), bool)
+    P, heads, tails = target.parents, target.heads, target.tails
+    for k, t in enumerate(shins):
+        th = P[t]
+        if th < 0 or target.names[th] not in by_target or not np.allclose(tails[th], heads[t], atol=1e-4 * (
+                1.0 + np.abs(heads).max())):
+            continue
+        use = weight[:, k] > 1e-6
+        if not use.any():
+            continue
+        hip = head_arm + _posed_offset(P, Wt, heads, tails, r, th, at_head=True)
+        knee = hip + rot.mv(Wt[:, th], tails[th] - heads[th])
+        ankle = knee + rot.mv(Wt[:, t], tails[t] - heads[t])
+        goal = goals[:, k] @ Minv[:3, :3].T + Minv[:3, 3]
+        want = ankle + weight[:, k, None] * (goal - ankle)
+        fwd = rot.mv(Wt[:, r], fwd_rest)
+        l1, l2 = np.linalg.norm(tails[th] - heads[th]), np.linalg.norm(tails[t] - heads[t])
+        new_knee, new_ankle, _ = fk.two_bone_ik(hip[use], knee[use], want[use], l1, l2, fwd[use])
+        R1 = rot.rotation_between(rot.normalize(knee[use] - hip[use]), rot.normalize(new_knee - hip[use]))
+        R2 = rot.rotation_between(rot.normalize(ankle[use] - knee[use]), rot.normalize(new_ankle - new_knee))
+        Wt[use, th] = rot.mm(R1, Wt[use, th])
+        Wt[use, t] = rot.mm(R2, Wt[use, t])
+        changed |= use
+    if changed.any():
+        for b in range(len(target.names)):       # unmapped bones follow their (maybe turned) parents
+            if target.names[b] not in by_target and P[b] >= 0:
+                Wt[:, b] = Wt[:, P[b]]
+    return int(changed.sum())
 
 
 def target_ankle_height(target: TargetRig, mapping: dict) -> float:
@@ -211,14 +341,16 @@ def target_ankle_height(target: TargetRig, mapping: dict) -> float:
 
 
 def source_from_local(names, parents, bone_rest, local_quat, root_location, rest_heads,
-                      object_matrix, root_index, hip_height, floor_z: float | None = None) -> SourceMotion:
+                      object_matrix, root_index, hip_height, floor_z: float | None = None,
+                      rest_tails: np.ndarray | None = None) -> SourceMotion:
     """Rebuild a SourceMotion from a mocap armature's keyed channels.
 
     names (Bs,), parents (Bs,), bone_rest (Bs, 3, 3), rest_heads (Bs, 3) in the
     source armature space; local_quat (F, Bs, 4); root_location (F, 3) pose
     location of bone ``root_index``; object_matrix (4, 4) source object world
     matrix.  Rest directions are the bones' rest Y axes.  floor_z: the height of the
-    source's floor in its armature space (None: the rest pose's ankle level).
+    source's floor in its armature space (None: the rest pose's ankle level); rest_tails
+    (Bs, 3): with them the ankles (tails of SHINS) are posed by forward kinematics.
     """
     L = rot.matrix_from_quat(local_quat)
     W_arm = rot.world_from_local(L, np.asarray(parents), bone_rest)
@@ -233,5 +365,14 @@ def source_from_local(names, parents, bone_rest, local_quat, root_location, rest
     if floor_z is not None:
         floor_world = float((M[:3, :3] @ np.array([rest_heads[root_index][0], rest_heads[root_index][1],
                                                     float(floor_z)]) + M[:3, 3])[2])
+    ankles = rest_ankles = None
+    if rest_tails is not None and all(n in names for n in SHINS):
+        rest_heads = np.asarray(rest_heads, float)
+        rest_tails = np.asarray(rest_tails, float)
+        ankles_arm = np.stack([head_arm + _posed_offset(np.asarray(parents), W_arm, rest_heads, rest_tails,
+                                                        root_index, list(names).index(n)) for n in SHINS], 1)
+        ankles = ankles_arm @ M[:3, :3].T + M[:3, 3]
+        rest_ankles = np.stack([rest_tails[list(names).index(n)] for n in SHINS]) @ M[:3, :3].T + M[:3, 3]
     return SourceMotion(names=list(names), world_rot=W, rest_dirs=dirs, root_world=root_world,
-                        rest_root=rest_root, hip_height=float(hip_height) * s, floor_z=floor_world)
+                        rest_root=rest_root, hip_height=float(hip_height) * s, floor_z=floor_world,
+                        ankles_world=ankles, rest_ankles=rest_ankles)

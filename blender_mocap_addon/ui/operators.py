@@ -393,7 +393,7 @@ class MOCAP_OT_retarget(bpy.types.Operator):
             if src is None:
                 raise MocapError("select a mocap armature (Mocap_P*) or set the source in the panel")
             r = retarget_bpy.retarget(src, s.target_rig, bone_map_from_settings(s),
-                                      report=_reporter(self))
+                                      report=_reporter(self), plant_feet=s.foot_lock)
         except MocapError as ex:
             self.report({'ERROR'}, str(ex))
             return {'CANCELLED'}

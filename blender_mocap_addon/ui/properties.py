@@ -70,7 +70,8 @@ class MocapSettings(bpy.types.PropertyGroup):
                                                   "plane at z = 0, camera at its height and tilt, feet on the floor)")
     foot_lock: bpy.props.BoolProperty(name="Lock Feet", default=True,
                                       description="Keep a foot still while the pose file says it is on the "
-                                                  "floor (moves the root and legs; needs contacts in the file)")
+                                                  "floor (moves the root and legs; needs contacts in the file); "
+                                                  "Retarget then plants the rig's feet on its floor too")
     source_rig: bpy.props.PointerProperty(name="Mocap Armature", type=bpy.types.Object, poll=_is_armature)
     target_rig: bpy.props.PointerProperty(name="Target Rig", type=bpy.types.Object, poll=_is_armature)
     bonemap_preset: bpy.props.EnumProperty(name="Bone Map", items=_bonemap_items)
