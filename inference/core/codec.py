@@ -69,7 +69,7 @@ def decode(heatmaps: np.ndarray, refine: bool = True, blur: float = DECODE_BLUR)
     y = (idx // W).astype(np.int64)
     coords = np.stack([x, y], -1).astype(np.float32)
     if refine:
-        coords += _taylor_offsets(sm, x, y)
+        coords += taylor_offsets(sm, x, y)
     return coords, np.clip(scores, 0.0, 1.0)
 
 
@@ -94,7 +94,7 @@ def _blur_matrix(n: int, sigma: float) -> np.ndarray:
     return k
 
 
-def _taylor_offsets(hm: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def taylor_offsets(hm: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Newton step on log(heatmap) around the integer peak; zero at borders or flat maps."""
     N, J, H, W = hm.shape
     eps = 1e-10
