@@ -17,6 +17,8 @@ What it does:
    dependency drags numpy to 2.x.
 5. Installs this checkout editable into the venv (``pip install --no-deps -e .``), which puts
    the ``video-mocap*`` commands of pyproject.toml in ``.venv/bin``.
+6. Builds (or checks) the ONNX files of the shipped pose and detector networks once, from the
+   sha256-checked weights, into the engine's cache (``python -m inference.models.runtime --build``).
 
 It is idempotent: installed versions are read with importlib.metadata in the target Python
 and pip only runs for what is missing or does not satisfy the pins.
@@ -54,6 +56,10 @@ PACKAGES = [
     Package("ray", "==2.60.0", "venv", "batch --ray: one task per video on a cluster (batch_pool.py)"),
     Package("setuptools", ">=64", "venv", "builds the editable install of this checkout (PEP 660)"),
     Package("import-linter", "==2.17", "venv", "checks the import rules in pyproject.toml (tests/test_import_rules.py)"),
+    # The engine runs in the venv (the add-on starts it in a subprocess), so Blender's Python never needs these.
+    Package("onnxruntime", "==1.30.0", "venv", "runs the pose and detector networks on the CPU, ~2x PyTorch "
+                                               "(inference/models/runtime.py); 1.30 accepts numpy 1.x"),
+    Package("onnx", "==1.23.1", "venv", "torch.onnx's exporter needs it to build those ONNX files once"),
 ]
 
 # This checkout itself, installed editable into the venv (pyproject.toml: the packages and the
@@ -383,6 +389,24 @@ def install_checkout(python, dry_run, exists=True, repo=REPO):
 
 # --------------------------------------------------------------------------- pip
 
+ONNX_BUILD = ["-m", "inference.models.runtime", "--build"]
+
+
+def build_onnx_files(python, dry_run, repo=REPO):
+    """Build (or check) the ONNX files of the shipped networks in the venv's engine cache."""
+    cmd = [python] + ONNX_BUILD
+    if dry_run:
+        say("onnx: would build (or check) the ONNX files of the shipped networks: " + " ".join(cmd))
+        return
+    t0 = time.time()
+    proc = subprocess.run(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if proc.returncode != 0:
+        raise InstallError("onnx: building the ONNX files failed: " + (proc.stderr.strip() or proc.stdout.strip()))
+    lines = proc.stdout.strip().splitlines()
+    built = sum(line.startswith("built ") for line in lines)
+    say("onnx: {} ONNX files built, {} checked in {:.0f} s".format(built, len(lines) - built, time.time() - t0))
+
+
 def pip_command(python, requirements, constraints=CONSTRAINTS, extra_args=(), target=None):
     cmd = [python, "-m", "pip", "install", "--no-input", "-c", constraints]
     if target:
@@ -612,6 +636,7 @@ def main(argv=None):
         install_into("venv", py, PACKAGES, torch_req, torch_mode, torch_args, args.dry_run,
                      exists=exists or not args.dry_run)
         install_checkout(py, args.dry_run, exists=exists or not args.dry_run)
+        build_onnx_files(py, args.dry_run)
 
         blender = args.blender
         if blender is None and not args.no_blender:

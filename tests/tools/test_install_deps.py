@@ -56,8 +56,53 @@ def test_constraints_pin_what_matters():
     assert len(names) == len(set(names))
     assert {p.where for p in deps.PACKAGES} <= {"venv", "both"}
     assert [p.name for p in deps.PACKAGES if p.where == "venv"] == ["bpy", "pytest", "matplotlib", "ray",
-                                                                   "setuptools", "import-linter"]
+                                                                   "setuptools", "import-linter",
+                                                                   "onnxruntime", "onnx"]
+    assert "onnxruntime==1.30.0" in lines and "onnx==1.23.1" in lines   # exact: releases that accept numpy 1.x
     assert "import-linter==2.17" in lines  # exact: a new release may judge the contracts differently
+
+
+def test_installed_packages_accept_the_pinned_numpy():
+    """Nothing in this venv needs numpy 2: every installed distribution that requires numpy
+    (onnxruntime, onnx and its ml_dtypes included) accepts the installed numpy, which is < 2."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    numpy_version = metadata.version("numpy")
+    assert int(numpy_version.split(".")[0]) < 2
+    users = {}
+    for dist in metadata.distributions():
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if canonicalize_name(req.name) != "numpy" or (req.marker and not req.marker.evaluate({"extra": ""})):
+                continue
+            users[canonicalize_name(dist.metadata["Name"])] = str(req.specifier)
+            assert req.specifier.contains(numpy_version, prereleases=True), (dist.metadata["Name"], text)
+    installed = {canonicalize_name(d.metadata["Name"]) for d in metadata.distributions()}
+    assert {"onnxruntime", "onnx"} & installed <= set(users)
+
+
+@pytest.mark.slow
+def test_pip_resolves_the_onnx_packages_inside_the_pins(tmp_path):
+    """From nothing (--ignore-installed), pip with constraints.txt resolves onnxruntime and onnx
+    with numpy 1.x; against this venv it would install nothing that moves numpy."""
+    pins = [deps.requirement(p) for p in deps.PACKAGES if p.name in ("numpy", "onnxruntime", "onnx")]
+    for extra in (["--ignore-installed"], []):
+        report = tmp_path / "report{}.json".format(len(extra))
+        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report",
+                               str(report), "-c", os.path.join(REPO, "constraints.txt")] + extra + pins,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
+        if proc.returncode != 0:
+            pytest.skip("pip could not reach a package index: " + proc.stderr.strip()[-300:])
+        import json
+        install = {i["metadata"]["name"].lower(): i["metadata"]["version"]
+                   for i in json.loads(report.read_text())["install"]}
+        if extra:
+            assert install["numpy"].startswith("1.") and install["onnxruntime"] == "1.30.0", install
+        else:
+            assert "numpy" not in install, install
 
 
 # --------------------------------------------------------------------------- dry runs
