@@ -114,6 +114,7 @@ def solve_people(data: posefile.PoseData, options: ImportOptions, warnings: list
                                     world_from_camera=world_from_camera,
                                     contacts=None if contacts is None else contacts[p],
                                     feet_on_floor=world_from_camera is not None,
+                                    ankle_height=floor_core.ankle_height(data.meta),
                                     lock_feet=options.foot_lock)
         except (ValueError, KeyError) as ex:
             warnings.append(f"person {pid}: {ex}; skipped")
@@ -344,7 +345,7 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
             obj["mocap_person_id"] = m.person_id
             obj["mocap_source"] = os.path.basename(pose_path)
             obj["mocap_hip_height"] = float(m.rest.root_head[2])
-            # where the feet stand, in the armature's z (the armature sits at the origin)
+            # height of the ankles of a foot on the floor, in the armature's z (it sits at the origin)
             obj["mocap_floor_z"] = float(m.floor_z) if np.isfinite(m.floor_z) else 0.0
             obj["mocap_world"] = result.world
             motion.localize(m, armature_bpy.bone_rest_rotations(obj, sk.BONE_NAMES))

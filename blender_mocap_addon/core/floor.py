@@ -9,7 +9,8 @@ through :data:`.axes.CAM_TO_BLENDER` (camera at the origin), as for version 1 fi
 
 The mocap skeleton has no foot bones: its feet are the ankles (the rest pose stands on its
 ankles, :func:`.skeleton.rest_skeleton`). "Feet on the floor" therefore means the ankles of a
-contact foot at the floor's height.
+contact foot at the ankle height above the floor (``ankle_height``: what the engine assumed
+when it put the floor below the resting ankles; 0 when the file does not say).
 """
 from __future__ import annotations
 
@@ -94,6 +95,20 @@ def contact_height(ankles_z: np.ndarray, contacts: np.ndarray | None = None) -> 
     low = np.nanmin(np.where(np.isfinite(z), z, np.nan), axis=1) if z.size else z
     low = low[np.isfinite(low)]
     return float(np.percentile(low, LOW_PERCENTILE)) if low.size else float("nan")
+
+
+#: Largest ankle height above the floor (m) taken from a pose file's meta.
+MAX_ANKLE_HEIGHT = 0.3
+
+
+def ankle_height(meta: dict | None) -> float:
+    """Height of the ankle above the floor when standing (m): ``meta["floor"]["ankle_height_m"]``
+    when the engine wrote it (its floor is that far below the resting ankles), else 0."""
+    floor = (meta or {}).get("floor")
+    v = floor.get("ankle_height_m") if isinstance(floor, dict) else None
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= MAX_ANKLE_HEIGHT:
+        return float(v)
+    return 0.0
 
 
 def floor_info(meta: dict | None, has_transform: bool) -> tuple[bool, str]:

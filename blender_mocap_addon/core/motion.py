@@ -27,8 +27,9 @@ class PersonMotion:
     ``world_rot`` property for (K, B, 3, 3)); local_quat: (K, B, 4) (w, x, y, z),
     sign-continuous, relative to ``rest.frames``; root_world: (K, 3) pelvis;
     root_location: (K, 3) root pose-bone location (rest-bone local axes);
-    floor_z: height of the person's floor in world z (0 in a world frame with the feet put
-    on the floor; otherwise where the feet stand, see floor.contact_height);
+    floor_z: world height of the person's ankles when a foot is on the floor (ankle_height in
+    a world frame with the feet put on the floor; otherwise where the ankles stand, see
+    floor.contact_height);
     floor_shift: how far the person was moved up (m) to put the feet on the floor;
     contacts: (K, 2) bool (right, left ankle) or None; lock: foot_lock.LockResult or None.
     """
@@ -80,7 +81,7 @@ def solve_person(joints_cam: np.ndarray, valid: np.ndarray, joint_names, person_
                  smoothing: float = 0.0, bone_rest: np.ndarray | None = None,
                  local: bool = True, world_from_camera: np.ndarray | None = None,
                  contacts: np.ndarray | None = None, feet_on_floor: bool = False,
-                 lock_feet: bool = False) -> PersonMotion:
+                 lock_feet: bool = False, ankle_height: float = 0.0) -> PersonMotion:
     """Solve one person.
 
     joints_cam: (F, J, 3) camera-frame joints (metres, OpenCV axes);
@@ -90,8 +91,8 @@ def solve_person(joints_cam: np.ndarray, valid: np.ndarray, joint_names, person_
     local=False skips the local quaternions (call :func:`localize` later).
     world_from_camera: (4, 4) camera -> world (floor z = 0), None = camera at the origin
     (axes.cam_to_blender); contacts: (F, 2) bool (right, left ankle) or None;
-    feet_on_floor: move the person vertically so the contact ankles stand at z = 0 (use with
-    a world frame); lock_feet: foot locking (foot_lock.lock_feet) where contacts are set.
+    feet_on_floor: move the person vertically so the contact ankles stand at z = ankle_height
+    (the ankle's height above the floor when standing; use with a world frame); lock_feet: foot locking (foot_lock.lock_feet) where contacts are set.
     Raises ValueError when the person has no usable frame.
     """
     joints_cam = np.asarray(joints_cam, dtype=np.float64)
@@ -127,13 +128,13 @@ def solve_person(joints_cam: np.ndarray, valid: np.ndarray, joint_names, person_
     floor_z = fl.contact_height(fk.conform_lengths(jw, lengths, joint_names)[:, ankles, 2], cont)
     shift = 0.0
     if feet_on_floor and np.isfinite(floor_z):
-        shift = -floor_z
+        shift = ankle_height - floor_z
         jw = jw + np.array([0.0, 0.0, shift])
-        floor_z = 0.0
+        floor_z = float(ankle_height)
     lock = None
     if lock_feet and cont is not None and cont.any():
         lock = fk.lock_feet(jw, cont, lengths, joint_names, frames=frames,
-                            floor_z=0.0 if feet_on_floor else None)
+                            floor_z=float(ankle_height) if feet_on_floor else None)
         jw = lock.joints
         warnings.extend(f"person {person_id}: {n}" for n in lock.notes)
     W = rot._solve_cf(jw, joint_names)                       # (B, 3, 3, K)

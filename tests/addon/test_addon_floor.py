@@ -34,12 +34,16 @@ def empty_scene():
 
 
 def walkers(path, P=2, F=90, world_frame=True, jitter=0.0, drift=0.0, lift=(0.0, 0.06), seed=0,
-            camera=CAMERA, **meta):
+            camera=CAMERA, ankle=0.0, **meta):
     """Write a pose file of P walkers; person p's world joints are lifted by lift[p] (the
-    engine's per-person height error) and seen through noise. Returns (world truth (P, F, J, 3),
-    contacts (P, F, 2))."""
+    engine's per-person height error) and seen through noise. ``ankle``: the ankles' height
+    above the floor when standing (the engine's floor lies ``meta["floor"]["ankle_height_m"]``
+    below the resting ankles). Returns (world truth (P, F, J, 3), contacts (P, F, 2))."""
     T = synthetic.look_at_floor(**camera)
     arr, world, contacts = synthetic.walkers_arrays(P, F, T, seed=seed, world_frame=world_frame)
+    world = world + [0.0, 0.0, ankle]
+    if world_frame and ankle:
+        arr["meta"]["floor"]["ankle_height_m"] = ankle
     rng = np.random.default_rng(seed)
     seen = world.copy()
     for p in range(P):
@@ -86,7 +90,7 @@ def test_version_1_file_imports_in_camera_coordinates_and_says_there_is_no_floor
 
 def test_version_2_file_imports_onto_the_floor_with_camera_and_video(tmp_path):
     shutil.copy(SAMPLE_VIDEO, tmp_path / "clip.mp4")
-    world, contacts = walkers(tmp_path / "v2.npz", source="clip.mp4", source_kind="video")
+    world, contacts = walkers(tmp_path / "v2.npz", ankle=0.09, source="clip.mp4", source_kind="video")
     lines, report = messages()
     res = import_posefile.load(str(tmp_path / "v2.npz"),
                                import_posefile.ImportOptions(foot_lock=False), report=report)
@@ -107,14 +111,15 @@ def test_version_2_file_imports_onto_the_floor_with_camera_and_video(tmp_path):
     assert math.degrees(math.asin(-fwd.z)) == pytest.approx(14.0, abs=1e-4)
     assert cam.data.show_background_images and cam.data.background_images[0].clip is not None
     assert os.path.basename(cam.data.background_images[0].clip.filepath) == "clip.mp4"
-    # each armature's contact feet on the floor (within 2 cm), and the people where they walk
+    # each armature's contact feet on the floor (ankles 9 cm above it, within 2 cm), and the
+    # people where they walk
     for p, name in enumerate(res.armatures):
         ob = bpy.data.objects[name]
-        assert ob["mocap_world"] and ob["mocap_floor_z"] == 0.0
+        assert ob["mocap_world"] and ob["mocap_floor_z"] == pytest.approx(0.09)
         frames = np.arange(0, 90, 3)
         a = ankles(ob, frames + 1)
         c = contacts[p, frames]
-        assert np.abs(a[..., 2][c]).max() < 0.02
+        assert np.abs(a[..., 2][c] - 0.09).max() < 0.02
         assert np.abs(a - world[p, frames][:, [0, 5]]).max() < 1e-3
 
 
@@ -184,7 +189,8 @@ def test_retarget_keeps_contact_feet_on_the_rigs_floor(tmp_path, kind, world_fra
     does not know."""
     camera = CAMERA if world_frame else dict(height=1.7, pitch_deg=0.0, roll_deg=0.0)
     _, contacts = walkers(tmp_path / "w.npz", P=1, F=90, world_frame=world_frame, lift=(0.0,), camera=camera,
-                          jitter=0.01 if world_frame else 0.0, drift=0.004 if world_frame else 0.0)
+                          jitter=0.01 if world_frame else 0.0, drift=0.004 if world_frame else 0.0,
+                          ankle=0.09 if world_frame else 0.0)
     src = bpy.data.objects[import_posefile.load(str(tmp_path / "w.npz"), report=lambda m: None).armatures[0]]
     tgt, bone_map = _target(kind)
     floor_z, rest_ankle = _rig_floor_and_ankle(tgt, bone_map)

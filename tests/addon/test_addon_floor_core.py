@@ -55,6 +55,9 @@ def test_floor_info_says_why_there_is_no_floor():
     use, note = floor.floor_info({"floor": {"status": "estimated", "camera_height_m": 1.62,
                                             "pitch_deg": 9.5}}, True)
     assert use and "1.62 m" in note and "+9.5" in note
+    assert floor.ankle_height({"floor": {"status": "estimated", "ankle_height_m": 0.09}}) == 0.09
+    assert floor.ankle_height({"floor": {"status": "estimated", "ankle_height_m": 3.0}}) == 0.0   # not believed
+    assert floor.ankle_height({}) == 0.0
 
 
 def test_contact_height_from_contacts_or_the_lower_foot():
@@ -77,6 +80,11 @@ def test_solve_in_world_frame_puts_feet_on_the_floor():
     assert np.allclose(m.joints_world, j, atol=1e-9)
     z = m.joints_world[:, ANK, 2]
     assert np.abs(z[c]).max() < 1e-9
+    # with the engine's ankle height the contact ankles stand that high above the floor
+    m = motion.solve_person(cam, np.ones(90, bool), JN, world_from_camera=T, contacts=c,
+                            feet_on_floor=True, ankle_height=0.09, lock_feet=True)
+    assert m.floor_z == 0.09 and m.floor_shift == pytest.approx(0.04, abs=1e-6)
+    assert np.abs(m.joints_world[:, ANK, 2][c] - 0.09).max() < 1e-9
 
 
 # --------------------------------------------------------------------------- foot locking
