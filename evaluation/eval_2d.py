@@ -25,7 +25,7 @@ import torch
 from data.lsp import DEFAULT_LSP, load_annotations
 from inference.core import codec, crops
 from inference.models.hourglass import HourglassConfig, StackedHourglass
-from inference.stages.pose2d import crop_heatmaps, decode_crops, load_hourglass
+from inference.stages.pose2d import crop_heatmaps, decode_crops, load_hourglass, load_network
 from posefile.skeleton import JOINT_INDEX as INDEX, JOINT_NAMES
 
 LSP_JOINTS = [i for i, n in enumerate(JOINT_NAMES) if n not in ("pelvis", "thorax")]
@@ -92,15 +92,19 @@ def left_right(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: flo
 
 
 def load_model(weights: str | None = None, checkpoint: str | None = None,
-               kind: str = "2d") -> tuple[StackedHourglass, dict]:
-    """A network in eval mode on the CPU, from a training checkpoint or shipped weights."""
+               kind: str = "2d", runtime: str = "torch") -> tuple[StackedHourglass, dict]:
+    """A network in eval mode on the CPU, from a training checkpoint or shipped weights; runtime
+    'onnx' (or 'auto') runs shipped weights through ONNX Runtime as the engine does (models/runtime.py)."""
     if checkpoint:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model = StackedHourglass(HourglassConfig.from_dict(state["config"]))
         model.load_state_dict(state["model"])
         return model.eval(), {"checkpoint": str(checkpoint), "step": state["step"]}
+    if runtime != "torch":
+        net, manifest = load_network(weights or "pose_fast", kind, "cpu", runtime, torch.get_num_threads())
+        return net, {"weights": manifest["file"], "sha256": manifest["sha256"], "runtime": net.runtime}
     model, manifest = load_hourglass(weights or "pose_fast", kind, torch.device("cpu"))
-    return model, {"weights": manifest["file"], "sha256": manifest["sha256"]}
+    return model, {"weights": manifest["file"], "sha256": manifest["sha256"], "runtime": "torch"}
 
 
 def predict(model: StackedHourglass, data_root: str, idx: np.ndarray, flip: bool = False, batch: int = 32,
@@ -242,6 +246,8 @@ def main(argv=None):
     p.add_argument("--flip", action="store_true", help="average with the mirrored image (flip test)")
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runtime", choices=["torch", "onnx", "auto"], default="torch",
+                   help="what runs the network (shipped weights only): torch (default) or onnx, as the engine's --runtime")
     p.add_argument("--out", help="write the result as JSON here")
     p.add_argument("--gate", action="store_true",
                    help="instead of PCK: how well the mean joint score separates people from background")
@@ -249,7 +255,9 @@ def main(argv=None):
                    help="instead of PCK: PCK against codec.decode's smoothing, on training and held-out images")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model, info = load_model(args.weights, args.checkpoint)
+    if args.checkpoint and args.runtime != "torch":
+        p.error("--runtime onnx needs shipped weights (--weights), not a checkpoint")
+    model, info = load_model(args.weights, args.checkpoint, runtime=args.runtime)
     if args.blur_sweep:
         result = {**info, **blur_sweep(model, args.data)}
     elif args.gate:

@@ -198,7 +198,7 @@ class OnnxNetwork:
     runtime = "onnx"
     device = "cpu"
 
-    def __init__(self, path: str | os.PathLike, cfg: HourglassConfig, threads: int = 0, spin: bool = True):
+    def __init__(self, path: str | os.PathLike, cfg: HourglassConfig, threads: int = 0, spin: bool = False):
         ort = onnxruntime_module()
         if ort is None:
             raise InferenceError("onnxruntime is not installed (python3 install_deps.py)")
@@ -207,7 +207,8 @@ class OnnxNetwork:
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Spinning threads wait for the next call busily; off, they sleep (kinder to a shared machine).
+        # Spinning threads wait for work busily; off, they sleep. Off measured 1.5-2x faster on 2 cores
+        # shared with other processes (docs/runtime.md), and it leaves the decoding thread its core.
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
@@ -329,7 +330,7 @@ def ensure_onnx(manifest: dict, cache: Path | None = None) -> Path:
 
 # ---------------------------------------------------------------------------- the entry point
 def load_network(name_or_path, kind: str, device: str = "auto", runtime: str = "auto",
-                 threads: int = 0, spin: bool = True) -> tuple[Network, dict]:
+                 threads: int = 0, spin: bool = False) -> tuple[Network, dict]:
     """A sha256-checked heatmap network on the runtime that `runtime` and `device` choose
     (choose_runtime). Returns (network, manifest). Raises WeightsError (missing, corrupt or
     mismatched files) or InferenceError (runtime or device not available)."""
