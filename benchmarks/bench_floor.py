@@ -1,6 +1,7 @@
 """Floor and foot locking in the add-on, measured under real bpy on synthetic walkers.
 
     .venv/bin/python benchmarks/bench_floor.py [--frames 300] [--no-write]
+    .venv/bin/python benchmarks/bench_floor.py --pose-file OUT.npz   # an engine's pose file (format 2)
 
 Pose files: walkers (``blender_mocap_addon.core.synthetic.walkers_arrays``) on the floor
 z = 0 with known foot contacts, seen by a camera 1.7 m high, 14 degrees down, rolled 3
@@ -17,6 +18,11 @@ height off by up to 6 cm, 1 cm jitter per joint and a random-walk drift of the w
    coordinates, level camera, no drift), with the retarget maths before issue 27 (read from git at the
    commit BEFORE: root scaled about the camera) and now, feet planted on the rig off and on.
 3. CPU time of foot locking for one person over 10,000 frames (solve with and without).
+
+With ``--pose-file`` it measures a real pose file instead (no truth: the contacts the
+engine wrote): per person with contacts, foot sliding during contacts and the contact
+ankles' height against the file's ankle height, foot locking off and on
+(docs/results/bench/floor_sample.json).
 """
 from __future__ import annotations
 
@@ -155,11 +161,61 @@ def lock_cost(F=10000, repeat=3):
     return best
 
 
+def pose_file_figures(path):
+    """Rows [person id, locking, contact frames, sliding mm/frame, ankle height error mean, max]."""
+    from blender_mocap_addon.core import floor as floor_core
+    d = posefile.load(path)
+    if d.contacts is None:
+        raise SystemExit(f"{path}: no contacts (format {d.format_version}, floor "
+                         f"{(d.meta.get('floor') or {}).get('status')})")
+    ankle = floor_core.ankle_height(d.meta)
+    rows = []
+    for lock in (False, True):
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        res = import_posefile.load(path, import_posefile.ImportOptions(foot_lock=lock), report=lambda m: None)
+        for name in res.armatures:
+            ob = bpy.data.objects[name]
+            p = list(d.person_ids).index(ob["mocap_person_id"])
+            v = np.flatnonzero(d.valid[p])
+            c = d.contacts[p][v]
+            if not c.any():
+                continue
+            a = np.empty((len(v), 2, 3))
+            for i, f in enumerate(v):
+                bpy.context.scene.frame_set(int(f) + 1)
+                a[i] = [(ob.matrix_world @ ob.pose.bones[b].tail)[:] for b in ("shin.R", "shin.L")]
+            err = np.abs(a[..., 2][c] - ankle)
+            rows.append([int(d.person_ids[p]), "on" if lock else "off", int(c.sum()),
+                         1000 * fk.foot_slide(a, c, v), 1000 * float(err.mean()), 1000 * float(err.max())])
+    return rows
+
+
+def show(tables):
+    for t in tables:
+        print(f"\n{t['title']}\n")
+        print("| " + " | ".join(t["columns"]) + " |")
+        print("|" + "---|" * len(t["columns"]))
+        for r in t["rows"]:
+            print("| " + " | ".join((f"{v:.1f}" if abs(v) >= 1 else f"{v:.3f}") if isinstance(v, float) else str(v)
+                                    for v in r) + " |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=300)
-    ap.add_argument("--no-write", action="store_true", help="print only; do not write docs/results/bench/floor.json")
+    ap.add_argument("--pose-file", default=None, help="measure this pose file (format 2 with contacts) instead")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not write docs/results/bench/floor*.json")
     args = ap.parse_args(argv)
+    if args.pose_file:
+        tables = [{"title": f"{os.path.basename(args.pose_file)}: contact frames, the engine's contacts",
+                   "columns": ["person", "foot locking", "contact foot-frames", "foot sliding (mm/frame)",
+                               "ankle height error mean (mm)", "max (mm)"],
+                   "rows": pose_file_figures(args.pose_file)}]
+        show(tables)
+        if not args.no_write:
+            from results_io import write_result
+            write_result("floor_sample", tables, notes=f"pose file {args.pose_file}")
+        return 0
     F = args.frames
     tmp = tempfile.mkdtemp(prefix="bench_floor_")
     v2 = os.path.join(tmp, "v2.npz")
@@ -192,13 +248,7 @@ def main(argv=None) -> int:
         {"title": "CPU time of one person's solve (process time, best of 3)",
          "columns": ["frames", "without locking (s)", "with locking (s)", "extra (%)"], "rows": rows3},
     ]
-    for t in tables:
-        print(f"\n{t['title']}\n")
-        print("| " + " | ".join(t["columns"]) + " |")
-        print("|" + "---|" * len(t["columns"]))
-        for r in t["rows"]:
-            print("| " + " | ".join((f"{v:.1f}" if abs(v) >= 1 else f"{v:.3f}") if isinstance(v, float) else str(v)
-                                    for v in r) + " |")
+    show(tables)
     if not args.no_write:
         from results_io import write_result
         write_result("floor", tables, notes=f"before = retarget maths at commit {BEFORE} (root scaled about "

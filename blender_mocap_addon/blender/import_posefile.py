@@ -108,12 +108,16 @@ def solve_people(data: posefile.PoseData, options: ImportOptions, warnings: list
             warnings.append(f"person {pid}: only {n_valid} valid frames; skipped")
             continue
         contacts = getattr(data, "contacts", None)
+        contacts = None if contacts is None else np.asarray(contacts[p], bool)
+        # only a person the file says touches the floor is moved onto it (someone on a wall
+        # or a stage has no contacts: left where the engine put them)
+        on_floor = (world_from_camera is not None and contacts is not None and bool(contacts.any())
+                    and p not in floor_core.off_the_floor(data.meta))
         try:
             m = motion.solve_person(data.joints3d[p], data.valid[p], data.joint_names,
                                     person_id=pid, smoothing=options.smoothing, local=False,
-                                    world_from_camera=world_from_camera,
-                                    contacts=None if contacts is None else contacts[p],
-                                    feet_on_floor=world_from_camera is not None,
+                                    world_from_camera=world_from_camera, contacts=contacts,
+                                    feet_on_floor=on_floor,
                                     ankle_height=floor_core.ankle_height(data.meta),
                                     lock_feet=options.foot_lock)
         except (ValueError, KeyError) as ex:
@@ -388,7 +392,10 @@ FLOOR_SHIFT_WARN = 0.25
 
 
 def _report_floor(m, result, report):
-    if result.world and abs(m.floor_shift) > 0.005:
+    if result.world and (m.contacts is None or not m.contacts.any()):
+        report(f"person {m.person_id}: no foot contact in the pose file; left where the engine put it "
+               f"(ankles {m.floor_z:.2f} m above the floor)")
+    elif result.world and abs(m.floor_shift) > 0.005:
         line = (f"person {m.person_id}: moved {m.floor_shift * 100:+.1f} cm vertically to put the feet "
                 "on the floor")
         if abs(m.floor_shift) > FLOOR_SHIFT_WARN:

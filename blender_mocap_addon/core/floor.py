@@ -111,6 +111,14 @@ def ankle_height(meta: dict | None) -> float:
     return 0.0
 
 
+def off_the_floor(meta: dict | None) -> set:
+    """Row indices of the people the engine found standing above the floor (on a wall, a
+    stage): ``meta["floor"]["people_off_the_floor"]``; they get no contacts."""
+    floor = (meta or {}).get("floor")
+    rows = floor.get("people_off_the_floor") if isinstance(floor, dict) else None
+    return {int(r) for r in rows if isinstance(r, int)} if isinstance(rows, list) else set()
+
+
 def floor_info(meta: dict | None, has_transform: bool) -> tuple[bool, str]:
     """(use the world frame?, a sentence for the user) from ``meta["floor"]`` and whether the
     file carries ``world_from_camera``."""

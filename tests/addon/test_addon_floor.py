@@ -222,3 +222,26 @@ def test_batch_flags_turn_floor_and_foot_lock_off(tmp_path):
     assert batch.main(["--pose-file", str(tmp_path / "take.npz"), "--output", str(tmp_path / "out2"),
                        "--format", "blend", "--no-floor"]) == 0
     assert "Mocap_Floor" not in bpy.data.objects
+
+
+def test_a_person_off_the_floor_is_left_where_the_engine_put_them(tmp_path):
+    """Someone standing on a wall gets no contacts from the engine (and is listed in
+    meta["floor"]["people_off_the_floor"]): not pulled down to the floor."""
+    T = synthetic.look_at_floor(**CAMERA)
+    arr, world, contacts = synthetic.walkers_arrays(2, 60, T)
+    world[0] += [0.0, 0.0, 1.2]                      # person row 0 walks on a 1.2 m wall
+    arr["contacts"][0] = False
+    arr["meta"]["floor"]["people_off_the_floor"] = [0]
+    Ti = np.linalg.inv(T)
+    arr["joints3d"] = (world @ Ti[:3, :3].T + Ti[:3, 3]).astype(np.float32)
+    posefile.write_posefile(str(tmp_path / "wall.npz"), **arr)
+    lines, report = messages()
+    res = import_posefile.load(str(tmp_path / "wall.npz"), report=report)
+    assert any("person 1: no foot contact in the pose file; left where the engine put it (ankles 1.20 m" in m
+               for m in lines)
+    assert not any("WARNING" in m and "moved" in m for m in lines)
+    on_wall, on_floor = (bpy.data.objects[n] for n in res.armatures)
+    a = ankles(on_wall, [11])
+    assert np.allclose(a[0], world[0, 10][[0, 5]], atol=1e-3)
+    assert on_wall["mocap_floor_z"] == pytest.approx(1.2, abs=1e-3)
+    assert np.abs(ankles(on_floor, [11])[0] - world[1, 10][[0, 5]]).max() < 1e-3
