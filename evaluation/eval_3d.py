@@ -54,7 +54,8 @@ def clip_group(name: str) -> str:
 
 def heldout_sequences(ms: mocap.MocapSet, n_cams: int = 3, seed: int = 0, max_frames: int | None = None,
                       clips=None):
-    """List of dicts: name, group, Xc (F, 16, 3) camera-frame metres, K (3, 3), size (2,), fps."""
+    """List of dicts: name, group, Xc (F, 16, 3) camera-frame metres, K (3, 3), size (2,), fps, and
+    the camera: C (3,) its centre and R (3, 3) its rotation in the mocap world (Y up, floor y = 0)."""
     seqs = []
     for c in (ms.indices("test") if clips is None else clips):
         X = ms.clip(int(c)).astype(np.float64)
@@ -71,7 +72,8 @@ def heldout_sequences(ms: mocap.MocapSet, n_cams: int = 3, seed: int = 0, max_fr
             else:
                 continue
             seqs.append({"name": f"{ms.names[c]}#cam{j}", "group": clip_group(str(ms.names[c])), "Xc": Xc,
-                         "K": cams.K[0], "size": cams.size[0], "fps": float(ms.fps[c])})
+                         "K": cams.K[0], "size": cams.size[0], "fps": float(ms.fps[c]),
+                         "C": cams.C[0], "R": cams.R[0]})
     return seqs
 
 

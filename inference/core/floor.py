@@ -36,6 +36,7 @@ from posefile.skeleton import JOINT_INDEX, PELVIS
 
 ANKLES = (JOINT_INDEX["r_ankle"], JOINT_INDEX["l_ankle"])   # contacts columns 0, 1
 THORAX = JOINT_INDEX["thorax"]
+SPEED_BASELINE_S = 0.27    # ankle speeds over this long (joint_speed)
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,15 @@ class FloorConfig:
     inlier_m: float = 0.06             # distance to the plane of an inlier
     prior_deg: float = 10.0            # spread of the body-up prior on the floor normal
     max_prior_deg: float = 35.0        # RANSAC planes further than this from the body up are rejected
-    min_rest_share: float = 0.15       # confident ankle points at rest, at least (else the camera moves)
+    min_rest_share: float = 0.05       # confident ankle points at rest, at least (else the camera moves)
     window_s: float = 2.0              # moving-camera check: the clip in windows this long ...
-    max_window_tilt_deg: float = 6.0   # ... whose own floor is tilted more than this from the clip's
+    max_window_tilt_deg: float = 8.0   # ... whose people's up direction turns more than this from the clip's
     contact_on_m: float = 0.05         # contact starts below this height (over the resting height) ...
     contact_off_m: float = 0.10        # ... and ends above this one
     contact_on_mps: float = 0.5        # contact starts below this ankle speed ...
     contact_off_mps: float = 0.9       # ... and ends above this one
     min_contact_frames: int = 2
+    max_person_scale: float = 1.3      # a person further off the floor (as a depth factor) is not on it
     depth: bool = True                 # correct root depths from the floor
     pinhole_sigma: float = 0.12        # expected error of the lifter's log root depth, per frame
     ankle_sigma_rel: float = 0.03      # expected 2D error of an ankle, in the person's 2D height
@@ -74,6 +76,7 @@ class Floor:
 
     normal: np.ndarray
     height: float
+    tilt_sigma_deg: float = 0.0     # expected error of the normal (fit_floor), degrees
 
     def signed_height(self, X: np.ndarray) -> np.ndarray:
         """Height above the floor (m) of camera-frame points (..., 3)."""
@@ -122,16 +125,23 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
-def joint_speed(X: np.ndarray, valid: np.ndarray, fps: float) -> np.ndarray:
-    """Speed (m/s) of every joint, (P, F, J, 3) -> (P, F, J): central differences inside runs of
-    valid frames (one-sided at their ends), NaN where not valid or a run has one frame."""
+def joint_speed(X: np.ndarray, valid: np.ndarray, fps: float, baseline_s: float = 0.0) -> np.ndarray:
+    """Speed (m/s) of every joint, (P, F, J, 3) -> (P, F, J): the displacement between the frames
+    baseline_s / 2 before and after (at least one frame; clamped to the run of valid frames)
+    over their time apart. A longer baseline averages a pose network's frame-to-frame jitter
+    (at 30 fps, 0.27 s: about a third of the noise of central differences). NaN where not valid
+    or a run has one frame."""
     P, F = valid.shape
+    k = max(1, int(round(0.5 * baseline_s * fps)))
     out = np.full(X.shape[:-1], np.nan)
     for p in range(P):
         for a, b in runs(valid[p]):
             if b - a < 2:
                 continue
-            out[p, a:b] = np.linalg.norm(np.gradient(np.asarray(X[p, a:b], np.float64), axis=0), axis=-1) * fps
+            t = np.arange(a, b)
+            lo, hi = np.maximum(t - k, a), np.minimum(t + k, b - 1)
+            Y = np.asarray(X[p], np.float64)
+            out[p, a:b] = np.linalg.norm(Y[hi] - Y[lo], axis=-1) * fps / (hi - lo)[:, None]
     return out
 
 
@@ -142,9 +152,9 @@ def ankle_speed(X: np.ndarray, joints2d: np.ndarray | None, valid: np.ndarray, f
     depth jitters; from the 3D joints when no 2D is given."""
     A = np.asarray(X[:, :, list(ANKLES)], np.float64)
     if joints2d is None or K is None:
-        return joint_speed(A, valid, fps)
+        return joint_speed(A, valid, fps, SPEED_BASELINE_S)
     uv = np.asarray(joints2d[:, :, list(ANKLES)], np.float64)
-    px = joint_speed(np.concatenate([uv, np.zeros(uv.shape[:-1] + (1,))], -1), valid, fps)
+    px = joint_speed(np.concatenate([uv, np.zeros(uv.shape[:-1] + (1,))], -1), valid, fps, SPEED_BASELINE_S)
     return px * np.maximum(A[..., 2], 0.1) / float(K[1, 1])
 
 
@@ -272,7 +282,7 @@ def fit_plane(pts: np.ndarray, w: np.ndarray, grp: np.ndarray, up: np.ndarray, c
 def rest_points(X: np.ndarray, scores: np.ndarray, valid: np.ndarray, fps: float,
                 cfg: FloorConfig, joints2d: np.ndarray | None = None, K: np.ndarray | None = None) -> dict:
     """Footprints, the points the floor is fitted to: every run of frames in which an ankle rests
-    (confident and slower than cfg.rest_speed_mps) becomes one point, its median position, which
+    (confident and slower than cfg.rest_speed_mps, 3 frames or more) becomes one point, its median position, which
     averages out the lifted depth's jitter along the ray. pts (N, 3), w (N,) (mean score), frame
     (N,) (the run's middle), person (N,); counts of confident and resting ankle positions."""
     sp = ankle_speed(X, joints2d, valid, fps, K)                      # (P, F, 2)
@@ -284,12 +294,15 @@ def rest_points(X: np.ndarray, scores: np.ndarray, valid: np.ndarray, fps: float
     for p in range(valid.shape[0]):
         for k in range(2):
             for a, b in runs(rest[p, :, k]):
+                if b - a < 3:
+                    continue
                 pts.append(np.median(np.asarray(A[p, a:b, k], np.float64), axis=0))
                 w.append(float(sc[p, a:b, k].mean()))
                 frame.append((a + b - 1) // 2)
                 person.append(p)
     return {"pts": np.reshape(pts, (-1, 3)), "w": np.asarray(w, np.float64), "frame": np.asarray(frame, int),
-            "person": np.asarray(person, int), "confident": int(conf.sum()), "rest": int(rest.sum())}
+            "person": np.asarray(person, int), "confident": int(conf.sum()), "rest": int(rest.sum()),
+            "standing": rest.any(-1)}
 
 
 def fit_floor(X: np.ndarray, scores: np.ndarray, valid: np.ndarray, fps: float,
@@ -306,16 +319,19 @@ def fit_floor(X: np.ndarray, scores: np.ndarray, valid: np.ndarray, fps: float,
                              f"at least {cfg.min_frames})", info=info)
     rp = rest_points(X, scores, valid, fps, cfg, joints2d, K)
     info.update(ankle_points=rp["confident"], rest_points=rp["rest"])
-    up = body_up(X, valid, scores)
+    # The people's up direction from the frames in which they stand (a foot at rest): a jump, a
+    # crouch or a bow does not count.
+    standing = rp["standing"]
+    up = body_up(X, standing if standing.sum() >= cfg.min_frames else valid, scores)
     if rp["confident"] < cfg.min_points or up is None:
         return FloorEstimate("no_feet", message=f"feet were seen clearly in only {rp['confident']} ankle "
                              f"positions (the floor needs {cfg.min_points})", info=info)
     share = rp["rest"] / rp["confident"]
     info["rest_share"] = round(share, 3)
     if share < cfg.min_rest_share:
-        return FloorEstimate("moving_camera", message=f"the feet never stand still in the image (only "
-                             f"{100 * share:.0f}% of ankle positions at rest): the camera seems to move",
-                             info=info)
+        return FloorEstimate("moving_camera", message=f"the feet hardly ever stand still in the image (only "
+                             f"{100 * share:.0f}% of ankle positions at rest): the camera seems to move (or "
+                             "nobody stands or walks)", info=info)
     info["footprints"] = len(rp["pts"])
     if rp["rest"] < cfg.min_points or len(rp["pts"]) < cfg.min_footprints:
         return FloorEstimate("no_feet", message=f"feet were seen at rest in only {rp['rest']} ankle "
@@ -333,24 +349,22 @@ def fit_floor(X: np.ndarray, scores: np.ndarray, valid: np.ndarray, fps: float,
                 up_to_normal_deg=round(float(np.degrees(np.arccos(np.clip(n @ up, -1, 1)))), 2))
     if inl.sum() < cfg.min_footprints:
         return FloorEstimate("no_feet", message=f"only {int(inl.sum())} footprints agree on a floor", info=info)
-    # Moving camera: the floor seen in each window (its own fit, with its own people's up as the
-    # prior) must be the clip's floor.
+    # Moving camera: the standing people's up direction in each window (in the camera frame) must
+    # be the clip's: a camera that tilts or rolls turns it.
     win = max(1, int(round(cfg.window_s * fps)))
     worst = 0.0
     for a in range(0, F, win):
-        m = (frame >= a) & (frame < a + win)
         sub = np.zeros_like(valid)
-        sub[:, a:a + win] = valid[:, a:a + win]
-        up_w = body_up(X, sub, scores)
-        if m.sum() < cfg.min_footprints or up_w is None:
+        sub[:, a:a + win] = standing[:, a:a + win]
+        if sub.sum() < max(3, int(0.25 * fps)):
             continue
-        _, g = np.unique(grp[m], return_inverse=True)
-        n_w, _, _ = fit_plane(pts[m], w[m], g, up_w, cfg, rng, corr)
-        worst = max(worst, float(np.degrees(np.arccos(np.clip(n_w @ n, -1, 1)))))
+        up_w = body_up(X, sub, scores)
+        if up_w is not None:
+            worst = max(worst, float(np.degrees(np.arccos(np.clip(up_w @ up, -1, 1)))))
     info["worst_window_tilt_deg"] = round(worst, 2)
     if worst > cfg.max_window_tilt_deg:
-        return FloorEstimate("moving_camera", message=f"the floor seen in one part of the clip is tilted "
-                             f"{worst:.0f} degrees from the clip's floor: the camera seems to move", info=info)
+        return FloorEstimate("moving_camera", message=f"the people's up direction in one part of the clip is "
+                             f"tilted {worst:.0f} degrees from the rest: the camera seems to move", info=info)
     # One floor for everyone: its distance is the people's mean (weighted by their inliers); each
     # person's own offset says how far off their root depth is (scale = d / d_person).
     d_person = np.full(P, np.nan)
@@ -369,7 +383,33 @@ def fit_floor(X: np.ndarray, scores: np.ndarray, valid: np.ndarray, fps: float,
     ok = np.isfinite(d_person) & (d_person > 0)
     scale[ok] = np.clip(d / d_person[ok], 0.6, 1.6)
     info["person_scale"] = [round(float(v), 3) for v in scale]
-    return FloorEstimate("estimated", floor=Floor(n, float(height)), info=info)
+    # How well the footprints fix the normal: the inverse of the fit's information (footprints'
+    # scatter about their person's mean over the residual variance, plus the prior's), and what
+    # that tilt means for the camera height seen from the footprints' distance (plus the people's
+    # size, known to about 5%).
+    tilt, hsig = _uncertainty(pts[inl], w[inl], grp[inl], n, height, cfg, info.get("rms_m") or cfg.inlier_m / 2)
+    info.update(tilt_sigma_deg=round(tilt, 2), height_sigma_pct=round(hsig, 1))
+    return FloorEstimate("estimated", floor=Floor(n, float(height), tilt), info=info)
+
+
+def _uncertainty(pts, w, grp, n, height, cfg, rms) -> tuple[float, float]:
+    """(tilt sigma in degrees, camera height sigma in %) of a fitted floor."""
+    G = int(grp.max()) + 1 if len(grp) else 0
+    D = np.empty_like(pts)
+    for g in range(G):
+        m = grp == g
+        if m.any():
+            D[m] = pts[m] - np.average(pts[m], axis=0, weights=w[m])
+    t1 = _unit(np.cross(n, [1.0, 0.0, 0.0]))
+    t2 = np.cross(n, t1)
+    Tb = np.stack([t1, t2], 1)                                   # (3, 2) tangent directions
+    C = (w[:, None] * D).T @ D / max(float(w.mean()), 1e-9)      # footprints counted once each
+    info = Tb.T @ C @ Tb / max(rms, 0.01) ** 2 + np.eye(2) / np.radians(cfg.prior_deg) ** 2
+    tilt = float(np.sqrt(np.linalg.eigvalsh(np.linalg.inv(info)).max()))
+    horiz = np.sqrt(np.maximum((pts ** 2).sum(-1) - (pts @ n) ** 2, 0.0))
+    dist = float(np.median(horiz)) if len(horiz) else 0.0
+    hsig = 100.0 * float(np.hypot(tilt * dist / max(height, 1e-3), 0.05))
+    return float(np.degrees(tilt)), hsig
 
 
 def scale_root_depth(X: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -453,7 +493,10 @@ def root_depth_from_floor(X: np.ndarray, joints2d: np.ndarray, scores: np.ndarra
             ok &= z_r > 0.3
             # d(log z_a) = d(n.r) / (n.r); an ankle error of e px moves n.r by about e / f
             e_px = cfg.ankle_sigma_rel * np.maximum(span[m], 10.0) / np.maximum(scores[p, m, j], 0.1)
-            sig = np.sqrt((e_px / K[1, 1] * rn / np.maximum(-nr, 1e-6)) ** 2 + 0.01 ** 2)
+            # a tilt error of the floor moves the ray's hit by about tilt * distance / (h - a)
+            horiz = np.sqrt(np.maximum(1.0 - (nr / rn) ** 2, 0.0)) * np.abs(z_a) * rn
+            tilt = np.radians(floor.tilt_sigma_deg) * horiz / max(h - a_h, 0.05)
+            sig = np.sqrt((e_px / K[1, 1] * rn / np.maximum(-nr, 1e-6)) ** 2 + tilt ** 2 + 0.01 ** 2)
             wt = np.where(ok, 1.0 / sig ** 2, 0.0)
             idx = np.nonzero(m)[0]
             num[idx] += wt * np.log(np.where(ok, z_r, 1.0))
@@ -488,16 +531,33 @@ def estimate(X: np.ndarray, joints2d: np.ndarray, scores: np.ndarray, valid: np.
     res = fit_floor(X, scores, valid, fps, cfg, seed, joints2d, K)
     if res.status != "estimated":
         return res
+    # People whose planes differ by more than a depth factor of cfg.max_person_scale stand on
+    # different things (a wall, a stage, stairs): the lowest plane is taken for the floor (it is
+    # fitted again without the others), and the people above it get neither contacts nor depth.
+    scale = np.asarray(res.info["person_scale"])      # d / d_person: the lowest plane has the smallest
+    off = scale > scale.min() * cfg.max_person_scale
+    if off.any() and not off.all():
+        again = fit_floor(X, scores, valid & ~off[:, None], fps, cfg, seed, joints2d, K)
+        if again.status == "estimated":
+            res = again
+            scale = np.asarray(res.info["person_scale"])
+        scale = np.where(off, 1.0, scale)
+        res.info["person_scale"] = [round(float(v), 3) for v in scale]
+    elif off.all():
+        scale = np.ones_like(scale)
+        off[:] = False
+    res.info["people_off_the_floor"] = np.nonzero(off)[0].tolist()
     floor = res.floor
+    on = valid & ~off[:, None]
     # People on one floor: each person's root depth scaled onto it, then contacts, then the
     # finer per-frame root depth from the contacts.
-    X = scale_root_depth(X, np.asarray(res.info["person_scale"])[:, None]).astype(np.float32)
-    contacts = foot_contacts(X, valid, floor, fps, cfg, joints2d, K)
+    X = scale_root_depth(X, scale[:, None]).astype(np.float32)
+    contacts = foot_contacts(X, on, floor, fps, cfg, joints2d, K)
     joints = np.array(X, np.float32, copy=True)
     if cfg.depth:
-        joints, counts = root_depth_from_floor(X, joints2d, scores, valid, contacts, floor, K, fps, cfg)
+        joints, counts = root_depth_from_floor(X, joints2d, scores, on, contacts, floor, K, fps, cfg)
         res.info.update(counts)
-        contacts = foot_contacts(joints, valid, floor, fps, cfg, joints2d, K)
+        contacts = foot_contacts(joints, on, floor, fps, cfg, joints2d, K)
     res.contacts = contacts
     res.joints3d = joints
     res.info["contact_share"] = round(float(contacts.any(-1)[valid].mean()), 3) if valid.any() else 0.0

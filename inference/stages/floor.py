@@ -7,7 +7,8 @@
     placed.meta                # meta["floor"] of the pose file: status, camera height, pitch, roll, ...
 
 Without a floor (``--no-floor``, nobody's feet at rest, too few frames, a moving camera) the joints
-are returned unchanged, world frame and contacts are None, and a warning says why.
+are returned unchanged, world frame and contacts are None, and a warning says why. A floor whose
+expected error is large (few footprints, close together or far away) is written with a warning.
 """
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from inference.core.floor import estimate, FloorConfig
+
+
+# A floor whose expected error (inference.core.floor: fit_floor's tilt_sigma_deg and
+# height_sigma_pct) exceeds these comes with a warning.
+UNCERTAIN_TILT_DEG = 2.0
+UNCERTAIN_HEIGHT_PCT = 10.0
 
 
 @dataclass
@@ -60,4 +67,9 @@ def place_on_floor(joints3d: np.ndarray, joints2d: np.ndarray, scores: np.ndarra
             "roll_deg": _round(fl.roll_deg, 3), "ankle_height_m": cfg.ankle_height_m,
             "normal_camera": [round(float(v), 6) for v in fl.normal], **res.info,
             "seconds": round(seconds, 4)}
-    return PlacedOnFloor(res.joints3d, T, res.contacts, meta, [], seconds)
+    warnings = []
+    if fl.tilt_sigma_deg > UNCERTAIN_TILT_DEG or res.info.get("height_sigma_pct", 0) > UNCERTAIN_HEIGHT_PCT:
+        warnings.append(f"the floor is uncertain (about +-{fl.tilt_sigma_deg:.0f} degrees of tilt, +-"
+                        f"{res.info['height_sigma_pct']:.0f}% camera height): the feet rested in few places, "
+                        "close together or far away; check it in Blender, or use --no-floor")
+    return PlacedOnFloor(res.joints3d, T, res.contacts, meta, warnings, seconds)

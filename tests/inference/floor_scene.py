@@ -90,9 +90,9 @@ class Scene:
 
 
 def scene(F=150, fps=30.0, height=1.6, pitch_deg=12.0, roll_deg=3.0, seed=0, people=None,
-          depth_bias=(1.08, 0.93, 1.03), px_noise=2.0, T_per_frame=None) -> Scene:
+          depth_bias=(1.08, 0.93, 1.03), px_noise=2.0, T_per_frame=None, raised=None) -> Scene:
     """Three people walking (default) in front of the camera; T_per_frame (F, 4, 4) makes the
-    camera move (world_from_camera per frame)."""
+    camera move (world_from_camera per frame); raised {person: metres}: people on a platform."""
     rng = np.random.default_rng(seed)
     people = people or [((-1.5, 4.0, 0), 0.0, 1.2, 0.0, False), ((1.5, 8.0, 0), 180.0, 1.0, 0.3, False),
                         ((0.3, 5.5, 0), 100.0, 0.9, 0.6, False)]
@@ -103,6 +103,7 @@ def scene(F=150, fps=30.0, height=1.6, pitch_deg=12.0, roll_deg=3.0, seed=0, peo
     contacts = np.zeros((P, F, 2), bool)
     for p, (start, hd, sp, ph, stand) in enumerate(people):
         world[p], contacts[p] = walker(F, fps, start, hd, sp, ph, stand)
+        world[p, ..., 2] += (raised or {}).get(p, 0.0)
     Ts = np.broadcast_to(T, (F, 4, 4)) if T_per_frame is None else T_per_frame
     cam = np.empty_like(world)
     for f in range(F):
