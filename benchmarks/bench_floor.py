@@ -117,13 +117,25 @@ def retarget_figure(path, contacts, F, kind, rt_module=None, plant_feet=True):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     res = import_posefile.load(str(path), report=lambda m: None)
     src = bpy.data.objects[res.armatures[0]]
-    if kind == "Rigify-like":
+    meas = {}
+    if kind.startswith("Rigify metarig") or kind.startswith("generated Rigify"):
+        import addon_utils
+        addon_utils.enable("rigify", default_set=True)
+        bpy.ops.object.select_all(action='DESELECT')
+        bpy.ops.object.armature_human_metarig_add()
+        tgt, bone_map = bpy.context.active_object, bm.preset("RIGIFY_METARIG")
+        if kind.startswith("generated"):
+            bpy.ops.pose.rigify_generate()
+            tgt, bone_map = bpy.data.objects["rig"], bm.preset("RIGIFY_CONTROLS")
+            meas = {s: f"ORG-shin.{s}" for s in ("R", "L")}    # the rig's own leg, through its constraints
+    elif kind == "Rigify-like":
         tgt, bone_map = build_rig("RigifyLike", RIGIFY_LIKE), bm.preset("RIGIFY_METARIG")
     else:
         m = mathutils.Matrix.LocRotScale(None, mathutils.Euler((math.pi / 2, 0, 0)), (0.01, 0.01, 0.01))
         tgt, bone_map = build_rig("MixamoLike", _mixamo_like(), m), bm.preset("MIXAMO")
     mw = tgt.matrix_world
-    rest = {s: (mw @ tgt.data.bones[bone_map.bones[f"shin.{s}"]].tail_local).z for s in ("R", "L")}
+    meas = meas or {s: bone_map.bones[f"shin.{s}"] for s in ("R", "L")}
+    rest = {s: (mw @ tgt.data.bones[meas[s]].tail_local).z for s in ("R", "L")}
     saved = retarget_bpy.rt
     try:
         if rt_module is not None:
@@ -138,7 +150,7 @@ def retarget_figure(path, contacts, F, kind, rt_module=None, plant_feet=True):
     for f in range(F):
         bpy.context.scene.frame_set(f + 1)
         for k, s in enumerate(("R", "L")):
-            a[f, k] = (mw @ tgt.pose.bones[bone_map.bones[f"shin.{s}"]].tail)[:]
+            a[f, k] = (mw @ tgt.pose.bones[meas[s]].tail)[:]
     err = (a[..., 2] - [rest["R"], rest["L"]])[contacts[0]]
     return [1000 * float(np.abs(err).mean()), 1000 * float(np.abs(err).max()),
             1000 * fk.foot_slide(a, contacts[0])]
@@ -235,6 +247,10 @@ def main(argv=None) -> int:
                 rows2.append([kind, label, "now, planted" if plant else "now, not planted"]
                              + retarget_figure(path, c, F, kind, plant_feet=plant))
             rows2.insert(len(rows2) - 2, [kind, label, "before"] + before)
+    for kind in ("Rigify metarig (Blender's)", "generated Rigify rig (FK controls)"):
+        for plant in (False, True):
+            rows2.append([kind, "format 2 (world frame, feet locked)", "now, planted" if plant else "now, not planted"]
+                         + retarget_figure(v2one, c2one, F, kind, plant_feet=plant))
     cost = lock_cost()
     rows3 = [[10000, cost[False], cost[True], 100 * (cost[True] - cost[False]) / cost[False]]]
     tables = [

@@ -245,3 +245,37 @@ def test_a_person_off_the_floor_is_left_where_the_engine_put_them(tmp_path):
     assert np.allclose(a[0], world[0, 10][[0, 5]], atol=1e-3)
     assert on_wall["mocap_floor_z"] == pytest.approx(1.2, abs=1e-3)
     assert np.abs(ankles(on_floor, [11])[0] - world[1, 10][[0, 5]]).max() < 1e-3
+
+
+def _real_rigify(generated):
+    """Blender's own Rigify human metarig (the bundled rigify add-on), or the rig generated
+    from it; (rig, bone map, the bones whose tails are the ankles)."""
+    import addon_utils
+    if not addon_utils.enable("rigify", default_set=True):
+        pytest.skip("the rigify add-on is not bundled with this Blender")
+    bpy.ops.object.select_all(action='DESELECT')
+    bpy.ops.object.armature_human_metarig_add()
+    rig = bpy.context.active_object
+    if not generated:
+        return rig, bm.preset("RIGIFY_METARIG"), {"R": "shin.R", "L": "shin.L"}
+    bpy.ops.pose.rigify_generate()
+    return bpy.data.objects["rig"], bm.preset("RIGIFY_CONTROLS"), {"R": "ORG-shin.R", "L": "ORG-shin.L"}
+
+
+@pytest.mark.parametrize("generated", [False, pytest.param(True, marks=pytest.mark.slow)],
+                         ids=["metarig", "generated"])
+def test_retarget_onto_real_rigify_keeps_contact_feet_on_its_floor(tmp_path, generated):
+    """The rigs the issue tried: Blender's Rigify metarig and a generated Rigify rig (FK
+    controls; its ORG- shins carry the result through the rig's constraints)."""
+    _, contacts = walkers(tmp_path / "w.npz", P=1, F=60, lift=(0.0,), ankle=0.09, jitter=0.005, drift=0.002)
+    src = bpy.data.objects[import_posefile.load(str(tmp_path / "w.npz"), report=lambda m: None).armatures[0]]
+    tgt, bone_map, shins = _real_rigify(generated)
+    mw = tgt.matrix_world
+    rest = np.array([(mw @ tgt.data.bones[shins[s]].tail_local).z for s in ("R", "L")])
+    retarget_bpy.retarget(src, tgt, bone_map, report=lambda m: None)
+    a = np.empty((60, 2, 3))
+    for f in range(60):
+        bpy.context.scene.frame_set(f + 1)
+        a[f] = [(tgt.matrix_world @ tgt.pose.bones[shins[s]].tail)[:] for s in ("R", "L")]
+    assert np.abs(a[..., 2] - rest)[contacts[0]].max() < 0.03
+    assert fk.foot_slide(a, contacts[0]) < 0.005
