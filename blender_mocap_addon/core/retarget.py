@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import floor
 from . import foot_lock as fk
 from . import rotations as rot
 
@@ -83,8 +84,8 @@ class SourceMotion:
     """names: (Bs,); world_rot: (F, Bs, 3, 3) world deltas; rest_dirs: (Bs, 3)
     world rest directions; root_world: (F, 3) pelvis; rest_root: (3,) rest
     pelvis (world); hip_height: rest pelvis height above the feet (m); floor_z: world
-    height of the floor the source's feet (ankles) stand on, None = the rest pose's ankle
-    level below ``rest_root``; ankles_world (F, 2, 3) and rest_ankles (2, 3): the right and
+    height of the source's ankles when a foot is on its floor, None = estimated (see
+    ``source_floor``); ankles_world (F, 2, 3) and rest_ankles (2, 3): the right and
     left ankles posed and at rest (world), None when unknown (the root then follows the
     pelvis)."""
     names: list
@@ -198,8 +199,7 @@ def retarget(source: SourceMotion, target: TargetRig, mapping: dict, root_bone: 
             tgt_leg = float(source.hip_height)
         else:
             scale = tgt_leg / source.hip_height
-        src_floor = (source.rest_root[2] - source.hip_height if source.floor_z is None
-                     else float(source.floor_z))
+        src_floor = source_floor(source)
 
         def mapped(P):   # source world points -> target world points, about the floors
             out = head_w + scale * (P - source.rest_root)
@@ -327,6 +327,19 @@ def _plant_feet(goals, source, target, by_target, Wt, r, M, Minv, head_arm, src_
             if target.names[b] not in by_target and P[b] >= 0:
                 Wt[:, b] = Wt[:, P[b]]
     return int(changed.sum())
+
+
+def source_floor(source: SourceMotion) -> float:
+    """World height of the source's ankles when a foot is on its floor: ``floor_z`` (the
+    importer's), else where its posed ankles stand (floor.contact_height), else the rest
+    pose's ankle level below the pelvis."""
+    if source.floor_z is not None:
+        return float(source.floor_z)
+    if source.ankles_world is not None:
+        z = floor.contact_height(source.ankles_world[:, :, 2])
+        if np.isfinite(z):
+            return z
+    return float(source.rest_root[2] - source.hip_height)
 
 
 def target_ankle_height(target: TargetRig, mapping: dict) -> float:

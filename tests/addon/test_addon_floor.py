@@ -279,3 +279,23 @@ def test_retarget_onto_real_rigify_keeps_contact_feet_on_its_floor(tmp_path, gen
         a[f] = [(tgt.matrix_world @ tgt.pose.bones[shins[s]].tail)[:] for s in ("R", "L")]
     assert np.abs(a[..., 2] - rest)[contacts[0]].max() < 0.03
     assert fk.foot_slide(a, contacts[0]) < 0.005
+
+
+def test_retarget_from_an_armature_imported_before_the_floor_existed(tmp_path):
+    """A mocap armature without ``mocap_floor_z`` (imported by an older add-on): its floor is
+    where its ankles stand, so the rig's feet still land on the rig's floor."""
+    _, contacts = walkers(tmp_path / "old.npz", P=1, F=90, world_frame=False, lift=(0.0,),
+                          camera=dict(height=1.6, pitch_deg=0.0, roll_deg=0.0))
+    src = bpy.data.objects[import_posefile.load(str(tmp_path / "old.npz"), report=lambda m: None).armatures[0]]
+    del src["mocap_floor_z"]
+    tgt, bone_map = _target("rigify")
+    _, rest_ankle = _rig_floor_and_ankle(tgt, bone_map)
+    retarget_bpy.retarget(src, tgt, bone_map, report=lambda m: None)
+    worst = 0.0
+    for f in range(0, 90, 3):
+        bpy.context.scene.frame_set(f + 1)
+        for k, s in enumerate(("R", "L")):
+            if contacts[0, f, k]:
+                z = (tgt.matrix_world @ tgt.pose.bones[bone_map.bones[f"shin.{s}"]].tail).z
+                worst = max(worst, abs(z - rest_ankle[s]))
+    assert worst < 0.03
