@@ -10,34 +10,11 @@ Input (N, 3, S, S) float in [0, 1] (RGB); output: a list of `stacks` tensors, ea
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
+from inference.models.hourglass_config import HourglassConfig  # noqa: F401  (re-exported: defined without torch)
 from inference.models.widening import widen_state
-
-
-@dataclass(frozen=True)
-class HourglassConfig:
-    stacks: int = 2
-    features: int = 128          # channels inside the hourglasses
-    depth: int = 4               # downsamplings per hourglass
-    in_size: int = 128           # square input side in pixels (heatmap side = in_size // 4)
-    out_channels: int = 16       # heatmaps (+ any extra maps the head predicts)
-    modules_per_stack: int = 1   # residual modules after each hourglass
-
-    @property
-    def heatmap_size(self) -> int:
-        return self.in_size // 4
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "HourglassConfig":
-        keys = cls.__dataclass_fields__.keys()
-        return cls(**{k: v for k, v in d.items() if k in keys})
 
 
 class Residual(nn.Module):

@@ -20,53 +20,15 @@ Models:
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from inference.core.camera import A_REAL_M2, bbox_area
+# The input features and output layout are numpy (lifter_features.py, usable without torch);
+# re-exported here under their old names.
+from inference.models.lifter_features import (J, L_HIP, N_FEAT, N_OUT, PELVIS, pose_features,  # noqa: F401
+                                              R_HIP, receptive_field, root_2d)
 from inference.models.widening import widen_state
-
-from posefile.skeleton import JOINT_INDEX, PELVIS
-from posefile.skeleton import NUM_JOINTS as J
-
-R_HIP, L_HIP = JOINT_INDEX["r_hip"], JOINT_INDEX["l_hip"]
-N_FEAT = J * 2 + J + 2
-N_OUT = J * 3 + 1
-
-
-def root_2d(xn: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """2D root (..., 2): pelvis if visible, else mid-hips if both visible, else mean of visible."""
-    # Per coordinate: numpy reduces over the joint axis of (..., J, 2) several times slower.
-    m = mask.astype(np.float64)
-    cnt = np.maximum(m.sum(-1), 1.0)
-    mean = np.stack([(xn[..., 0] * m).sum(-1) / cnt, (xn[..., 1] * m).sum(-1) / cnt], -1)
-    hips = 0.5 * (xn[..., R_HIP, :] + xn[..., L_HIP, :])
-    both = (mask[..., R_HIP] & mask[..., L_HIP])[..., None]
-    r = np.where(both, hips, mean)
-    return np.where(mask[..., PELVIS, None], xn[..., PELVIS, :], r)
-
-
-def pose_features(xn: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Lifter inputs from normalised 2D.
-
-    xn: (..., 16, 2) normalised image coordinates; scores: (..., 16), 0 = missing.
-    Returns feats (..., 50) float32, root (..., 2) normalised root, k (...,) pinhole depth in metres
-    (RootNet with the square box; NaN where < 2 joints), valid (...,) bool (>= 2 visible joints).
-    """
-    mask = scores > 0
-    root = root_2d(xn, mask)
-    side = np.sqrt(bbox_area(xn, mask))                 # square box side; 0 with < 2 visible joints
-    valid = (mask.sum(-1) >= 2) & (side > 1e-6)
-    s = np.where(valid, side, 1.0)
-    rel = np.where(mask[..., None], (xn - root[..., None, :]) / s[..., None, None], 0.0)
-    sc = np.where(mask, scores, 0.0)
-    feats = np.concatenate([rel.reshape(rel.shape[:-2] + (J * 2,)), sc, root], -1)
-    feats = np.where(valid[..., None], feats, 0.0)
-    k = np.where(valid, np.sqrt(A_REAL_M2) / s, np.nan)
-    return feats.astype(np.float32), root, k, valid
-
 
 class TemporalLifter(nn.Module):
     """Dilated temporal conv net. Input (B, T, 50) -> output (B, T - RF + 1, 49)."""
@@ -184,6 +146,4 @@ def build_model(config: dict) -> nn.Module:
     raise ValueError(f"unknown lifter arch {arch!r}")
 
 
-def split_output(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(..., 49) -> relative joints (..., 16, 3) metres, log depth correction (...,)."""
-    return out[..., :J * 3].reshape(out.shape[:-1] + (J, 3)), out[..., J * 3]
+from inference.models.lifter_features import split_output  # noqa: E402,F401  (works on tensors and arrays)

@@ -37,12 +37,13 @@ from typing import Protocol
 import numpy as np
 
 from inference.errors import InferenceError
-from inference.models.hourglass import HourglassConfig
+from inference.models.hourglass_config import HourglassConfig
+from inference.models.lifter_features import N_FEAT, receptive_field
 from inference.models.preprocess import to_array
 from inference.models.weights import load_manifest, sha256_of, weights_dir, WeightsError
 
 RUNTIMES = ("auto", "torch", "onnx")
-ONNX_KINDS = ("2d", "detector")       # manifests whose networks ONNX Runtime can run
+ONNX_KINDS = ("2d", "detector", "3d")  # manifests whose networks ONNX Runtime can run (3d: the lifter)
 ONNX_OPSET = 17
 BUILD_TOLERANCE = 1e-3                # most a built ONNX file's maps may differ from PyTorch's
 
@@ -83,6 +84,21 @@ def resolve_device(device: str = "auto"):
     return torch.device(device)
 
 
+def cuda_possible() -> bool:
+    """Whether torch may see a CUDA GPU, without importing torch when its installed build is the
+    CPU one ('+cpu' in its version): importing torch costs 1.4 s of a run's start-up on 2 cores."""
+    if "torch" not in sys.modules:
+        try:
+            from importlib.metadata import PackageNotFoundError, version
+            if "+cpu" in version("torch"):
+                return False
+        except PackageNotFoundError:
+            return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def choose_runtime(runtime: str = "auto", device: str = "auto") -> tuple[str, str]:
     """(runtime, device) asked for -> (runtime, device type) that will run.
 
@@ -103,10 +119,10 @@ def choose_runtime(runtime: str = "auto", device: str = "auto") -> tuple[str, st
                 "cannot import; install it with `python3 install_deps.py`, or use --runtime torch "
                 "(or auto, which falls back to torch)")
         return "onnx", "cpu"
-    dev = resolve_device(device).type
-    if runtime == "auto":
-        return ("onnx" if dev == "cpu" and onnxruntime_module() is not None else "torch"), dev
-    return "torch", dev
+    if runtime == "auto" and device in ("auto", "cpu") and onnxruntime_module() is not None:
+        if device == "cpu" or not cuda_possible():
+            return "onnx", "cpu"
+    return "torch", resolve_device(device).type
 
 
 # ---------------------------------------------------------------------------- torch
@@ -192,27 +208,34 @@ class TorchNetwork:
 
 
 # ---------------------------------------------------------------------------- onnx
+def onnx_session(path: str | os.PathLike, threads: int = 0, spin: bool = False):
+    """An ONNX Runtime session on the CPU provider; threads 0: ONNX Runtime's default (the
+    physical cores)."""
+    ort = onnxruntime_module()
+    if ort is None:
+        raise InferenceError("onnxruntime is not installed (python3 install_deps.py)")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(0, int(threads))
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning threads wait for work busily; off, they sleep. Off measured 1.5-2x faster on 2 cores
+    # shared with other processes (docs/runtime.md), and it leaves the decoding thread its core.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
 class OnnxNetwork:
-    """An ONNX file run by ONNX Runtime's CPU provider."""
+    """A heatmap network's ONNX file run by ONNX Runtime's CPU provider."""
 
     runtime = "onnx"
     device = "cpu"
 
     def __init__(self, path: str | os.PathLike, cfg: HourglassConfig, threads: int = 0, spin: bool = False):
-        ort = onnxruntime_module()
-        if ort is None:
-            raise InferenceError("onnxruntime is not installed (python3 install_deps.py)")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(0, int(threads))     # 0: ONNX Runtime's default (physical cores)
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Spinning threads wait for work busily; off, they sleep. Off measured 1.5-2x faster on 2 cores
-        # shared with other processes (docs/runtime.md), and it leaves the decoding thread its core.
-        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(path, threads, spin)
         self.input = self.session.get_inputs()[0].name
         self.cfg, self.path = cfg, Path(path)
+        self.threads = int(threads) or (os.cpu_count() or 1)
 
     def __call__(self, batch_bgr: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input: to_array(batch_bgr)})[0]
@@ -256,10 +279,36 @@ def check_onnx(manifest: dict, cache: Path | None = None) -> Path | None:
     return onnx
 
 
-def export_onnx(manifest: dict, path: str | os.PathLike) -> None:
-    """Export a checked manifest's network (BatchNorms folded, last stack's maps, any batch size)
-    to an ONNX file (PyTorch's TorchScript-based exporter; needs the onnx package)."""
+def export_module(manifest: dict):
+    """(torch module as the ONNX graph computes it, a float32 test input for the build check,
+    input name, output name, the input's dynamic axis) of a checked manifest.
+
+    Heatmap networks: BatchNorms folded, the last stack's maps, (N, 3, S, S) -> (N, C, S/4, S/4),
+    any N. The lifter (kind '3d'): the whole-sequence pass, (1, T, 50) -> (1, T - rf + 1, 49), any T."""
     import torch
+
+    rng = np.random.default_rng(0)
+    if manifest["kind"] == "3d":
+        from inference.models.lifter import build_model
+        from inference.models.weights import load_state_dict
+
+        net = build_model(manifest["config"])
+        try:
+            net.load_state_dict(load_state_dict(manifest))
+        except (RuntimeError, KeyError) as e:
+            raise WeightsError(f"weights {manifest['path']} do not fit their manifest's config: {e}") from e
+        net.eval()
+
+        class Sequence(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x):
+                return self.net(x, strided=False)
+
+        T = receptive_field(manifest["config"]) + 30
+        return Sequence(), rng.normal(0, 0.5, (1, T, N_FEAT)).astype(np.float32), "features", "out", 1
 
     class LastStack(torch.nn.Module):
         def __init__(self, net):
@@ -271,11 +320,22 @@ def export_onnx(manifest: dict, path: str | os.PathLike) -> None:
 
     model = build_folded(manifest)
     S = model.cfg.in_size
+    batch = rng.integers(0, 256, (2, S, S, 3), dtype=np.uint8)
+    return LastStack(model), to_array(batch), "image", "maps", 0
+
+
+def export_onnx(manifest: dict, path: str | os.PathLike) -> None:
+    """Export a checked manifest's network (export_module) to an ONNX file (PyTorch's
+    TorchScript-based exporter; needs the onnx package). The exporter leaves the module it traced
+    computing other numbers (measured: maps off by 0.9), so nothing may use that module after."""
+    import torch
+
+    module, test_input, name_in, name_out, axis = export_module(manifest)
     with warnings.catch_warnings():   # the exporter's deprecation notes are not for our users
         warnings.simplefilter("ignore")
-        torch.onnx.export(LastStack(model), (torch.zeros(1, 3, S, S),), str(path), dynamo=False,
-                          input_names=["image"], output_names=["maps"], opset_version=ONNX_OPSET,
-                          dynamic_axes={"image": {0: "n"}, "maps": {0: "n"}})
+        torch.onnx.export(module, (torch.from_numpy(test_input),), str(path), dynamo=False,
+                          input_names=[name_in], output_names=[name_out], opset_version=ONNX_OPSET,
+                          dynamic_axes={name_in: {axis: "n"}, name_out: {axis: "n"}})
 
 
 def build_onnx(manifest: dict, cache: Path | None = None) -> Path:
@@ -289,12 +349,14 @@ def build_onnx(manifest: dict, cache: Path | None = None) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=onnx.parent)
     os.close(fd)
     try:
+        module, test_input = export_module(manifest)[:2]     # a fresh module: the reference
+        with torch.inference_mode():
+            want = module(torch.from_numpy(test_input)).numpy()
         export_onnx(manifest, tmp)
-        cfg = HourglassConfig.from_dict(manifest["config"])
-        batch = np.random.default_rng(0).integers(0, 256, (2, cfg.in_size, cfg.in_size, 3), dtype=np.uint8)
-        want = _torch_forward(build_folded(manifest), batch, torch.device("cpu"))
-        got = OnnxNetwork(tmp, cfg, threads=1)(batch)
-        diff = float(np.abs(got - want).max())
+        session = onnx_session(tmp, threads=1)
+        got = session.run(None, {session.get_inputs()[0].name: test_input})[0]
+        del session
+        diff = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
         if not diff <= BUILD_TOLERANCE:
             raise WeightsError(f"the ONNX export of {manifest['path']} differs from PyTorch by {diff:g} "
                                f"(> {BUILD_TOLERANCE:g}); it was not kept")
@@ -347,7 +409,7 @@ def load_network(name_or_path, kind: str, device: str = "auto", runtime: str = "
 
 
 def build_all(folder: Path, cache: Path | None = None, say=print) -> list[Path]:
-    """Build (or check) the ONNX file of every pose and detector manifest in `folder`."""
+    """Build (or check) the ONNX file of every pose, detector and lifter manifest in `folder`."""
     built = []
     for mpath in sorted(Path(folder).glob("*.json")):
         try:
@@ -366,8 +428,8 @@ def build_all(folder: Path, cache: Path | None = None, say=print) -> list[Path]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m inference.models.runtime",
-                                 description="Build (or check) the ONNX files of the shipped pose and "
-                                             "detector networks in the cache.")
+                                 description="Build (or check) the ONNX files of the shipped pose, "
+                                             "detector and lifter networks in the cache.")
     ap.add_argument("--build", action="store_true", help="build the missing files and check the others")
     ap.add_argument("--weights", default=None, metavar="DIR", help="weights folder (default: weights/)")
     args = ap.parse_args(argv)

@@ -16,11 +16,11 @@ import json
 import os
 
 import numpy as np
-import torch
 
 from inference.core.camera import check_K, normalize_pixels
 from posefile.skeleton import FLIP_PAIRS
-from inference.models.lifter import J, PELVIS, build_model, pose_features, split_output
+from inference.models import runtime as rt
+from inference.models.lifter_features import J, PELVIS, pose_features, receptive_field, split_output
 from inference.models.weights import REPO_WEIGHTS
 
 # Joint index permutation of a left/right mirror image.
@@ -69,13 +69,19 @@ def smooth_log_depth(logz: np.ndarray, weight: np.ndarray, half: int = 4, inlier
 
 
 class Lifter:
-    def __init__(self, model: torch.nn.Module, manifest: dict, flip: bool = True):
-        self.model = model.eval()
+    """model: the torch module (runtime 'torch'), or None with session: an ONNX Runtime session of
+    the same network's whole-sequence pass (runtime 'onnx', models/runtime.py)."""
+
+    def __init__(self, model, manifest: dict, flip: bool = True, session=None):
+        self.model = model.eval() if model is not None else None
+        self.session = session
+        self.runtime = "torch" if session is None else "onnx"
         self.manifest = manifest
         # Test-time mirroring (as in VideoPose3D): the net also sees the left/right mirror image
         # and its mirrored-back answer is averaged in. Costs one more pass of a tiny network.
         self.flip = flip
-        self.receptive_field = int(getattr(model, "receptive_field", 1))
+        self.receptive_field = (int(getattr(model, "receptive_field", 1)) if model is not None
+                                else receptive_field(manifest.get("config", {})))
         self.last_filled = 0
         self.depth_half_window = 15   # frames each side; 8 -> 15: root depth error on our own 2D 8.7 -> 7.0%
         self.min_depth_fraction = 0.5
@@ -84,8 +90,10 @@ class Lifter:
         self.wants_calibrated_scores = bool(manifest.get("config", {}).get("pose_errors"))
 
     @classmethod
-    def load(cls, path: str | None = None) -> "Lifter":
-        """Load from a manifest (weights/lifter.json by default); checks kind and sha256."""
+    def load(cls, path: str | None = None, runtime: str = "torch", threads: int = 0) -> "Lifter":
+        """Load from a manifest (weights/lifter.json by default); checks kind and sha256.
+        runtime 'onnx': the network runs in ONNX Runtime from the checked ONNX file built from these
+        weights (models/runtime.py; WeightsError or InferenceError when that fails); no torch."""
         path = path or default_manifest()
         try:
             with open(path) as f:
@@ -100,6 +108,14 @@ class Lifter:
         sha = sha256_file(wpath)
         if sha != man.get("sha256"):
             raise LifterError(f"sha256 mismatch for {wpath}: {sha} != {man.get('sha256')}")
+        if runtime == "onnx":
+            onnx = rt.ensure_onnx({**man, "path": wpath})
+            man = {**man, "onnx_sha256": rt.sha256_of(onnx)}
+            return cls(None, man, session=rt.onnx_session(onnx, threads))
+        import torch  # lazy: the ONNX runtime path runs without torch
+
+        from inference.models.lifter import build_model
+
         model = build_model(man["config"])
         sd = torch.load(wpath, map_location="cpu", weights_only=True)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
@@ -151,6 +167,12 @@ class Lifter:
         """Features (F, 50) -> root-relative joints (F, 16, 3) and log depth corrections (F,)."""
         pad = (self.receptive_field - 1) // 2
         x = np.concatenate([np.repeat(feats[:1], pad, 0), feats, np.repeat(feats[-1:], pad, 0)], 0)
+        if self.session is not None:
+            out = self.session.run(None, {"features": x[None].astype(np.float32)})[0][0]
+            rel, logc = split_output(out)
+            return rel.astype(np.float64), logc.astype(np.float64)
+        import torch
+
         with torch.no_grad():
             out = self.model(torch.from_numpy(x)[None], strided=False)[0]
             rel, logc = split_output(out)

@@ -23,7 +23,7 @@ import numpy as np
 
 from inference.core import codec, crops
 from posefile.skeleton import FLIP_PAIRS, JOINT_NAMES
-from inference.models.hourglass import HourglassConfig
+from inference.models.hourglass_config import HourglassConfig
 # The networks run behind one interface (models/runtime.py: PyTorch or ONNX Runtime); the torch
 # helpers are re-exported here for the evaluation scripts and tests that use them by these names.
 from inference.models.runtime import (fold_batchnorm, load_hourglass, load_network, Network,  # noqa: F401

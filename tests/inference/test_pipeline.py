@@ -259,7 +259,8 @@ def test_overflowing_lift_marks_frames_not_valid(untrained, models, clip, tmp_pa
                 X[2, 3, 0] = np.nan
             return X
 
-    broken = dataclasses.replace(models, lifter=Overflowing(models.lifter.model, models.lifter.manifest))
+    broken = dataclasses.replace(models, lifter=Overflowing(models.lifter.model, models.lifter.manifest,
+                                                            session=models.lifter.session))
     res = run(clip, _opts(untrained, detection_threshold=1.01, initial_boxes=[(160.0, 120.0, 100.0)]),
               models=broken)
     first = np.nonzero(res.valid[:, 0])[0]

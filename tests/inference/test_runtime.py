@@ -8,6 +8,7 @@ use their own cache folder.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import cv2
@@ -15,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine_media import sample_video, write_clip
-from engine_weights import shipped_weights, untrained_weights
+from engine_media import REPO, sample_video, write_clip
+from engine_weights import shipped_weights, untrained_weights, WEIGHTS as WEIGHTS_DIR
 from inference import cli, PipelineOptions, run
 from inference.core import codec, crops
 from inference.errors import InferenceError
@@ -24,6 +25,7 @@ from inference.models import runtime
 from inference.models.weights import load_manifest, WeightsError
 from inference.pipeline import load_models
 from inference.stages.detect import decode_people, PersonDetector
+from inference.stages.lifting import Lifter
 from inference.stages.pose2d import PoseEstimator, Pyramid
 
 torch.set_num_threads(1)
@@ -153,7 +155,7 @@ def test_auto_falls_back_to_torch_without_onnxruntime(no_onnxruntime, untrained,
     clip = write_clip(tmp_path / "c.mp4", 6, w=320, h=240)
     res = run(clip, PipelineOptions(weights_dir=str(untrained), detection_threshold=0.0, min_pose_score=0.0,
                                     max_people=1, detect_every=4, min_track_s=0.0, verify_people=False))
-    assert res.meta["runtime"] == {"pose": "torch", "detector": "torch", "device": "cpu",
+    assert res.meta["runtime"] == {"pose": "torch", "detector": "torch", "lifter": "torch", "device": "cpu",
                                    "onnxruntime": None, "onnx_sha256": {}}
     assert res.meta["options"]["runtime"] == "auto"
 
@@ -167,8 +169,9 @@ def test_pose_file_meta_records_the_runtime(untrained, tmp_path):
     torch_ = run(clip, PipelineOptions(runtime="torch", **base)).meta["runtime"]
     assert (onnx["pose"], onnx["detector"], onnx["device"]) == ("onnx", "onnx", "cpu")
     assert onnx["onnxruntime"] == runtime.onnxruntime_module().__version__
-    assert set(onnx["onnx_sha256"]) == {"pose", "detector"} and all(len(h) == 64 for h in onnx["onnx_sha256"].values())
-    assert (torch_["pose"], torch_["detector"], torch_["onnx_sha256"]) == ("torch", "torch", {})
+    assert set(onnx["onnx_sha256"]) == {"pose", "detector", "lifter"}
+    assert all(len(h) == 64 for h in onnx["onnx_sha256"].values()) and onnx["lifter"] == "onnx"
+    assert (torch_["pose"], torch_["detector"], torch_["lifter"], torch_["onnx_sha256"]) == ("torch",) * 3 + ({},)
 
 
 def test_runtime_choices_and_errors(monkeypatch):
@@ -191,6 +194,51 @@ def test_build_command_builds_and_checks(untrained, tmp_path, monkeypatch, capsy
     monkeypatch.setenv("MOCAP_ONNX_CACHE", str(tmp_path / "cache"))
     assert runtime.main(["--build", "--weights", str(untrained)]) == 0
     first = capsys.readouterr().out.split()
-    assert first.count("built") == 3                 # pose_balanced, pose_fast, detector_fast (not the lifter)
+    assert first.count("built") == 4                 # pose_balanced, pose_fast, detector_fast, lifter
     assert runtime.main(["--build", "--weights", str(untrained)]) == 0
-    assert capsys.readouterr().out.split().count("checked") == 3
+    assert capsys.readouterr().out.split().count("checked") == 4
+
+
+@needs_ort
+def test_lifter_agrees_in_both_runtimes():
+    """The shipped lifter through ONNX Runtime lifts a moving 2D skeleton (a standing pose swaying
+    and walking across a 1280 x 720 frame, one joint missing for a while) to the same 3D."""
+    if not (WEIGHTS_DIR / "lifter.json").is_file():
+        pytest.skip("weights/lifter.json not shipped")
+    base = np.array([[610, 600], [612, 520], [615, 440], [665, 440], [668, 520], [670, 600],
+                     [640, 440], [640, 330], [640, 310], [640, 260], [590, 420], [595, 370],
+                     [605, 330], [675, 330], [685, 370], [690, 420]], np.float64)
+    t = np.arange(120)[:, None, None]
+    joints2d = base[None] + np.concatenate([2.0 * t, 8 * np.sin(t / 5.0)], -1)
+    joints2d[:, [0, 5], 1] += 15 * np.sin(np.arange(120) / 4.0)[:, None] * np.array([1, -1])
+    scores = np.full((120, 16), 0.8)
+    scores[40:60, 10] = 0.0
+    K = np.array([[1100.0, 0, 640], [0, 1100.0, 360], [0, 0, 1]])
+    lifted = {rt: Lifter.load(str(WEIGHTS_DIR / "lifter.json"), runtime=rt).lift(joints2d, scores, K)
+              for rt in ("torch", "onnx")}
+    assert np.isfinite(lifted["onnx"]).all()
+    assert np.abs(lifted["torch"] - lifted["onnx"]).max() < 1e-3          # metres: under a millimetre
+
+
+def test_onnx_run_never_imports_torch(untrained, tmp_path):
+    """With the ONNX files built, a whole run (CLI, all three networks) loads no torch: its
+    start-up cost (about 1.4 s on 2 cores) is gone."""
+    if runtime.onnxruntime_module() is None:
+        pytest.skip("onnxruntime is not installed")
+    runtime.build_all(untrained, say=lambda _: None)
+    clip = write_clip(tmp_path / "c.mp4", 6, w=320, h=240)
+    script = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch was imported')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from inference import cli\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(clip), "-o", str(tmp_path / "o.npz"), "--weights",
+                           str(untrained), "--progress", "none", "--runtime", "onnx", "--keep-unconfirmed"],
+                          capture_output=True, text=True, timeout=300, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads(str(np.load(tmp_path / "o.npz")["meta"]))
+    assert (meta["runtime"]["pose"], meta["runtime"]["detector"], meta["runtime"]["lifter"]) == ("onnx",) * 3
