@@ -208,7 +208,9 @@ def main(argv=None) -> int:
         table = json.load(f).get("score_calibration")
     res = {"sequences": len(seqs), "clips": int(len(ms.indices("test"))), "cams_per_clip": args.cams,
            "seed": args.seed, "pose_errors": shown_path(args.pose_errors), "config": vars(fl.FloorConfig()),
-           "pose_net_2d_engine": evaluate(lifter, seqs, sample, table)}
+           "pose_net_2d_engine": evaluate(lifter, seqs, sample, table),
+           "pose_net_2d_engine_no_height_refine": evaluate(lifter, seqs, sample, table,
+                                                           cfg=fl.FloorConfig(refine_heights=False))}
     if args.video:
         res["engine"] = engine_cost(args.video, args.video_end)
     res["seconds"] = round(time.time() - t0, 1)
@@ -224,11 +226,25 @@ def main(argv=None) -> int:
 
 
 def to_markdown(res: dict) -> str:
-    r = res["pose_net_2d_engine"]
     lines = [f"# Floor stage on held-out mocap", "", f"Command: `{res['command']}`", "",
              f"{res['sequences']} sequences = {res['clips']} held-out clips x {res['cams_per_clip']} virtual "
-             f"cameras (seed {res['seed']}), 2D: {res['pose_errors']} replayed, one person per sequence.", "",
-             f"Floor status: {r['status']}", "",
+             f"cameras (seed {res['seed']}), 2D: {res['pose_errors']} replayed, one person per sequence."]
+    for key, title in (("pose_net_2d_engine", "True focal length: floor refined by the people's image heights "
+                        "(as the engine with --focal)"),
+                       ("pose_net_2d_engine_no_height_refine", "Without that refinement (as the engine "
+                        "without --focal)")):
+        if key in res:
+            lines += ["", f"## {title}", ""] + _table(res[key])
+    if "engine" in res:
+        e = res["engine"]
+        lines += ["", f"Engine on {e['video']} ({e['frames']} frames, {e['people']} people, focal assumed): floor "
+                  f"stage {e['seconds_floor']} s of {e['seconds_total']} s = {e['floor_share_pct']}% (status "
+                  f"{e['floor_status']}, camera height {e['camera_height_m']} m, pitch {e['pitch_deg']} deg)."]
+    return "\n".join(lines) + "\n"
+
+
+def _table(r: dict) -> list[str]:
+    lines = [f"Floor status: {r['status']}", "",
              "| group | root lateral mm (no floor -> floor) | root depth % | root 3D mm | camera height err % "
              "(median) | tilt err deg (median) | sliding mm/frame GT / no floor / floor | ankle height err "
              "vs true floor mm (no floor -> floor) | float/sink on est. floor mm |",
@@ -244,12 +260,7 @@ def to_markdown(res: dict) -> str:
             f"{v['contact_float_or_sink_est_floor_mm']} |")
     lines += ["", f"Contacts against the truth: precision {r['contact_precision']}, recall {r['contact_recall']} "
               f"(true contact share {r['true_contact_share']}). Floor stage: {r['floor_ms_per_frame']} ms per frame."]
-    if "engine" in res:
-        e = res["engine"]
-        lines += ["", f"Engine on {e['video']} ({e['frames']} frames, {e['people']} people): floor stage "
-                  f"{e['seconds_floor']} s of {e['seconds_total']} s = {e['floor_share_pct']}% (status "
-                  f"{e['floor_status']}, camera height {e['camera_height_m']} m, pitch {e['pitch_deg']} deg)."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 if __name__ == "__main__":

@@ -614,7 +614,8 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
                  person_frames_unconfirmed=unconfirmed_frames,
                  tracks_lost=stage.tracker.lost, tracks_stitched=joins)
     j3, j2, sc, valid = _build_result(tracks, opts.start, F, info.fps, K, models, opts, warnings, stats)
-    placed = place_on_floor(j3, j2, sc, valid, K, info.fps, enabled=opts.floor)
+    placed = place_on_floor(j3, j2, sc, valid, K, info.fps, enabled=opts.floor,
+                            focal_known=opts.focal is not None)
     j3 = placed.joints3d
     warnings.extend(placed.warnings)
     stats["seconds_floor"] = round(placed.seconds, 4)

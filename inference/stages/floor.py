@@ -12,6 +12,7 @@ expected error is large (few footprints, close together or far away) is written 
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -41,11 +42,16 @@ def _round(v, nd):
 
 
 def place_on_floor(joints3d: np.ndarray, joints2d: np.ndarray, scores: np.ndarray, valid: np.ndarray,
-                   K: np.ndarray, fps: float, enabled: bool = True,
+                   K: np.ndarray, fps: float, enabled: bool = True, focal_known: bool = True,
                    cfg: FloorConfig = FloorConfig()) -> PlacedOnFloor:
     """joints3d (P, F, J, 3) m camera frame, joints2d (P, F, J, 2) px, scores (P, F, J), valid (P, F),
-    K (3, 3), fps -> PlacedOnFloor. Never raises for odd input (status and warning instead)."""
+    K (3, 3), fps -> PlacedOnFloor. Never raises for odd input (status and warning instead).
+    focal_known: K's focal length is the camera's (--focal), not assumed; the people's image
+    heights refine the floor only then (core.floor.refine_from_heights: on the sample clip, with
+    the assumed 60 degree field of view, it turned the floor 40 degrees the wrong way)."""
     t0 = time.perf_counter()
+    if not focal_known:
+        cfg = dataclasses.replace(cfg, refine_heights=False)
     empty = {"camera_height_m": None, "pitch_deg": None, "roll_deg": None, "inliers": 0}
     if not enabled:
         return PlacedOnFloor(joints3d, None, None, {"status": "disabled", **empty,
