@@ -211,3 +211,28 @@ def test_cli_floor_flag():
     p = build_parser()
     assert p.parse_args(["v.mp4", "-o", "o.npz"]).floor is True
     assert p.parse_args(["v.mp4", "-o", "o.npz", "--no-floor"]).floor is False
+
+
+def test_image_heights_straighten_a_tilted_floor(walking):
+    """refine_from_heights: from a floor tilted 6 degrees off, the people's image heights (2D
+    and their lifted heights only) bring the normal back near the truth."""
+    S, res = walking
+    n, h = true_floor(S)
+    axis = np.cross(n, [1.0, 0.0, 0.0])
+    axis /= np.linalg.norm(axis)
+    a = np.radians(6.0)
+    tilted = n * np.cos(a) + np.cross(axis, n) * np.sin(a)
+    rest = fl.ankle_speed(S.lifted, S.joints2d, S.valid, S.fps, S.K) < 0.35
+    up = fl.body_up(S.lifted, S.valid, S.scores)
+    refined, counts = fl.refine_from_heights(fl.Floor(tilted, h), S.lifted, S.joints2d, S.scores,
+                                             rest.any(-1), S.K, up)
+    assert counts["height_frames"] > 100
+    assert np.degrees(np.arccos(refined.normal @ n)) < 1.5
+
+
+def test_no_image_height_refinement_without_a_known_focal(walking):
+    S, _ = walking
+    known = place_on_floor(S.lifted, S.joints2d, S.scores, S.valid, S.K, S.fps, focal_known=True)
+    assumed = place_on_floor(S.lifted, S.joints2d, S.scores, S.valid, S.K, S.fps, focal_known=False)
+    assert "height_frames" in known.meta and "height_frames" not in assumed.meta
+    assert assumed.meta["status"] == known.meta["status"] == "estimated"
