@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from data.augment import augment, AugmentConfig
+from data.label_audit import apply_audit, load_audit
 from data.lsp import DEFAULT_LSP, CropSet, load_dataset, load_or_build_cache
 from data.pack import read_pack
 from data.records import DatasetError
@@ -79,6 +80,11 @@ def train(args) -> Path:
     rng = np.random.default_rng(args.seed)
     device = loop.pick_device(args.device, args.threads)
     data = load_training_data(args)
+    if getattr(args, "audited_labels", None):
+        joints, visible, counts = apply_audit(data.names, data.joints, data.visible, load_audit(args.audited_labels))
+        data = CropSet(data.images, joints, visible, data.is_test, data.names)
+        print(f"audited labels ({args.audited_labels}): {counts['swapped']} images' left/right swapped, "
+              f"{counts['dropped_groups']} limb groups dropped", flush=True)
     train_idx = np.where(~data.is_test)[0]
     if args.subset:
         train_idx = train_idx[: args.subset]
@@ -146,6 +152,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--audited-labels", nargs="?", const="data/lsp_label_audit.json", default=None,
+                   metavar="AUDIT", help="LSP: train on audited labels (evaluation.label_audit's file; "
+                   "mirrored left/right swapped, doubtful limb groups dropped)")
     p.add_argument("--subset", type=int, default=0, help="train on the first N training images only")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--ckpt-every", type=int, default=250)

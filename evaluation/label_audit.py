@@ -1,0 +1,59 @@
+"""Audit the LSP extended labels for mirrored left/right with the shipped pose network.
+
+    python -m evaluation.label_audit [--weights pose_balanced] [--out data/lsp_label_audit.json]
+
+Runs the network on every photograph (cropped around the labelled person, as eval_2d does),
+applies ``data.label_audit.mirrored_groups`` and writes the audit file that training reads with
+``--audited-labels``: images whose legs and arms are both mirrored (fixed by swapping) and images
+with one group mirrored (that group is dropped from training), for the training and held-out
+splits apart. The held-out split is listed for reporting only: held-out PCK is always measured
+against the original labels, and against audited ones only where a person checked them
+(``reviewed`` in the file).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from data.label_audit import AUDIT_FILE, mirrored_groups, upright
+from data.lsp import DEFAULT_LSP, load_annotations
+from evaluation.eval_2d import load_model, predict, torso_size
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", default="pose_balanced")
+    ap.add_argument("--data", default=DEFAULT_LSP)
+    ap.add_argument("--out", default=str(AUDIT_FILE))
+    args = ap.parse_args(argv)
+    names, joints, visible, is_test = load_annotations(args.data)
+    model, info = load_model(args.weights)
+    idx = np.arange(len(names))
+    pred = np.concatenate([predict(model, args.data, idx[s:s + 500])[0] for s in range(0, len(idx), 500)])
+    groups = mirrored_groups(pred, joints, visible, torso_size(joints, visible))
+    both = groups["legs"] & groups["arms"]
+    fix = both & upright(joints, visible)           # observer-centric labels: swapped
+    drop = {g: groups[g] & ~fix for g in groups}     # doubtful groups: dropped from training
+    out = {"network": info, "rule": "data/label_audit.py", "command": "python -m evaluation.label_audit",
+           "counts": {}}
+    old = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    for split, mask in (("train", ~is_test), ("held_out", is_test)):
+        key = "" if split == "train" else "held_out_"
+        out[f"{key}mirrored"] = [str(n) for n in names[fix & mask]]
+        for g in ("legs", "arms"):
+            out[f"{key}{g}"] = [str(n) for n in names[drop[g] & mask]]
+        out["counts"][split] = {"images": int(mask.sum()), "both_groups_mirrored": int((both & mask).sum()),
+                                "fixed_upright": int((fix & mask).sum()),
+                                **{f"{g}_dropped": int((drop[g] & mask).sum()) for g in ("legs", "arms")}}
+    if "reviewed" in old:
+        out["reviewed"] = old["reviewed"]      # a person's verdicts are kept across re-runs
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out["counts"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
