@@ -2,6 +2,7 @@
 
     .venv/bin/python -m evaluation.eval_floor --out docs/results/results_floor
     .venv/bin/python -m evaluation.eval_floor --max-frames 150 --cams 1        # quick look
+    .venv/bin/python -m evaluation.eval_floor --pairs ...                      # + two people per scene
 
 Each held-out clip (data/mocap.py TEST_*) is seen by ``--cams`` static virtual cameras (the
 lifter evaluation's, evaluation.eval_3d.heldout_sequences: heights 0.5-2.5 m, pitch -30..30
@@ -22,6 +23,9 @@ Figures (frame-weighted over the sequences unless said otherwise):
   mm/frame), ankle height error against the true floor (mean |predicted - true height|, mm) and
   floating/penetration against the estimated floor (mean |ankle height over it - ankle_height_m|,
   mm: what the animator sees). Contact detection precision and recall against them.
+* ``--pairs``: scenes of two held-out people (consecutive held-out clips, the second moved to
+  stand 1.5-4 m from the first) under one virtual camera: root depth, and the error of the
+  distance between the two people and of their depth difference, without and with the floor.
 * cost: the floor stage's seconds per frame here; with ``--video`` the engine's own run on a clip
   (default preset) with its ``seconds_floor`` against its ``seconds_total``.
 """
@@ -174,6 +178,92 @@ def evaluate(lifter: Lifter, seqs: list, sample: dict, table: dict | None, seed:
     return res
 
 
+def pair_scenes(ms: mocap.MocapSet, seed: int = 0, max_frames: int | None = None, split: str = "test") -> list:
+    """Two held-out people per scene under one static virtual camera: consecutive held-out clips
+    paired, the second person's path moved so that their mean pelvis stands 1.5-4 m from the first's
+    (a random direction on the floor), both cut to the shorter clip. List of dicts: name, Xc (2, F,
+    16, 3), K, size, fps, C, R."""
+    from data.cameras import sample_cameras, world_to_camera
+
+    test = [int(c) for c in ms.indices(split)]
+    out = []
+    for i in range(0, len(test) - 1, 2):
+        a, b = test[i], test[i + 1]
+        XA, XB = ms.clip(a).astype(np.float64), ms.clip(b).astype(np.float64)
+        F = min(len(XA), len(XB), max_frames or 10 ** 9)
+        XA, XB = XA[:F], XB[:F]
+        rng = np.random.default_rng([seed, a, b])
+        ang, dist = rng.uniform(0, 2 * np.pi), rng.uniform(1.5, 4.0)
+        shift = XA[:, PELVIS].mean(0) - XB[:, PELVIS].mean(0) + dist * np.array([np.cos(ang), 0.0, np.sin(ang)])
+        shift[1] = 0.0                                            # both on the floor (y = 0)
+        XB = XB + shift
+        target = 0.5 * (XA[:, PELVIS].mean(0) + XB[:, PELVIS].mean(0))[None]
+        for _ in range(50):
+            cams = sample_cameras(target, rng)
+            Xc = world_to_camera(np.stack([XA, XB]).reshape(1, 2 * F, 16, 3), cams)[0].reshape(2, F, 16, 3)
+            if (Xc[..., 2] > 0.5).all():
+                break
+        else:
+            continue
+        out.append({"name": f"{ms.names[a]}+{ms.names[b]}", "Xc": Xc, "K": cams.K[0], "size": cams.size[0],
+                    "fps": float(ms.fps[a]), "C": cams.C[0], "R": cams.R[0]})
+    return out
+
+
+def evaluate_pairs(lifter: Lifter, scenes: list, sample: dict, table: dict | None, seed: int = 7,
+                   cfg: fl.FloorConfig = fl.FloorConfig()) -> dict:
+    """One floor for everyone: two people per scene. Root depth error per person and the error of
+    their relative placement (the true and predicted distance between their roots, and between
+    their depths), without and with the floor; the floor's camera height and tilt errors."""
+    smooth_cfg = PipelineOptions().smoothing_config()
+    acc: dict = {}
+    status: dict = {}
+    for sc in scenes:
+        K, fps, gt = sc["K"], sc["fps"], sc["Xc"]
+        F = gt.shape[1]
+        X0, U, S = [], [], []
+        for p in range(2):
+            one = {"name": f"{sc['name']}#{p}", "Xc": gt[p], "K": K, "size": sc["size"]}
+            uv, s_l = make_2d(one, False, 0.5, seed, sample, table)
+            _, s_r = make_2d(one, False, 0.5, seed, sample, None)
+            pred = lifter.lift(uv, s_l, K).astype(np.float64)
+            done = post_process(PersonMotion(pred, uv, np.ones(F, bool)), fps, K, smooth_cfg)
+            X0.append(done.joints3d)
+            U.append(done.joints2d)
+            S.append(s_r)
+        X0, U, S = np.stack(X0).astype(np.float32), np.stack(U).astype(np.float32), np.stack(S)
+        res = fl.estimate(X0, U, S, np.ones((2, F), bool), K, fps, cfg)
+        status[res.status] = status.get(res.status, 0) + 1
+        X1 = res.joints3d if res.status == "estimated" else X0
+        rg = gt[:, :, PELVIS]
+        for name, X in (("without", X0), ("with", X1)):
+            r = np.asarray(X[:, :, PELVIS], np.float64)
+            acc.setdefault(f"depth_{name}", []).append(root_depth_error(r[..., 2], rg[..., 2]).ravel())
+            acc.setdefault(f"root3d_{name}", []).append(np.linalg.norm(r - rg, axis=-1).ravel())
+            acc.setdefault(f"between_{name}", []).append(
+                np.abs(np.linalg.norm(r[0] - r[1], axis=-1) - np.linalg.norm(rg[0] - rg[1], axis=-1)))
+            acc.setdefault(f"between_depth_{name}", []).append(
+                np.abs((r[0, :, 2] - r[1, :, 2]) - (rg[0, :, 2] - rg[1, :, 2])))
+        if res.status == "estimated":
+            n_true = sc["R"] @ np.array([0.0, 1.0, 0.0])
+            h_true = float(sc["C"][1])
+            acc.setdefault("height_err_pct", []).append([abs(res.floor.height - h_true) / h_true * 100])
+            acc.setdefault("tilt_err_deg", []).append(
+                [np.degrees(np.arccos(np.clip(res.floor.normal @ n_true, -1, 1)))])
+    cat = {k: np.concatenate(v) for k, v in acc.items()}
+    out = {"scenes": len(scenes), "status": status}
+    for name in ("without", "with"):
+        out[f"{name}_floor"] = {
+            "root_depth_pct": round(float(cat[f"depth_{name}"].mean()) * 100, 2),
+            "root_3d_mm": round(float(cat[f"root3d_{name}"].mean()) * 1000, 1),
+            "distance_between_people_err_mm": round(float(cat[f"between_{name}"].mean()) * 1000, 1),
+            "depth_between_people_err_mm": round(float(cat[f"between_depth_{name}"].mean()) * 1000, 1)}
+    for key in ("height_err_pct", "tilt_err_deg"):
+        st = _stats(cat.get(key, []))
+        out[key] = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in st.items()}
+    return out
+
+
 def engine_cost(video: str, end: int | None) -> dict:
     """Run the engine (default preset) on a clip with the floor on; its own stage timings."""
     from inference.pipeline import run
@@ -196,6 +286,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pose-errors", default=DEFAULT_POSE_ERRORS)
     ap.add_argument("--video", default=None, help="also time the engine on this clip (floor share of run time)")
     ap.add_argument("--video-end", type=int, default=None, help="last frame (exclusive) of --video")
+    ap.add_argument("--pairs", action="store_true", help="also scenes of two held-out people under one camera")
     ap.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -211,6 +302,11 @@ def main(argv=None) -> int:
            "pose_net_2d_engine": evaluate(lifter, seqs, sample, table),
            "pose_net_2d_engine_no_height_refine": evaluate(lifter, seqs, sample, table,
                                                            cfg=fl.FloorConfig(refine_heights=False))}
+    if args.pairs:
+        scenes = pair_scenes(ms, args.seed, args.max_frames)
+        res["two_people"] = evaluate_pairs(lifter, scenes, sample, table)
+        res["two_people_no_height_refine"] = evaluate_pairs(lifter, scenes, sample, table,
+                                                            cfg=fl.FloorConfig(refine_heights=False))
     if args.video:
         res["engine"] = engine_cost(args.video, args.video_end)
     res["seconds"] = round(time.time() - t0, 1)
@@ -235,6 +331,19 @@ def to_markdown(res: dict) -> str:
                         "without --focal)")):
         if key in res:
             lines += ["", f"## {title}", ""] + _table(res[key])
+    for key, title in (("two_people", "Two people per scene, focal known"),
+                       ("two_people_no_height_refine", "Two people per scene, no image-height refinement")):
+        if key in res:
+            t = res[key]
+            lines += ["", f"## {title}", "", f"{t['scenes']} scenes, floor status: {t['status']}; camera height "
+                      f"error {t['height_err_pct']['mean']}% (median {t['height_err_pct']['median']}), tilt "
+                      f"{t['tilt_err_deg']['mean']} degrees (median {t['tilt_err_deg']['median']}).", "",
+                      "| | root depth % | root 3D mm | distance between the people, error mm | their depth "
+                      "difference, error mm |", "| --- | --- | --- | --- | --- |"]
+            for name in ("without", "with"):
+                v = t[f"{name}_floor"]
+                lines.append(f"| {name} floor | {v['root_depth_pct']} | {v['root_3d_mm']} | "
+                             f"{v['distance_between_people_err_mm']} | {v['depth_between_people_err_mm']} |")
     if "engine" in res:
         e = res["engine"]
         lines += ["", f"Engine on {e['video']} ({e['frames']} frames, {e['people']} people, focal assumed): floor "

@@ -66,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "frames/s on 2 CPU cores; fast: the smallest networks, about 36 frames/s; accurate: "
                         "8-stack networks (GPU, not shipped yet)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
-                   help="what runs the pose and detector networks: onnx (ONNX Runtime, CPU), torch (PyTorch), "
-                        "or auto (default: onnx on the CPU when onnxruntime is installed, else torch)")
+    p.add_argument("--runtime", choices=["auto", "torch", "onnx"], default=None,
+                   help="what runs the networks: onnx (ONNX Runtime, CPU), torch (PyTorch), or auto (onnx on "
+                        "the CPU when onnxruntime is installed, else torch); default: $MOCAP_RUNTIME, else auto")
     p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
                    help="also run the pose network on mirrored crops and average (about 2x the pose cost, "
                         "+1.5 points PCK for the fast network; default: on for accurate only)")
@@ -158,8 +158,7 @@ def main(argv=None) -> int:
     progress = bar if bar else (_jsonl if mode == "jsonl" else None)
     t0 = time.perf_counter()
     try:
-        opts = PipelineOptions(preset=args.preset, device=args.device, runtime=args.runtime,
-                               max_people=args.max_people,
+        opts = PipelineOptions(preset=args.preset, device=args.device, max_people=args.max_people,
                                focal=args.focal, start=args.start, end=args.end, weights_dir=args.weights,
                                smoothing=args.smoothing, initial_boxes=args.initial_boxes,
                                fallback_detector=args.fallback_detector,
@@ -167,6 +166,8 @@ def main(argv=None) -> int:
                                detection_threshold=args.detection_threshold, flip_test=args.flip_test,
                                stitch_gap_s=args.stitch_gap, verify_people=not args.keep_unconfirmed,
                                floor=args.floor)
+        if args.runtime is not None:
+            opts.runtime = args.runtime
         result = run(args.video, opts, progress=progress, cancel=cancel)
         if cancel.is_set():
             raise Cancelled("cancelled")

@@ -64,8 +64,10 @@ class PipelineOptions:
 
     preset: str = DEFAULT_PRESET         # one of PRESETS (networks from presets.py)
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
-    runtime: str = "auto"                # pose and detector networks: "auto" (ONNX Runtime on the CPU
-                                         # when installed, else PyTorch) | "torch" | "onnx" (models/runtime.py)
+    runtime: str = field(default_factory=lambda: os.environ.get("MOCAP_RUNTIME") or "auto")
+                                         # what runs the networks: "auto" (ONNX Runtime on the CPU when
+                                         # installed, else PyTorch) | "torch" | "onnx" (models/runtime.py);
+                                         # default: $MOCAP_RUNTIME, else auto
     max_people: int = 10                 # most people kept per frame (best scores first)
     focal: float | None = None           # focal length in pixels; None: from fov_deg
     fov_deg: float = camera.DEFAULT_FOV_DEG  # horizontal field of view assumed without focal

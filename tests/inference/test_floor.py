@@ -75,11 +75,15 @@ def test_root_depth_from_the_floor_beats_the_pinhole_estimate(walking):
 
 
 def test_one_floor_for_everyone(walking):
-    """People whose root depth is off by a constant factor are moved onto the one floor."""
+    """Each person's plane offset measures how far off their root depth is (person_scale); with
+    FloorConfig(person_scale=1) they are moved onto the one floor (off by default: docs/floor.md)."""
     S, res = walking
     scale = np.array(res.info["person_scale"])
     bias = np.array([1.08, 0.93, 1.03])
     assert np.all(np.abs(scale * bias / np.mean(scale * bias) - 1) < 0.05)
+    moved = run(S, cfg=fl.FloorConfig(person_scale=1.0, depth=False))
+    ratio = (moved.joints3d[:, :, 6, 2] / S.cam[:, :, 6, 2]).mean(1)
+    assert np.ptp(ratio) < 0.6 * np.ptp(bias)          # 0.08 against 0.15
 
 
 def test_a_person_standing_still_alone():

@@ -182,7 +182,11 @@ def test_runtime_choices_and_errors(monkeypatch):
     assert runtime.choose_runtime("torch", "cpu") == ("torch", "cpu")
     with pytest.raises(InferenceError, match="unknown runtime"):
         PipelineOptions(runtime="tflite").check()
-    assert cli.build_parser().parse_args(["v.mp4", "-o", "o.npz"]).runtime == "auto"
+    assert cli.build_parser().parse_args(["v.mp4", "-o", "o.npz"]).runtime is None     # PipelineOptions' default
+    monkeypatch.setenv("MOCAP_RUNTIME", "torch")
+    assert PipelineOptions().runtime == "torch"
+    monkeypatch.delenv("MOCAP_RUNTIME")
+    assert PipelineOptions().runtime == "auto"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)     # a GPU: auto means torch
     if runtime.onnxruntime_module() is not None:
         assert runtime.choose_runtime("auto", "auto") == ("torch", "cuda")
