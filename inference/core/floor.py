@@ -3,22 +3,27 @@
 For a static camera every person stands on the same floor. From the lifted 3D joints of all
 people (camera frame, OpenCV axes, metres) over a whole clip:
 
-1. ``fit_floor``: the plane of the resting ankles (ankle points slower than ``rest_speed_mps``,
-   weighted by their 2D confidence), fitted robustly (RANSAC hypotheses from 3 points, then an
-   iteratively re-weighted refit of the inliers) with a weak prior towards the people's mean
-   "up" direction (mid-ankles -> thorax), which fixes the one direction that points along a
-   line cannot (someone walking straight). The floor is that plane moved down by the ankle
-   height (``ankle_height_m``, measured on the training mocap: ``evaluation/eval_floor.py``).
+1. ``fit_floor``: the plane of the footprints (``rest_points``: each run of frames in which an
+   ankle rests, its median point; rest is judged from the 2D ankle's speed), fitted robustly
+   (``fit_plane``: RANSAC over normals from 3 footprints of one person, then refits on shrinking
+   inlier sets) with a per-person plane offset (a person whose root depth is off by a constant
+   factor lies on a parallel plane) and a weak prior towards the people's "up" direction
+   (mid-ankles -> thorax while they stand), which fixes what footprints along a line cannot. The
+   floor is that plane moved down by the ankle height (``ankle_height_m``, from the training
+   mocap: docs/floor.md). With a known focal length ``refine_from_heights`` then turns the normal
+   to fit the people's image heights. People on a clearly higher plane (a wall, a stage) are left
+   off the floor (``estimate``).
 2. ``root_depth_from_floor``: where a foot rests on the floor, the ray through its 2D ankle
-   meets the ankle plane: that fixes the ankle's (and so the person's) distance far better than
-   body size does. Per person, the log root depth is the Whittaker-smoothed, weighted mean of the
-   lifter's (pinhole/RootNet) estimate and these floor estimates, each weighted by its expected
-   error (the floor's grows as the ray grazes the floor).
+   meets the ankle plane: that fixes the ankle's (and so the person's) distance. Per person, the
+   log root depth is the Whittaker-smoothed, weighted mean of the lifter's (pinhole/RootNet)
+   estimate and these floor estimates, each weighted by its expected error (the floor's grows as
+   the ray grazes the floor and with the floor's own tilt error).
 3. ``foot_contacts``: per person, frame and foot, in contact when the ankle is near its resting
    height over the floor and slow, with hysteresis (entering is stricter than staying).
 4. ``estimate``: all of it, with the fallbacks: too few frames, feet never seen at rest, or a
-   camera that moves (the ankles never rest in the image, or the floor seen in one part of the
-   clip is not the floor of another) give no floor and say why (``FloorEstimate.status``).
+   camera that moves (the ankles hardly ever rest in the image, or the standing people's up
+   direction turns between windows of the clip) give no floor and say why
+   (``FloorEstimate.status``).
 
 World frame (the pose file's ``world_from_camera``): Z up, floor z = 0, camera at (0, 0, h),
 +Y = the viewing direction projected on the floor, +X = right.
@@ -654,8 +659,8 @@ def estimate(X: np.ndarray, joints2d: np.ndarray, scores: np.ndarray, valid: np.
     res.info["people_off_the_floor"] = np.nonzero(off)[0].tolist()
     floor = res.floor
     on = valid & ~off[:, None]
-    # People on one floor: each person's root depth scaled onto it, then contacts, then the
-    # finer per-frame root depth from the contacts.
+    # People on one floor: (optionally) each person's root depth scaled onto it, then contacts,
+    # then the per-frame root depth from the contacts.
     if cfg.person_scale > 0:
         X = scale_root_depth(X, (scale ** cfg.person_scale)[:, None]).astype(np.float32)
     contacts = foot_contacts(X, on, floor, fps, cfg, joints2d, K)
