@@ -103,7 +103,8 @@ def model_table(args) -> dict:
             rows_spec.append((f"pose {preset}", f"pose_{preset}", "2d", b))
     for b in args.detector_batches:
         rows_spec.append(("detector fast", "detector_fast", "detector", b))
-    title = (f"Networks alone: images/s, {args.threads} threads, {args.rounds} paired rounds of {args.seconds:g} s, "
+    title = (f"Networks alone: images/s, {args.threads} threads{', ONNX Runtime threads spinning' if args.spin else ''}, "
+             f"{args.rounds} paired rounds of {args.seconds:g} s, "
              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {loadavg()}")
     columns = ["network", "batch", "torch images/s (median, min-max)", "onnx images/s (median, min-max)",
                "onnx / torch (median of paired rounds, min-max)"]
@@ -111,7 +112,7 @@ def model_table(args) -> dict:
     print(markdown_table(columns, []), flush=True)
     rows = []
     for label, name, kind, b in rows_spec:
-        nets = {rt: load_network(name, kind, "cpu", rt, threads=args.threads)[0] for rt in RUNTIMES}
+        nets = {rt: load_network(name, kind, "cpu", rt, threads=args.threads, spin=args.spin)[0] for rt in RUNTIMES}
         src = patches if kind == "2d" else boxed
         batch = np.resize(src, (b,) + src.shape[1:])        # repeats the real inputs up to the batch size
         rates = {rt: [] for rt in RUNTIMES}
@@ -215,6 +216,8 @@ def main(argv=None) -> int:
     ap.add_argument("--blazepose-python", default=None,
                     help="a Python with mediapipe (a separate venv, never the project's): adds "
                          "benchmarks/bench_blazepose.py to each whole-process repeat")
+    ap.add_argument("--spin", action="store_true",
+                    help="networks alone: let ONNX Runtime's threads spin while they wait (the engine lets them sleep)")
     ap.add_argument("--skip-model", action="store_true")
     ap.add_argument("--skip-process", action="store_true")
     ap.add_argument("--name", default="runtime", help="docs/results/bench/<name>.json")
