@@ -17,8 +17,8 @@ What it does:
    dependency drags numpy to 2.x.
 5. Installs this checkout editable into the venv (``pip install --no-deps -e .``), which puts
    the ``video-mocap*`` commands of pyproject.toml in ``.venv/bin``.
-6. Builds (or checks) the ONNX files of the shipped pose and detector networks once, from the
-   sha256-checked weights, into the engine's cache (``python -m inference.models.runtime --build``).
+6. Builds (or checks) the ONNX files of the shipped networks (pose, detector, lifter) once, from
+   the sha256-checked weights, into the engine's cache (``python -m inference.models.runtime --build``).
 
 It is idempotent: installed versions are read with importlib.metadata in the target Python
 and pip only runs for what is missing or does not satisfy the pins.
@@ -57,8 +57,8 @@ PACKAGES = [
     Package("setuptools", ">=64", "venv", "builds the editable install of this checkout (PEP 660)"),
     Package("import-linter", "==2.17", "venv", "checks the import rules in pyproject.toml (tests/test_import_rules.py)"),
     # The engine runs in the venv (the add-on starts it in a subprocess), so Blender's Python never needs these.
-    Package("onnxruntime", "==1.30.0", "venv", "runs the pose and detector networks on the CPU, ~2x PyTorch "
-                                               "(inference/models/runtime.py); 1.30 accepts numpy 1.x"),
+    Package("onnxruntime", "==1.30.0", "venv", "runs the networks on the CPU, faster than PyTorch and without "
+                                               "importing it (inference/models/runtime.py); 1.30 accepts numpy 1.x"),
     Package("onnx", "==1.23.1", "venv", "torch.onnx's exporter needs it to build those ONNX files once"),
 ]
 
