@@ -25,7 +25,10 @@ nearest to the annotated person is scored:
 The photos are still, so this measures finding, cropping and following a person, not motion.
 With ``--occlude S`` a grey panel hides the person (their joints' box, 1.3x) for S seconds in the
 middle of each clip, as a pillar or a passer-by would; those frames are not scored, and
-``ids_per_person`` then shows whether the person came back under their own id.
+``ids_per_person`` then shows whether the person came back under their own id. With
+``--edge-exit S`` the camera instead pans the person out of the frame over the nearer side edge
+(in 0.4 s), stays off them for S seconds and pans back: the frames where the person is wholly
+outside are not scored, and ``ids_per_person`` shows whether they came back under their own id.
 """
 from __future__ import annotations
 
@@ -69,6 +72,40 @@ def camera_path(person_box: np.ndarray, frames: int, rng: np.random.Generator) -
         centre = p0 + (p1 - p0) * ease[f] + shake[f]
         mats[f] = [[s, 0, centre[0] - s * cx], [0, s, centre[1] - s * cy]]
     return mats
+
+
+EDGE_PAN_S = 0.4   # --edge-exit: seconds the camera takes to pan the person out (and back)
+
+
+def edge_exit(mats: np.ndarray, gt: np.ndarray, vis: np.ndarray, out_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Camera path mats (F, 2, 3) with a horizontal pan added in the middle of the clip that takes
+    the person (joints gt (F, J, 2) through mats, vis (J,)) out over the nearer side edge, keeps
+    them out for out_s seconds and brings them back. Returns (new mats, outside (F,) bool: frames
+    where no visible joint is inside the frame)."""
+    F = len(mats)
+    n_pan, n_out = max(1, int(round(EDGE_PAN_S * FPS))), int(round(out_s * FPS))
+    start = max(0, (F - n_out) // 2 - n_pan)
+    weight = np.zeros(F)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(1, n_pan + 1) / n_pan)
+    weight[start:start + n_pan] = ramp[:F - start]
+    weight[start + n_pan:start + n_pan + n_out] = 1.0
+    back = start + n_pan + n_out
+    weight[back:back + n_pan] = ramp[::-1][:max(0, F - back)]
+    mid = min(start + n_pan, F - 1)
+    xs = gt[:, vis, 0]                                         # (F, n)
+    # Each frame's shift puts the person's whole box a margin past the nearer edge (the camera
+    # path itself drifts, so one shift for all frames would let them drift back in).
+    width = np.ptp(xs, axis=1) if xs.shape[1] else np.zeros(F)
+    if xs[mid].mean() < FRAME_W / 2:
+        shift = -(xs.max(1) + 0.3 * width + 10.0)
+    else:
+        shift = FRAME_W - xs.min(1) + 0.3 * width + 10.0
+    out = mats.copy()
+    out[:, 0, 2] += weight * shift
+    x = xs + (weight * shift)[:, None]
+    y = gt[:, vis, 1]
+    outside = ~((x >= 0) & (x < FRAME_W) & (y >= 0) & (y < FRAME_H)).any(1)
+    return out, outside
 
 
 def occluder_boxes(gt: np.ndarray, vis: np.ndarray, hidden: np.ndarray, grow: float = 1.3) -> np.ndarray:
@@ -119,9 +156,10 @@ def _match(pred2d: np.ndarray, valid: np.ndarray, gt: np.ndarray, vis: np.ndarra
 
 
 def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_root: str | None = None,
-             models=None, progress=None, occlude_s: float = 0.0) -> dict:
+             models=None, progress=None, occlude_s: float = 0.0, edge_exit_s: float = 0.0) -> dict:
     """Run the engine on ``clips`` synthetic clips; options: a PipelineOptions (start/end ignored);
-    occlude_s: seconds in the middle of each clip during which the person is hidden."""
+    occlude_s: seconds in the middle of each clip during which the person is hidden; edge_exit_s:
+    seconds the person spends outside the frame instead (see ``edge_exit``)."""
     root = Path(data_root or DEFAULT_LSP)
     names, joints, visible, is_test = load_annotations(root)
     test = np.where(is_test)[0]
@@ -142,6 +180,10 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
             mats = camera_path(crops.box_from_joints(joints[i], vis), frames, rng)
             path = Path(tmp) / f"clip{n:03d}.mp4"
             gt = np.einsum("fij,kj->fki", mats[:, :, :2], joints[i]) + mats[:, None, :, 2]
+            outside = np.zeros(frames, bool)
+            if edge_exit_s > 0:
+                mats, outside = edge_exit(mats, gt, vis, edge_exit_s)
+                gt = np.einsum("fij,kj->fki", mats[:, :, :2], joints[i]) + mats[:, None, :, 2]
             render_clip(image, mats, path, occluder_boxes(gt, vis, hidden) if hidden.any() else None)
             t0 = time.perf_counter()
             res = run(path, opts, models=models)
@@ -150,7 +192,7 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
             ids = set()
             # Frames without a usable torso are left out (as pck() leaves them out).
             for f in range(min(frames, res.valid.shape[1])):
-                if not np.isfinite(torso[f]) or hidden[f]:
+                if not np.isfinite(torso[f]) or hidden[f] or outside[f]:
                     continue
                 k, more = _match(res.joints2d[:, f], res.valid[:, f], gt[f], vis, torso[f])
                 extra += more
@@ -168,6 +210,7 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
     pred, gt, vis, found = np.array(preds), np.array(gts), np.array(viss, bool), np.array(found, bool)
     frames_all = len(found)
     return {"clips": int(len(pick)), "frames": int(frames_all), "seed": seed, "occlude_s": occlude_s,
+            "edge_exit_s": edge_exit_s,
             "pck": round(pck(pred, gt, vis)["mean"], 1) if frames_all else 0.0,
             "found": round(100.0 * found.sum() / max(frames_all, 1), 1),
             "pck_found": round(pck(pred[found], gt[found], vis[found])["mean"], 1) if found.any() else 0.0,
@@ -184,6 +227,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--occlude", type=float, default=0.0, metavar="SECONDS",
                     help="hide the person behind a panel for this long in the middle of each clip")
+    ap.add_argument("--edge-exit", type=float, default=0.0, metavar="SECONDS",
+                    help="pan the person out of the frame over the nearer side edge for this long, then back")
     ap.add_argument("--data", default=None, help="LSP folder (default ../shared/data/lsp)")
     ap.add_argument("--weights", default=None, help="weights folder (default weights/)")
     ap.add_argument("--preset", default=PipelineOptions.preset, choices=PRESETS)
@@ -198,6 +243,8 @@ def main(argv=None) -> int:
                     help="detector threshold (default: the detector weights' own)")
     ap.add_argument("--stitch-gap", type=float, default=PipelineOptions.stitch_gap_s,
                     help="join a person's broken track across gaps up to this long, seconds (0: off)")
+    ap.add_argument("--stitch-edge-gap", type=float, default=PipelineOptions.stitch_edge_gap_s,
+                    help="join a person who left over a side edge and came back within this long, seconds (0: off)")
     ap.add_argument("--crop-shrink", type=float, default=PipelineOptions.crop_shrink_per_s,
                     help="least factor a track's crop may shrink by in a second (0: no limit)")
     ap.add_argument("--keep-unconfirmed", action="store_true",
@@ -210,7 +257,10 @@ def main(argv=None) -> int:
         opts.check()   # before the data and the networks load
         if args.clips < 1 or args.frames < 1:
             raise InferenceError(f"--clips and --frames must be >= 1, got {args.clips} and {args.frames}")
+        if args.occlude and args.edge_exit:
+            raise InferenceError("--occlude and --edge-exit are two different tests: give one")
         res = evaluate(opts, args.clips, args.frames, args.seed, args.data, occlude_s=args.occlude,
+                       edge_exit_s=args.edge_exit,
                        progress=lambda n, t: print(f"\r{n}/{t} clips", end="", file=sys.stderr, flush=True))
     except (InferenceError, FileNotFoundError) as e:   # bad option values, missing data or weights
         ap.error(str(e))   # one usage line and exit status 2, like any other bad option
@@ -220,7 +270,8 @@ def main(argv=None) -> int:
                       "track_every": opts.track_every,
                       "fallback_detector": opts.fallback_detector, "weights": args.weights or "weights/",
                       "start_pose_score": opts.start_pose_score, "detection_threshold": opts.detection_threshold,
-                      "stitch_gap_s": opts.stitch_gap_s, "crop_shrink_per_s": opts.crop_shrink_per_s,
+                      "stitch_gap_s": opts.stitch_gap_s, "stitch_edge_gap_s": opts.stitch_edge_gap_s,
+                      "crop_shrink_per_s": opts.crop_shrink_per_s,
                       "verify_people": opts.verify_people}
     print(json.dumps(res, indent=1))
     if args.out:
@@ -235,6 +286,7 @@ def _options(args):
                            fallback_detector=args.fallback_detector,
                            threads=args.threads, start_pose_score=args.start_score,
                            detection_threshold=args.detection_threshold, stitch_gap_s=args.stitch_gap,
+                           stitch_edge_gap_s=args.stitch_edge_gap,
                            crop_shrink_per_s=args.crop_shrink, verify_people=not args.keep_unconfirmed)
 
 

@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stitch-gap", type=float, default=1.0, metavar="SECONDS",
                    help="join a person's track that broke (lost for a moment) with the track that picks "
                         "them up again within this long (default 1 s; 0: off)")
+    p.add_argument("--stitch-edge-gap", type=float, default=1.5, metavar="SECONDS",
+                   help="keep one id for a person who leaves over the left or right edge of the picture "
+                        "and comes back on that side within this long (default 1.5 s; 0: off)")
     p.add_argument("--keep-unconfirmed", action="store_true",
                    help="also write tracks that were never confirmed as a person (by default a track "
                         "is written only when enough of its poses score like a person)")
@@ -164,7 +167,8 @@ def main(argv=None) -> int:
                                fallback_detector=args.fallback_detector,
                                fallback_every_s=args.fallback_every, start_pose_score=args.start_score,
                                detection_threshold=args.detection_threshold, flip_test=args.flip_test,
-                               stitch_gap_s=args.stitch_gap, verify_people=not args.keep_unconfirmed,
+                               stitch_gap_s=args.stitch_gap, stitch_edge_gap_s=args.stitch_edge_gap,
+                               verify_people=not args.keep_unconfirmed,
                                floor=args.floor)
         if args.runtime is not None:
             opts.runtime = args.runtime

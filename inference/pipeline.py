@@ -107,6 +107,8 @@ class PipelineOptions:
                                          # the world frame in the pose file (stages/floor.py)
     stitch_gap_s: float = 1.0            # a person's broken track is joined across gaps up to this
                                          # long (seconds; stitching.py); 0: off
+    stitch_edge_gap_s: float = 1.5       # ... and a person who left over a side edge and came back,
+                                         # across gaps up to this long; 0: off
     fps: float | None = None             # override the source frame rate (image folders)
     batch_size: int = 16                 # crops per network call (16 is the fastest per crop on 2
                                          # CPU cores: see docs/engine.md "Speed")
@@ -152,6 +154,8 @@ class PipelineOptions:
             raise InferenceError(f"unknown fallback detector {self.fallback_detector!r} (hog or none)")
         if not (np.isfinite(self.stitch_gap_s) and self.stitch_gap_s >= 0):
             raise InferenceError(f"stitch_gap_s must be >= 0 seconds, got {self.stitch_gap_s}")
+        if not (np.isfinite(self.stitch_edge_gap_s) and self.stitch_edge_gap_s >= 0):
+            raise InferenceError(f"stitch_edge_gap_s must be >= 0 seconds, got {self.stitch_edge_gap_s}")
         if self.fps is not None and not self.fps > 0:
             raise InferenceError(f"fps must be > 0, got {self.fps}")
         for b in self.initial_boxes or []:
@@ -609,7 +613,9 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
         verdict = verify_tracks(tracks, VerifyConfig.from_gate(gate, info.fps),
                                 next_id=1 + max((t.id for t in every), default=-1))
         tracks, unconfirmed, unconfirmed_frames = verdict.kept, verdict.dropped, verdict.dropped_frames
-    tracks, joins = stitch_tracks(tracks, info.fps, StitchConfig(max_gap_s=opts.stitch_gap_s))
+    tracks, joins = stitch_tracks(tracks, info.fps, StitchConfig(max_gap_s=opts.stitch_gap_s,
+                                                                 edge_gap_s=opts.stitch_edge_gap_s),
+                                  image_size=(info.width, info.height) if opts.stitch_edge_gap_s > 0 else None)
     stats = dict(stage.stats)
     stats.update(frames=F, frames_decoded=done, frames_skipped=reader.skipped,
                  tracks=len(tracks), tracks_dropped_short=dropped, tracks_unconfirmed=unconfirmed,

@@ -144,3 +144,35 @@ def test_trained_engine_keeps_one_id_through_an_occlusion(tmp_path, image):
     seen, joins = ids(1.0)
     assert joins >= 1 and seen["before"] == seen["after"] and len(seen["before"]) == 1, seen
     assert CLIP_FPS == 30.0          # the 18 hidden frames are 0.6 s
+
+
+IMAGE = (640, 360)
+
+
+def test_person_who_leaves_over_the_edge_and_comes_back_keeps_one_id():
+    # Walks left out of the picture (gone from frame 30), turns round outside and walks back in
+    # on the same side, found again 1.2 s after it was last seen: beyond max_gap_s, and the two
+    # ends' velocities point away from each other.
+    a = _track_of(range(0, 30), [150 - 5 * f for f in range(0, 30)])
+    b = _track_of(range(66, 100), [40 + 4 * (f - 66) for f in range(66, 100)])
+    assert join_cost(a, b, FPS) == np.inf                   # no frame size: the plain rule only
+    assert join_cost(a, b, FPS, image_size=IMAGE) <= 1.0
+    out, joins = stitch_tracks([a, b], FPS, image_size=IMAGE)
+    assert joins == 1 and len(out) == 1 and out[0].id == a.id
+
+
+def test_edge_rule_needs_the_exit_side_the_gap_and_the_size():
+    a = _track_of(range(0, 30), [150 - 5 * f for f in range(0, 30)])
+    other_side = _track_of(range(66, 100), [600 - 4 * (f - 66) for f in range(66, 100)])
+    too_late = _track_of(range(80, 110), [40 + 4 * (f - 80) for f in range(80, 110)])
+    bigger = _track_of(range(66, 100), [60 + 4 * (f - 66) for f in range(66, 100)], scale=2.0)
+    for b in (other_side, too_late, bigger):
+        assert join_cost(a, b, FPS, image_size=IMAGE) == np.inf
+    # A track that ends in the middle of the picture did not leave it: the plain rule only.
+    mid = _track_of(range(0, 30), [320.0] * 30)
+    back = _track_of(range(66, 100), [60 + 4 * (f - 66) for f in range(66, 100)])
+    assert join_cost(mid, back, FPS, image_size=IMAGE) == np.inf
+    # Two people coming in on that side: ambiguous, neither is joined.
+    b1 = _track_of(range(66, 100), [40 + 4 * (f - 66) for f in range(66, 100)])
+    b2 = _track_of(range(64, 100), [60 + 4 * (f - 64) for f in range(64, 100)], y=250.0)
+    assert stitch_pairs([a, b1, b2], FPS, image_size=IMAGE) == []
