@@ -35,6 +35,7 @@ import numpy as np
 
 from inference.core import camera, score_calibration
 from inference.core.filters import runs
+from inference.core.sides import apply_swaps, side_swaps
 from inference.errors import Cancelled, InferenceError
 from inference.models import weights as W
 from inference.stages.floor import place_on_floor
@@ -109,6 +110,7 @@ class PipelineOptions:
                                          # long (seconds; stitching.py); 0: off
     stitch_edge_gap_s: float = 1.5       # ... and a person who left over a side edge and came back,
                                          # across gaps up to this long; 0: off
+    fix_side_flicker: bool = True        # undo short left/right flips of a limb pair (core/sides.py)
     fps: float | None = None             # override the source frame rate (image folders)
     batch_size: int = 16                 # crops per network call (16 is the fastest per crop on 2
                                          # CPU cores: see docs/engine.md "Speed")
@@ -452,10 +454,15 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
     filled_total = 0
     nonfinite_total = 0           # person-frames whose 3D came out inf/NaN (marked not valid)
     t_lift = t_smooth = 0.0
+    side_fixes = 0                # left/right pair-frames swapped back (core/sides.py)
     smoothing = opts.smoothing_config()
     for p, tr in enumerate(tracks):
         person = person_track2d(tr, frame0, F, J, max_gap)
         joints, scores, v, filled = person.joints, person.scores, person.valid, person.filled
+        if opts.fix_side_flicker:     # before lifting and smoothing, which would blend two limbs
+            swaps = side_swaps(joints, scores, v, fps)
+            joints, scores = apply_swaps(joints, scores, swaps)
+            side_fixes += int(swaps.sum())
         filled_total += int(filled.sum())
         filled_any[p] = filled
         lifted = []                   # the runs lifted: smoothed one by one (post_process)
@@ -510,6 +517,7 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
     if filled_total:
         warnings.append(f"{filled_total} person-frames missing for up to {max_gap} frames were interpolated")
     stats["filled_person_frames"] = filled_total
+    stats["side_flips_undone"] = side_fixes
     stats["nonfinite_lift_frames"] = nonfinite_total
     stats["seconds_lift"] = round(t_lift, 3)
     stats["seconds_smooth"] = round(t_smooth, 3)
