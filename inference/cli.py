@@ -204,7 +204,8 @@ def main(argv=None) -> int:
         print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {out}: {result.num_people} people, {result.num_frames} frames in {secs:.1f} s "
           f"({result.num_frames / max(secs, 1e-9):.1f} fps overall)", file=sys.stderr)
-    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" and args.device != "cuda":
+    if (os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" and args.device != "cuda"
+            and result.meta.get("runtime", {}).get("pose") == "torch"):   # ONNX Runtime does not read it
         print("note: OMP_WAIT_POLICY=PASSIVE is set; it slows the networks on the CPU about 2.5x "
               "(unset it for full speed)", file=sys.stderr)
     return EXIT_OK
