@@ -170,6 +170,19 @@ def lifter_from_run(run: str, which: str = "best.pt") -> Lifter:
     return Lifter(model, {"config": ck["config"], "run": run, "step": int(ck["step"])})
 
 
+def publish(res: dict, module: str, argv, out: str | None, markdown) -> None:
+    """Record the command line in res, print it as JSON and, with out, write out.json and
+    out.md (markdown(res)): how the held-out 3D evaluations report."""
+    cmd = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+    res["command"] = cmd.strip()
+    print(json.dumps(res, indent=1))
+    if out:
+        with open(out + ".json", "w") as f:
+            json.dump(res, f, indent=1)
+        with open(out + ".md", "w") as f:
+            f.write(markdown(res))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default=None, help="manifest json (default weights/lifter.json)")
@@ -210,14 +223,7 @@ def main(argv=None) -> int:
             res["pose_net_2d_engine"] = evaluate(lifter, seqs, noisy=False, pose_errors=sample,
                                                  calibration=table, post=True)
     res["seconds"] = round(time.time() - t0, 1)
-    cmd = "python -m evaluation.eval_3d " + " ".join(argv if argv is not None else sys.argv[1:])
-    res["command"] = cmd.strip()
-    print(json.dumps(res, indent=1))
-    if args.out:
-        with open(args.out + ".json", "w") as f:
-            json.dump(res, f, indent=1)
-        with open(args.out + ".md", "w") as f:
-            f.write(to_markdown(res))
+    publish(res, "evaluation.eval_3d", argv, args.out, to_markdown)
     if args.manifest:
         with open(args.manifest) as f:
             man = json.load(f)

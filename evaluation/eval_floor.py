@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from data import mocap
-from evaluation.eval_3d import DEFAULT_POSE_ERRORS, clip_group, heldout_sequences, make_2d
+from evaluation.eval_3d import DEFAULT_POSE_ERRORS, clip_group, heldout_sequences, make_2d, publish
 from evaluation.pose_errors import load_errors, shown_path
 from inference.core import floor as fl
 from inference.core.metrics import root_depth_error, root_lateral_error
@@ -310,14 +310,7 @@ def main(argv=None) -> int:
     if args.video:
         res["engine"] = engine_cost(args.video, args.video_end)
     res["seconds"] = round(time.time() - t0, 1)
-    cmd = "python -m evaluation.eval_floor " + " ".join(argv if argv is not None else sys.argv[1:])
-    res["command"] = cmd.strip()
-    print(json.dumps(res, indent=1))
-    if args.out:
-        with open(args.out + ".json", "w") as f:
-            json.dump(res, f, indent=1)
-        with open(args.out + ".md", "w") as f:
-            f.write(to_markdown(res))
+    publish(res, "evaluation.eval_floor", argv, args.out, to_markdown)
     return 0
 
 
