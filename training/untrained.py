@@ -24,7 +24,10 @@ def untrained_weights(folder: Path, seed: int = 0) -> Path:
     pose = StackedHourglass(POSE_PRESETS["fast"])
     for preset in ("fast", "balanced"):
         save_state_dict(pose.state_dict(), folder / f"pose_{preset}.pt")
-        write_manifest(folder / f"pose_{preset}.pt", "2d", POSE_PRESETS["fast"].to_dict(), "untrained (tests)")
+        # An untrained network's scores mean nothing: no start gate, so that person verification
+        # (which takes its thresholds from the gate) lets the mechanics through.
+        write_manifest(folder / f"pose_{preset}.pt", "2d", POSE_PRESETS["fast"].to_dict(), "untrained (tests)",
+                       gate={"start_score": 0.0})
     det = StackedHourglass(DETECTOR_PRESETS["fast"])
     with torch.no_grad():
         det.heads[-1].bias[0] = -1.0
