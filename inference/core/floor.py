@@ -61,6 +61,9 @@ class FloorConfig:
     min_rest_share: float = 0.05       # confident ankle points at rest, at least (else the camera moves)
     window_s: float = 2.0              # moving-camera check: the clip in windows this long ...
     max_window_tilt_deg: float = 8.0   # ... whose people's up direction turns more than this from the clip's
+    min_window_s: float = 0.5          # ... judged only with this much of standing poses in the window (a
+                                       # few frames of one person turn it by chance: the sample clip's
+                                       # first 1.4 s, 9-11 frames of the man, read 7.8-11 degrees)
     contact_on_m: float = 0.05         # contact starts below this height (over the resting height) ...
     contact_off_m: float = 0.10        # ... and ends above this one
     contact_on_mps: float = 0.5        # contact starts below this ankle speed ...
@@ -367,7 +370,7 @@ def fit_floor(X: np.ndarray, scores: np.ndarray, valid: np.ndarray, fps: float,
     for a in range(0, F, win):
         sub = np.zeros_like(valid)
         sub[:, a:a + win] = standing[:, a:a + win]
-        if sub.sum() < max(3, int(0.25 * fps)):
+        if sub.sum() < max(3, int(cfg.min_window_s * fps)):
             continue
         up_w = body_up(X, sub, scores)
         if up_w is not None:
