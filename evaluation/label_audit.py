@@ -1,6 +1,7 @@
 """Audit the LSP extended labels for mirrored left/right with the shipped pose network.
 
     python -m evaluation.label_audit [--weights pose_balanced] [--out data/lsp_label_audit.json]
+    python -m evaluation.label_audit --score runs/a/last.pt runs/b/last.pt [--weights pose_balanced]
 
 Runs the network on every photograph (cropped around the labelled person, as eval_2d does),
 applies ``data.label_audit.mirrored_groups`` and writes the audit file that training reads with
@@ -8,7 +9,9 @@ applies ``data.label_audit.mirrored_groups`` and writes the audit file that trai
 with one group mirrored (that group is dropped from training), for the training and held-out
 splits apart. The held-out split is listed for reporting only: held-out PCK is always measured
 against the original labels, and against audited ones only where a person checked them
-(``reviewed`` in the file).
+(``reviewed`` in the file). ``--score`` prints held-out PCK@0.2 of networks (checkpoints, and the
+``--weights`` network) against both: the original labels, and "reviewed" labels where only the
+held-out images a person judged observer-centric are swapped.
 """
 from __future__ import annotations
 
@@ -18,9 +21,29 @@ from pathlib import Path
 
 import numpy as np
 
-from data.label_audit import AUDIT_FILE, mirrored_groups, upright
+from data.label_audit import AUDIT_FILE, apply_audit, load_audit, mirrored_groups, upright
 from data.lsp import DEFAULT_LSP, load_annotations
-from evaluation.eval_2d import load_model, predict, torso_size
+from evaluation.eval_2d import load_model, pck, predict, torso_size
+
+
+def reviewed_labels(names, joints, visible, audit: dict):
+    """Held-out labels with only the images a person judged observer-centric swapped."""
+    mirrored = [n for n, v in audit.get("reviewed", {}).get("verdicts", {}).items() if v == "mirrored"]
+    return apply_audit(names, joints, visible, {"mirrored": mirrored}, drop_single=False)[:2] + (len(mirrored),)
+
+
+def score(nets: list[str], weights: str, data_root: str, audit_path: str) -> dict:
+    """Held-out PCK@0.2 of each network against the original and the reviewed labels."""
+    names, joints, visible, is_test = load_annotations(data_root)
+    idx = np.where(is_test)[0]
+    rj, rv, n_swapped = reviewed_labels(names[idx], joints[idx], visible[idx], load_audit(audit_path))
+    out = {"reviewed_swapped": n_swapped}
+    for net in [weights] + list(nets):
+        model, _ = load_model(checkpoint=net) if net.endswith(".pt") else load_model(net)
+        pred = predict(model, data_root, idx)[0]
+        out[net] = {"original": round(pck(pred, joints[idx], visible[idx])["mean"], 2),
+                    "reviewed": round(pck(pred, rj, rv)["mean"], 2)}
+    return out
 
 
 def main(argv=None) -> int:
@@ -28,7 +51,11 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default="pose_balanced")
     ap.add_argument("--data", default=DEFAULT_LSP)
     ap.add_argument("--out", default=str(AUDIT_FILE))
+    ap.add_argument("--score", nargs="+", metavar="CHECKPOINT", help="held-out PCK of these networks (see above)")
     args = ap.parse_args(argv)
+    if args.score:
+        print(json.dumps(score(args.score, args.weights, args.data, args.out), indent=1))
+        return 0
     names, joints, visible, is_test = load_annotations(args.data)
     model, info = load_model(args.weights)
     idx = np.arange(len(names))
