@@ -12,10 +12,11 @@ import posefile as pf
 from posefile import PoseFileError
 
 
-def sample(P=2, F=5, seed=0):
+def sample(P=2, F=5, seed=0, fps=29.97, image_size=(1768, 994), meta=None):
     """Two people over five frames; person 1 is missing in frames 0-1 (NaN joints there)."""
     rng = np.random.default_rng(seed)
-    d = pf.empty(P, F, fps=29.97, image_size=(1768, 994), meta={"source": "clip.mp4", "weights": {"2d": "ab12"}})
+    d = pf.empty(P, F, fps=fps, image_size=image_size,
+                 meta={"source": "clip.mp4", "weights": {"2d": "ab12"}} if meta is None else meta)
     d.valid[:] = True
     if P > 1:
         d.valid[1, :2] = False

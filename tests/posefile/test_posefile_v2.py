@@ -9,6 +9,7 @@ import pytest
 
 import posefile as pf
 from posefile import PoseFileError
+from test_posefile import sample
 
 V1_FILE = Path(__file__).parent / "data" / "v1_sample.npz"   # written by posefile/format.py v1
 
@@ -29,15 +30,10 @@ def world_from_camera(height=1.6, pitch_deg=15.0, roll_deg=-4.0):
 
 
 def sample_v2(P=2, F=6, seed=0):
-    rng = np.random.default_rng(seed)
-    d = pf.empty(P, F, fps=30.0, image_size=(640, 480), meta={"floor": {
+    """test_posefile's sample with a floor: world frame, contacts and meta["floor"]."""
+    d = sample(P, F, seed, fps=30.0, image_size=(640, 480), meta={"floor": {
         "status": "estimated", "camera_height_m": 1.6, "pitch_deg": 15.0, "roll_deg": -4.0, "inliers": 40}})
-    d.valid[:] = True
-    if P > 1:
-        d.valid[1, :2] = False
-    d.joints3d[d.valid] = rng.normal(0, 0.3, (d.valid.sum(), pf.NUM_JOINTS, 3)).astype(np.float32) + [0, 0, 4]
-    d.joints2d[d.valid] = rng.uniform(0, 600, (d.valid.sum(), pf.NUM_JOINTS, 2)).astype(np.float32)
-    d.scores[d.valid] = rng.uniform(0, 1, (d.valid.sum(), pf.NUM_JOINTS)).astype(np.float32)
+    rng = np.random.default_rng(seed + 1)
     d.world_from_camera = world_from_camera()
     d.contacts = rng.uniform(size=(P, F, 2)) > 0.5
     d.contacts[~d.valid] = False
