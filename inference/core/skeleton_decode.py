@@ -27,7 +27,7 @@ import dataclasses
 import numpy as np
 
 from inference.core import codec
-from posefile.skeleton import FLIP_PAIRS, JOINT_INDEX, NUM_JOINTS
+from posefile.skeleton import FLIP_PERM, JOINT_INDEX, NUM_JOINTS
 
 # Nodes of the search tree: a tuple of one joint, or a (right, left) pair.
 _I = JOINT_INDEX
@@ -49,10 +49,11 @@ NODE_PARENT = (-1, 0, 1, 2, 0, 4, 5, 4, 7, 8)   # index into NODES; children com
 PRIOR_BONES: tuple[tuple[int, int], ...] = tuple(
     (p, c) for n, par in enumerate(NODE_PARENT) if par >= 0
     for p, c in zip(NODES[par] * (len(NODES[n]) // len(NODES[par])), NODES[n]))
+_BONE_INDEX = {pc: i for i, pc in enumerate(PRIOR_BONES)}
 #: Limb pairs with a symmetry term: (right bone, left bone) as indices into PRIOR_BONES; the
 #: bones between two left/right nodes (upper and lower arms and legs).
 SYM_PAIRS: tuple[tuple[int, int], ...] = tuple(
-    (PRIOR_BONES.index((NODES[par][0], NODES[n][0])), PRIOR_BONES.index((NODES[par][1], NODES[n][1])))
+    (_BONE_INDEX[(NODES[par][0], NODES[n][0])], _BONE_INDEX[(NODES[par][1], NODES[n][1])])
     for n, par in enumerate(NODE_PARENT) if par >= 0 and len(NODES[n]) == 2 and len(NODES[par]) == 2)
 
 
@@ -118,11 +119,10 @@ def fit_prior(joints: np.ndarray, visible: np.ndarray, heatmap_size: int, radius
     """
     joints = np.asarray(joints, np.float64)
     visible = np.asarray(visible, bool)
-    mirror = {int(a): int(b) for a, b in FLIP_PAIRS} | {int(b): int(a) for a, b in FLIP_PAIRS}
     side = 2 * radius + 1
     tables = []
     for p, c in PRIOR_BONES:
-        mp, mc = mirror.get(p, p), mirror.get(c, c)
+        mp, mc = FLIP_PERM[p], FLIP_PERM[c]
         d = []
         for (a, b, sx) in ((p, c, 1.0), (mp, mc, -1.0)):
             ok = visible[:, a] & visible[:, b]
@@ -215,7 +215,7 @@ def decode(heatmaps: np.ndarray, prior: SkeletonPrior, weights: DecodeWeights = 
             if weights.only_merged:
                 u = np.where(np.arange(K) == 0, u, -np.inf)       # the arg-max only
             state_xy.append(cand_xy[:, :, None, :])               # (N, S, 1, 2)
-            state_src.append(np.stack([iy[:, j], ix[:, j], np.full_like(iy[:, j], j)], -1)[:, :, None])
+            state_src.append(np.stack([iy[:, j], ix[:, j]], -1)[:, :, None])
             unary.append(weights.unary * u)
             continue
         r, l = node
@@ -223,7 +223,6 @@ def decode(heatmaps: np.ndarray, prior: SkeletonPrior, weights: DecodeWeights = 
         cy = np.concatenate([iy[:, r], iy[:, l]], 1)
         cx = np.concatenate([ix[:, r], ix[:, l]], 1)
         cok = np.concatenate([ok[:, r], ok[:, l]], 1)
-        src = np.concatenate([np.full((N, K), r), np.full((N, K), l)], 1)
         ur = np.where(cok, logsm[n_ix, r, cy, cx], -np.inf)       # right joint on each candidate
         ul = np.where(cok, logsm[n_ix, l, cy, cx], -np.inf)
         u = weights.unary * (ur[:, :, None] + ul[:, None, :])     # (N, 2K, 2K)
@@ -240,18 +239,16 @@ def decode(heatmaps: np.ndarray, prior: SkeletonPrior, weights: DecodeWeights = 
         a, b = np.meshgrid(np.arange(C), np.arange(C), indexing="ij")
         a, b = a.reshape(-1), b.reshape(-1)
         state_xy.append(np.stack([cxy[:, a], cxy[:, b]], 2))      # (N, C*C, 2, 2)
-        state_src.append(np.stack([np.stack([cy[:, a], cx[:, a], src[:, a]], -1),
-                                   np.stack([cy[:, b], cx[:, b], src[:, b]], -1)], 2))
+        state_src.append(np.stack([np.stack([cy[:, a], cx[:, a]], -1),
+                                   np.stack([cy[:, b], cx[:, b]], -1)], 2))
         unary.append(u.reshape(N, C * C))
 
-    bone_of = {pc: i for i, pc in enumerate(PRIOR_BONES)}
     # Max-sum from the leaves up (children come after parents in NODES).
     total = [u.copy() for u in unary]
     choice = [None] * len(NODES)
     for n in range(len(NODES) - 1, 0, -1):
         p = NODE_PARENT[n]
-        pair = _pair_terms(NODES[p], NODES[n], state_xy[p], state_xy[n], prior, weights, bone_of,
-                           prior.heatmap_size / H)
+        pair = _pair_terms(NODES[p], NODES[n], state_xy[p], state_xy[n], prior, weights, prior.heatmap_size / H)
         scores = pair + total[n][:, None, :]                      # (N, Sp, Sc)
         choice[n] = scores.argmax(-1)
         total[p] = total[p] + scores.max(-1)
@@ -264,7 +261,7 @@ def decode(heatmaps: np.ndarray, prior: SkeletonPrior, weights: DecodeWeights = 
     rows = np.arange(N)
     for n, node in enumerate(NODES):
         pos = state_xy[n][rows, best[n]]                          # (N, m, 2)
-        src = state_src[n][rows, best[n]]                         # (N, m, 3) y, x, map
+        src = state_src[n][rows, best[n]]                         # (N, m, 2) y, x of the peak
         for m, j in enumerate(node):
             coords[:, j] = pos[:, m]
             scores[:, j] = hm[rows, j, src[:, m, 0], src[:, m, 1]]
@@ -280,8 +277,7 @@ def _lookup(prior: SkeletonPrior, bone: int, d: np.ndarray) -> np.ndarray:
     return np.where(inside, prior.bone_logp[bone][ij[..., 1], ij[..., 0]], prior.outside)
 
 
-def _pair_terms(pnode, cnode, pxy, cxy, prior: SkeletonPrior, w: DecodeWeights, bone_of,
-                scale: float) -> np.ndarray:
+def _pair_terms(pnode, cnode, pxy, cxy, prior: SkeletonPrior, w: DecodeWeights, scale: float) -> np.ndarray:
     """(N, Sp, Sc) bone (and symmetry) log terms between parent and child node states.
     pxy (N, Sp, mp, 2), cxy (N, Sc, mc, 2) in heatmap pixels; scale: to the prior's pixels."""
     N = pxy.shape[0]
@@ -290,7 +286,7 @@ def _pair_terms(pnode, cnode, pxy, cxy, prior: SkeletonPrior, w: DecodeWeights, 
     for m, c in enumerate(cnode):
         mp = m if len(pnode) == len(cnode) else 0
         d = (cxy[:, None, :, m] - pxy[:, :, None, mp]) * scale    # (N, Sp, Sc, 2)
-        out += _lookup(prior, bone_of[(pnode[mp], c)], d)
+        out += _lookup(prior, _BONE_INDEX[(pnode[mp], c)], d)
         lengths.append(np.linalg.norm(d, axis=-1))
     if len(cnode) == 2 and len(pnode) == 2 and w.sym:
         la, lb = lengths

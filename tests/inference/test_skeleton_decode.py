@@ -9,7 +9,7 @@ import pytest
 
 from inference.core import codec, skeleton_decode as sd
 from inference.models.weights import load_manifest
-from posefile.skeleton import FLIP_PAIRS, JOINT_INDEX as I, NUM_JOINTS
+from posefile.skeleton import FLIP_PERM, JOINT_INDEX as I, NUM_JOINTS
 
 H = 32
 
@@ -95,9 +95,8 @@ def test_swapped_knees_are_fixed_by_the_limbs_when_searched(prior):
 
 def test_prior_is_mirror_symmetric(prior):
     """A right bone's table is the left bone's mirrored (x negated): no view is preferred."""
-    mirror = {int(a): int(b) for a, b in FLIP_PAIRS} | {int(b): int(a) for a, b in FLIP_PAIRS}
     for b, (p, c) in enumerate(sd.PRIOR_BONES):
-        m = sd.PRIOR_BONES.index((mirror.get(p, p), mirror.get(c, c)))
+        m = sd.PRIOR_BONES.index((FLIP_PERM[p], FLIP_PERM[c]))
         np.testing.assert_allclose(prior.bone_logp[b], prior.bone_logp[m][:, ::-1], atol=1e-5)
     np.testing.assert_allclose(prior.sym_logp, prior.sym_logp[::-1], atol=1e-5)
 
