@@ -24,6 +24,7 @@ from data.lsp import DEFAULT_LSP, load_annotations
 from evaluation.eval_2d import left_right, load_model, pck, person_heatmaps
 from inference.core import codec, crops, skeleton_decode as sd
 from inference.models.weights import REPO_WEIGHTS, write_manifest
+from inference.stages.pose2d import crop_to_image, decode_crops
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "results_2d_skeleton_decode.json"
 
@@ -48,13 +49,9 @@ def scores(pred: np.ndarray, gt: np.ndarray, vis: np.ndarray) -> dict:
 
 def measure(heat, mats, gt, vis, in_size, prior, weights) -> dict:
     """Arg-max and skeleton decoding of the same heatmaps."""
-    out = {}
-    for name, dec in (("argmax", lambda h: codec.decode(h)), ("skeleton", lambda h: sd.decode(h, prior, weights))):
-        coords = dec(heat)[0]
-        in_crop = codec.from_heatmap(coords, in_size / heat.shape[-1])
-        pred = np.stack([crops.apply_affine(crops.invert_affine(M), c) for M, c in zip(mats, in_crop)])
-        out[name] = scores(pred, gt, vis)
-    return out
+    skeleton = crop_to_image(sd.decode(heat, prior, weights)[0], mats, in_size, heat.shape[-1])
+    return {"argmax": scores(decode_crops(heat, mats, in_size)[0], gt, vis),
+            "skeleton": scores(skeleton, gt, vis)}
 
 
 def main(argv=None) -> int:

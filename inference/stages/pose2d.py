@@ -120,11 +120,18 @@ def decode_crops(heat: np.ndarray, mats: np.ndarray, in_size: int,
     heat = np.asarray(heat, np.float32)
     assert heat.ndim == 4 and len(mats) == len(heat), (heat.shape, np.shape(mats))
     coords, scores = codec.decode(heat, blur=blur)
-    in_crop = codec.from_heatmap(coords, in_size / heat.shape[-1])
+    return crop_to_image(coords, mats, in_size, heat.shape[-1]), scores.astype(np.float32)
+
+
+def crop_to_image(coords: np.ndarray, mats: np.ndarray, in_size: int, heatmap_side: int) -> np.ndarray:
+    """Heatmap pixels of crops -> source-image pixels. coords (N, J, 2) on maps of side
+    heatmap_side of crops of side in_size made with the image->crop affines mats (N, 2, 3)
+    -> (N, J, 2) float32."""
+    in_crop = codec.from_heatmap(coords, in_size / heatmap_side)
     joints = np.empty_like(in_crop)
-    for n in range(len(heat)):
+    for n in range(len(in_crop)):
         joints[n] = crops.apply_affine(crops.invert_affine(mats[n]), in_crop[n])
-    return joints.astype(np.float32), scores.astype(np.float32)
+    return joints.astype(np.float32)
 
 
 class PoseEstimator:
