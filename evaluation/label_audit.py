@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     drop = {g: groups[g] & ~fix for g in groups}     # doubtful groups: dropped from training
     out = {"network": info, "rule": "data/label_audit.py", "command": "python -m evaluation.label_audit",
            "counts": {}}
-    old = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+    old = load_audit(args.out) if Path(args.out).is_file() else {}
     for split, mask in (("train", ~is_test), ("held_out", is_test)):
         key = "" if split == "train" else "held_out_"
         out[f"{key}mirrored"] = [str(n) for n in names[fix & mask]]
