@@ -77,30 +77,27 @@ def parse_bvh(text: str) -> BVH:
     i = 1
     n = len(tokens)
     pending = None  # index of the joint whose '{' we expect
+
+    def add_joint(name: str, parent: int, is_end: bool) -> int:
+        names.append(name)
+        parents.append(parent)
+        offsets.append([0.0, 0.0, 0.0])
+        channels.append([])
+        end_site.append(is_end)
+        return len(names) - 1
+
     try:
         while i < n:
             t = tokens[i]
             if t in ("ROOT", "JOINT"):
-                parent = stack[-1] if stack else -1
                 if t == "ROOT" and stack:
                     raise BVHError("ROOT inside another joint")
-                names.append(tokens[i + 1])
-                parents.append(parent)
-                offsets.append([0.0, 0.0, 0.0])
-                channels.append([])
-                end_site.append(False)
-                pending = len(names) - 1
+                pending = add_joint(tokens[i + 1], stack[-1] if stack else -1, False)
                 i += 2
             elif t == "End":
                 if tokens[i + 1] != "Site" or not stack:
                     raise BVHError("bad End Site")
-                parent = stack[-1]
-                names.append(names[parent] + "_End")
-                parents.append(parent)
-                offsets.append([0.0, 0.0, 0.0])
-                channels.append([])
-                end_site.append(True)
-                pending = len(names) - 1
+                pending = add_joint(names[stack[-1]] + "_End", stack[-1], True)
                 i += 2
             elif t == "{":
                 if pending is None:
