@@ -9,6 +9,7 @@ import os
 
 import bpy
 
+from . import keys as keys_bpy
 from ..errors import MocapError
 
 FORMATS = ("bvh", "fbx", "glb")
@@ -32,14 +33,27 @@ def _ensure_exporter(fmt):
 def _frame_range(objects, scene):
     lo, hi = None, None
     for ob in objects:
-        ad = ob.animation_data
-        if ad and ad.action:
-            a, b = ad.action.frame_range
+        rng = keys_bpy.motion_frame_range(ob)     # the person's track, not its visibility keys
+        if rng is not None:
+            a, b = rng
             lo = a if lo is None else min(lo, a)
             hi = b if hi is None else max(hi, b)
     if lo is None:
         return scene.frame_start, scene.frame_end
     return int(lo), int(hi)
+
+
+def _show_all(objects) -> list:
+    """Mute the keyed visibility of ``objects`` and show them (a hidden object cannot be
+    selected, and the exporters take the selection). Returns the muted F-curves."""
+    muted = []
+    for ob in objects:
+        for fc in keys_bpy.fcurves_of(ob):
+            if fc.data_path in ("hide_viewport", "hide_render") and not fc.mute:
+                fc.mute = True
+                muted.append(fc)
+        ob.hide_viewport = ob.hide_render = False
+    return muted
 
 
 def _select_only(objects, scene):
@@ -74,6 +88,7 @@ def export(objects, path: str, fmt: str, scene=None, report=print) -> list:
         bpy.ops.object.mode_set(mode='OBJECT')
     written = []
     fs, fe = _frame_range(objects, scene)
+    shown = _show_all(objects)
     vl = bpy.context.view_layer
     prev_active = vl.objects.active
     prev_selected = [o for o in vl.objects if o.select_get()]
@@ -99,7 +114,10 @@ def export(objects, path: str, fmt: str, scene=None, report=print) -> list:
             written.append(path)
     except RuntimeError as ex:
         raise MocapError(f"{fmt.upper()} export to {path} failed: {ex}") from ex
-    finally:   # give the user back their selection
+    finally:   # give the user back their selection and the keyed visibility
+        for fc in shown:
+            fc.mute = False
+        scene.frame_set(scene.frame_current)
         for ob in vl.objects:
             ob.select_set(ob in prev_selected)
         vl.objects.active = prev_active

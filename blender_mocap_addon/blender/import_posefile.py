@@ -16,8 +16,8 @@ import bpy
 import mathutils
 import numpy as np
 
-from . import armature as armature_bpy, keys as keys_bpy
-from ..core import axes, floor as floor_core, motion
+from . import armature as armature_bpy, confidence as conf_bpy, keys as keys_bpy, take_store
+from ..core import axes, confidence as conf_core, floor as floor_core, motion
 from ..core.contract import posefile
 from ..core import skeleton as sk
 from ..errors import MocapError
@@ -33,7 +33,11 @@ class ImportOptions:
     use_floor: when the file has a floor (format 2, ``world_from_camera``), import into
     its world frame (floor z = 0) with a ground plane, the camera at its estimated height
     and tilt, and each person's feet on the floor; foot_lock: keep a foot still while the
-    file says it is on the floor (only where the file has contacts)."""
+    file says it is on the floor (only where the file has contacts);
+    confidence: key per-joint confidence, bone colours and visibility, add span markers;
+    max_gap_s: dropouts up to this long (s) are bridged by the keys ("interpolated"), longer
+    ones hide the armature ("lost"); store: keep the pose data in the .blend (track edits);
+    people_only: armatures only (no floor, camera or scene settings: re-solving a take)."""
     smoothing: float = 0.0
     frame_offset: int = 1
     set_scene: bool = True
@@ -44,6 +48,10 @@ class ImportOptions:
     collection: str = "Mocap"
     use_floor: bool = True
     foot_lock: bool = True
+    confidence: bool = True
+    max_gap_s: float = 0.5
+    store: bool = True
+    people_only: bool = False
 
 
 @dataclass
@@ -61,6 +69,8 @@ class ImportResult:
     floor: str | None = None          # the ground-plane object, when there is a floor
     floor_note: str = ""              # one sentence: floor used, or why there is none
     feet_locked: int = 0              # people whose feet were locked during contacts
+    take: str = ""                    # name the pose data is stored under (take_store)
+    markers: list = field(default_factory=list)   # timeline marker names added
 
 
 def read_pose_file(pose_path: str) -> posefile.PoseData:
@@ -98,7 +108,7 @@ def solve_people(data: posefile.PoseData, options: ImportOptions, warnings: list
     if data.num_people == 0:
         raise MocapError("the pose file contains no people (nobody was detected in the video)")
     wanted = None if options.people is None else {int(p) for p in options.people}
-    out = []
+    out, skipped = [], []
     for p in range(data.num_people):
         pid = int(data.person_ids[p])
         if wanted is not None and pid not in wanted:
@@ -122,6 +132,7 @@ def solve_people(data: posefile.PoseData, options: ImportOptions, warnings: list
                                     lock_feet=options.foot_lock)
         except (ValueError, KeyError) as ex:
             warnings.append(f"person {pid}: {ex}; skipped")
+            skipped.append(str(ex))
             continue
         gaps = data.num_frames - n_valid
         if gaps:
@@ -133,6 +144,8 @@ def solve_people(data: posefile.PoseData, options: ImportOptions, warnings: list
         if wanted is not None:
             raise MocapError(f"none of the people {sorted(wanted)} can be imported "
                              f"(file has ids {data.person_ids.tolist()})")
+        if skipped:   # the real reason (e.g. zero-length bones), not just "unusable"
+            raise MocapError("no person in the pose file can be imported: " + "; ".join(skipped))
         raise MocapError("no person in the pose file has usable frames")
     return out
 
@@ -156,12 +169,19 @@ class _Undo:
     def __init__(self, scene):
         self.scene = scene
         self.objects, self.data, self.actions, self.clips, self.collections = [], [], [], [], []
-        self.linked = []
+        self.linked, self.markers = [], []
+        self.takes = take_store.names(scene)
         r = scene.render
         self.scene_state = (r.fps, r.fps_base, scene.frame_start, scene.frame_end, scene.frame_current)
         self.render_state = (r.resolution_x, r.resolution_y, r.resolution_percentage, scene.camera)
 
     def rollback(self):
+        for m in self.markers:
+            if m.name in self.scene.timeline_markers:
+                self.scene.timeline_markers.remove(m)
+        for t in take_store.names(self.scene):
+            if t not in self.takes:
+                take_store.remove(self.scene, t)
         for ob in self.objects:
             if ob.name in bpy.data.objects:
                 bpy.data.objects.remove(ob, do_unlink=True)
@@ -325,17 +345,39 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
 
     Returns an ImportResult; raises MocapError with the scene unchanged.
     """
+    clock_start = time.process_time()
+    data = read_pose_file(pose_path)
+    stem = os.path.splitext(os.path.basename(pose_path))[0]
+    return load_data(data, stem, options, report, scene, pose_path=pose_path,
+                     read_seconds=time.process_time() - clock_start)
+
+
+def unique_take(scene, stem: str) -> str:
+    """``stem``, or ``stem.001``... when the scene holds a take of that name already."""
+    taken = set(take_store.names(scene))
+    name, i = stem, 0
+    while name in taken:
+        i += 1
+        name = f"{stem}.{i:03d}"
+    return name
+
+
+def load_data(data: posefile.PoseData, stem: str, options: ImportOptions | None = None, report=print,
+              scene=None, pose_path: str = "", read_seconds: float = 0.0, take: str | None = None,
+              edits: list | None = None) -> ImportResult:
+    """Import pose data already in memory (``load`` after reading; track edits re-solving a
+    take: ``take`` names it, ``edits`` are kept with it). Raises MocapError, scene unchanged."""
     options = options or ImportOptions()
     scene = scene or bpy.context.scene
     result = ImportResult()
+    result.cpu_seconds["read"] = read_seconds
     clock = _StageClock(result.cpu_seconds)
-    data = read_pose_file(pose_path)
-    clock("read")
     T, result.floor_note = world_frame(data, options, result.warnings)
     result.world = T is not None
     people = solve_people(data, options, result.warnings, world_from_camera=T)
     clock("solve")
-    stem = os.path.splitext(os.path.basename(pose_path))[0]
+    row = {int(pid): p for p, pid in enumerate(data.person_ids)}
+    max_gap = max(0, int(round(options.max_gap_s * float(data.fps))))
     undo = _Undo(scene)
     try:
         armature_bpy.ensure_object_mode()
@@ -345,9 +387,11 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
             undo.objects.append(obj)
             undo.data.append(obj.data)
         clock("armatures")
+        result.take = take or (unique_take(scene, stem) if options.store else stem)
         for m, obj in zip(people, objs):
             obj["mocap_person_id"] = m.person_id
-            obj["mocap_source"] = os.path.basename(pose_path)
+            obj["mocap_source"] = os.path.basename(pose_path) if pose_path else stem
+            obj["mocap_take"] = result.take
             obj["mocap_hip_height"] = float(m.rest.root_head[2])
             # height of the ankles of a foot on the floor, in the armature's z (it sits at the origin)
             obj["mocap_floor_z"] = float(m.floor_z) if np.isfinite(m.floor_z) else 0.0
@@ -356,7 +400,19 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
             clock("solve")
             action = keys_bpy.new_action(f"{obj.name}_{stem}")
             undo.actions.append(action)
-            result.keys += keys_bpy.write_channels(obj, action, person_channels(m, options.frame_offset))
+            chans = person_channels(m, options.frame_offset)
+            p = row[m.person_id]
+            if options.confidence:
+                chans += conf_bpy.channels(obj, np.asarray(data.scores[p]), np.asarray(data.valid[p]),
+                                           m.frames, options.frame_offset, data.joint_names, max_gap)
+                if hasattr(obj.data, "show_bone_colors"):     # 4.0+
+                    obj.data.show_bone_colors = True
+            result.keys += keys_bpy.write_channels(obj, action, chans)
+            if options.confidence:
+                spans = conf_core.spans(data.valid[p], data.scores[p], max_gap)
+                made = conf_bpy.add_markers(scene, m.person_id, spans, options.frame_offset)
+                undo.markers += made
+                result.markers += [mk.name for mk in made]
             clock("keys")
             result.armatures.append(obj.name)
             result.person_ids.append(m.person_id)
@@ -365,15 +421,22 @@ def load(pose_path: str, options: ImportOptions | None = None, report=print,
         first = min(int(m.frames[0]) for m in people) + options.frame_offset
         last = max(int(m.frames[-1]) for m in people) + options.frame_offset
         result.frame_start, result.frame_end, result.fps = first, last, float(data.fps)
-        if options.set_scene:
+        if options.set_scene and not options.people_only:
+            # the scene matches the video: its frame rate, all its frames, its size in pixels
             _set_fps(scene, float(data.fps))
-            scene.frame_start, scene.frame_end = first, max(last, first)
-        if result.world:
+            scene.frame_start = options.frame_offset
+            scene.frame_end = max(options.frame_offset + data.num_frames - 1, last)
+            scene.render.resolution_x, scene.render.resolution_y = data.image_size
+            scene.render.resolution_percentage = 100
+        if result.world and not options.people_only:
             _add_floor(people, coll, undo, result)
-        if options.add_camera or result.world:
+        if (options.add_camera or result.world) and not options.people_only:
             _add_camera(data, options, coll, undo, result, options.frame_offset, world_from_camera=T,
-                        video=_video_path(data, options, pose_path))
-        scene.frame_set(first)
+                        video=_video_path(data, options, pose_path) if pose_path else options.video_path)
+        if options.store:
+            take_store.store(scene, result.take, data, options, edits)
+        if not options.people_only:
+            scene.frame_set(first)
         clock("scene")
     except MocapError:
         undo.rollback()

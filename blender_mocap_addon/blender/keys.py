@@ -12,17 +12,19 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-_LINEAR = None
+_INTERP = {}
 
 
 @dataclass
 class Channel:
-    """data_path + array index; frames (K,) and values (K,) (float); group: F-curve group."""
+    """data_path + array index; frames (K,) and values (K,) (float); group: F-curve group;
+    constant: hold each key's value until the next (visibility, colour levels)."""
     data_path: str
     index: int
     frames: np.ndarray
     values: np.ndarray
     group: str = ""
+    constant: bool = False
 
 
 def is_layered(action) -> bool:
@@ -69,12 +71,11 @@ def _fcurve_container(action, slot):
     return strip.channelbag(slot, ensure=True)
 
 
-def _interp_linear_value() -> int:
-    global _LINEAR
-    if _LINEAR is None:
+def _interp_value(name: str = "LINEAR") -> int:
+    if name not in _INTERP:
         items = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items
-        _LINEAR = items["LINEAR"].value
-    return _LINEAR
+        _INTERP[name] = items[name].value
+    return _INTERP[name]
 
 
 def write_channels(obj, action, channels, linear: bool = True) -> int:
@@ -117,10 +118,11 @@ def write_channels(obj, action, channels, linear: bool = True) -> int:
         co[:, 1] = values
         flat = co.ravel()
         kp.foreach_set("co", flat)
-        if linear:
-            # keys arrive sorted; linear segments need no handles, so the costly
+        if linear or ch.constant:
+            # keys arrive sorted; linear / constant segments need no handles, so the costly
             # fc.update() (sort + handle recalculation) is skipped
-            kp.foreach_set("interpolation", np.full(n, _interp_linear_value(), dtype=np.int32))
+            mode = _interp_value("CONSTANT" if ch.constant else "LINEAR")
+            kp.foreach_set("interpolation", np.full(n, mode, dtype=np.int32))
         else:
             fc.update()
         total += n
@@ -144,6 +146,22 @@ def fcurves_of(obj):
             if bag is not None:
                 return list(bag.fcurves)
     return []
+
+
+def is_motion(fc) -> bool:
+    """A pose channel (bone rotation / location), not confidence, colour or visibility."""
+    return fc.data_path.endswith((".rotation_quaternion", ".location", ".rotation_euler", ".scale"))
+
+
+def motion_frame_range(obj):
+    """(first, last) key frame of ``obj``'s motion curves, None without any."""
+    lo = hi = None
+    for fc in fcurves_of(obj):
+        if is_motion(fc) and len(fc.keyframe_points):
+            a, b = fc.range()
+            lo = a if lo is None else min(lo, a)
+            hi = b if hi is None else max(hi, b)
+    return None if lo is None else (lo, hi)
 
 
 def read_channel(fc):

@@ -47,6 +47,8 @@ def read_source(src) -> tuple:
                          f"(needs bones {', '.join(sk.BONE_NAMES)})")
     curves = {}
     for fc in keys_bpy.fcurves_of(src):
+        if not keys_bpy.is_motion(fc):      # confidence, bone colours, visibility
+            continue
         curves[(fc.data_path, fc.array_index)] = keys_bpy.read_channel(fc)
     if not curves:
         raise MocapError(f"{src.name!r} has no animation to retarget")
