@@ -3,7 +3,12 @@
     python -m inference VIDEO -o out.npz [--preset fast|balanced|accurate] [--device auto|cpu|cuda]
         [--runtime auto|torch|onnx] [--flip-test] [--max-people N] [--focal PX] [--start N] [--end N] [--weights DIR]
         [--progress bar|jsonl|none] [--smoothing F] [--initial-boxes CX,CY,SIZE[;CX,CY,SIZE...]]
-        [--detection-threshold T] [--start-score S]
+        [--detection-threshold T] [--start-score S] [--dump-keypoints FILE.npz]
+    python -m inference --keypoints FILE [VIDEO] -o out.npz [--format auto|openpose|coco|table]
+        [--fps F] [--image-size WxH] [--joint-set ...] [--coco-images JSON] [--frame-regex RE]
+
+With --keypoints the 2D comes from another detector's file (docs/keypoints.md) instead of the pose
+network; everything after the 2D is the video run's, and so is the pose file.
 
 VIDEO is a video file, a folder of images (natural order) or one image. ``--progress jsonl``
 prints one JSON object per line to stdout, {"frame", "total", "fps", "eta"}, and a last one
@@ -27,7 +32,10 @@ import time
 
 from inference.core.camera import DEFAULT_FOV_DEG
 from inference.errors import Cancelled, InferenceError
-from inference.pipeline import DEFAULT_PRESET, PipelineOptions, PRESETS, run
+from inference.core.keypoint_formats import JOINT_SETS
+from inference.pipeline import DEFAULT_PRESET, KeypointOptions, PipelineOptions, PRESETS, run, run_keypoints
+
+KEYPOINT_FORMATS = ("auto", "openpose", "coco", "table")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -59,7 +67,9 @@ def parse_boxes(text: str) -> list[tuple[float, float, float]]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m inference",
                                 description="Markerless motion capture: a video in, a pose file (.npz) out.")
-    p.add_argument("video", help="video file, folder of images, or one image")
+    p.add_argument("video", nargs="?", default=None,
+                   help="video file, folder of images, or one image (with --keypoints: optional, the clip "
+                        "the keypoints came from, for its size, frame rate and frame count)")
     p.add_argument("-o", "--output", required=True, help="pose file to write (.npz)")
     p.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET,
                    help="balanced (default): a wider pose network, the most accurate shipped one, about 28 "
@@ -111,7 +121,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="estimate the floor from everyone's feet (static camera): root depths from it, foot "
                         "contacts and the camera's pose above the floor in the pose file (default: on; "
                         "--no-floor: camera coordinates only)")
+    k = p.add_argument_group("keypoint files (docs/keypoints.md)",
+                             "Lift another detector's 2D instead of running the pose network: the same "
+                             "tracking, lifting, floor and smoothing, the same pose file.")
+    k.add_argument("--keypoints", default=None, metavar="FILE",
+                   help="a folder of OpenPose *_keypoints.json (BODY_25 or COCO-18), a COCO keypoint results "
+                        ".json (MMPose, Detectron2, YOLO-pose), or a .npz / .csv table of frame, person, joint, "
+                        "x, y, score")
+    k.add_argument("--format", choices=KEYPOINT_FORMATS, default="auto",
+                   help="the keypoint file's format (default: from the path and contents)")
+    k.add_argument("--joint-set", choices=tuple(JOINT_SETS), default=None,
+                   help="joints of a .npz / .csv table (default: ours, the pose file's 16)")
+    k.add_argument("--fps", type=float, default=None, metavar="F",
+                   help="frame rate, when neither the video nor the keypoint file gives it")
+    k.add_argument("--image-size", type=parse_size, default=None, metavar="WxH",
+                   help="picture size in pixels, when neither the video nor the keypoint file gives it")
+    k.add_argument("--coco-images", default=None, metavar="JSON",
+                   help="COCO results: a JSON with an 'images' list (id, file_name); each result's frame is "
+                        "the number in its image's file name (default: image_id is the frame index)")
+    k.add_argument("--frame-regex", default=None, metavar="RE",
+                   help="with --coco-images: the frame number's pattern in file_name (first group; default: "
+                        "the last number)")
+    p.add_argument("--dump-keypoints", default=None, metavar="FILE.npz",
+                   help="video runs: also write the 2D tracks that were lifted as a keypoint table "
+                        "(--keypoints reads it back)")
     return p
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'WxH' -> (W, H) pixels, both > 0."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        w, h = (int(t) for t in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WxH (e.g. 1920x1080)") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be > 0")
+    return w, h
 
 
 class Bar:
@@ -147,10 +193,17 @@ def main(argv=None) -> int:
     except SystemExit as e:  # argparse exits 2 on a bad command line, 0 on --help
         return int(e.code or 0)
     mode = args.progress or ("bar" if sys.stderr.isatty() else "none")
+    if args.video is None and args.keypoints is None:
+        print("error: give a video (or --keypoints FILE)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dump_keypoints and args.keypoints:
+        print("error: --dump-keypoints writes a video run's 2D; it does not go with --keypoints", file=sys.stderr)
+        return EXIT_USAGE
     out = os.path.abspath(args.output)
-    if not os.path.isdir(os.path.dirname(out)):
-        print(f"error: the output folder {os.path.dirname(out)} does not exist", file=sys.stderr)
-        return EXIT_FAILED
+    for path in (out, os.path.abspath(args.dump_keypoints or out)):
+        if not os.path.isdir(os.path.dirname(path)):
+            print(f"error: the output folder {os.path.dirname(path)} does not exist", file=sys.stderr)
+            return EXIT_FAILED
     if os.path.isdir(out):
         print(f"error: the output {out} is a folder; give a file name like out.npz", file=sys.stderr)
         return EXIT_FAILED
@@ -172,10 +225,21 @@ def main(argv=None) -> int:
                                floor=args.floor)
         if args.runtime is not None:
             opts.runtime = args.runtime
-        result = run(args.video, opts, progress=progress, cancel=cancel)
+        if args.keypoints is not None:
+            opts.fps = args.fps
+            kpo = KeypointOptions(format=args.format, joint_set=args.joint_set, images=args.coco_images,
+                                  frame_regex=args.frame_regex, video=args.video, image_size=args.image_size)
+            result = run_keypoints(args.keypoints, opts, kpo)
+        else:
+            result = run(args.video, opts, progress=progress, cancel=cancel)
         if cancel.is_set():
             raise Cancelled("cancelled")
         result.save(out)
+        if args.dump_keypoints:
+            from inference.stages.keypoints import write_keypoint_table
+
+            write_keypoint_table(args.dump_keypoints, result.tracks, int(result.meta.get("frame_start", 0)),
+                                 result.num_frames, result.fps, result.image_size)
     except Cancelled:
         if bar:
             bar.close()

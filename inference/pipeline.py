@@ -175,6 +175,8 @@ class PoseResult(posefile.PoseData):
 
     warnings: list[str] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    tracks: list = field(default_factory=list, repr=False)   # the 2D tracks that were lifted (stage 1's
+                                                             # result; --dump-keypoints writes them)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Validate and write the pose file atomically (never a half-written file)."""
@@ -653,7 +655,7 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
                       person_ids=np.arange(len(tracks), dtype=np.int32), fps=float(info.fps),
                       image_size=(int(info.width), int(info.height)), camera_K=K.astype(np.float32),
                       meta=meta, warnings=warnings, stats=stats,
-                      world_from_camera=placed.world_from_camera, contacts=placed.contacts)
+                      world_from_camera=placed.world_from_camera, contacts=placed.contacts, tracks=tracks)
 
 
 def _runtime_meta(models: Models) -> dict:
@@ -698,3 +700,146 @@ def _meta(source, opts: PipelineOptions, models: Models, info, stats: dict, warn
         "stats": stats,
         "warnings": list(warnings),
     }
+
+
+# ---------------------------------------------------------------------------- keypoint files
+@dataclass
+class KeypointOptions:
+    """Where a keypoint run's 2D comes from (stages/keypoint_readers.py, docs/keypoints.md)."""
+
+    format: str = "auto"                 # auto | openpose | coco | table
+    joint_set: str | None = None         # tables: ours (default) | body25 | coco18 | coco17
+    images: str | None = None            # COCO: a JSON with an "images" list (id, file_name) -> frames
+    frame_regex: str | None = None       # COCO: the frame number in file_name (default: the last number)
+    video: str | None = None             # the clip the keypoints came from: size, rate, frame count
+    image_size: tuple[int, int] | None = None   # (W, H) px when neither the video nor the file says
+
+
+class _PoseTable:
+    """Stands in for the pose network in a keypoint run: only its score calibration is used
+    (lifter_scores), read from the preset's manifest without loading the network."""
+
+    def __init__(self, manifest: dict):
+        self.manifest = manifest
+        self.score_calibration = manifest.get("score_calibration")
+
+
+def load_lifter_only(opts: PipelineOptions) -> Models:
+    """The lifter, and the preset's pose manifest for its score calibration: all a keypoint run
+    needs (Models with detector None)."""
+    from inference.models.runtime import choose_runtime
+    from inference.stages.lifting import Lifter, LifterError
+
+    folder = Path(opts.weights_dir) if opts.weights_dir else W.weights_dir()
+    pose_m, lift_m = _manifest(folder, f"pose_{opts.preset}"), _manifest(folder, "lifter")
+    try:
+        with open(pose_m) as f:
+            pose_manifest = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        pose_manifest = {}          # no calibration: scores go to the lifter as they are
+    if not lift_m.is_file():
+        raise InferenceError(f"lifter weights not found: {lift_m}")
+    runtime, _ = choose_runtime(opts.runtime, "cpu" if opts.device == "auto" else opts.device)
+    try:
+        lifter = Lifter.load(str(lift_m), runtime=runtime, threads=opts.threads)
+    except (LifterError, W.WeightsError) as e:
+        raise InferenceError(str(e)) from e
+    return Models(_PoseTable(pose_manifest), None, lifter,
+                  {"pose": None, "detector": None, "lifter": lifter.manifest.get("sha256")})
+
+
+def _project(X: np.ndarray, K: np.ndarray) -> np.ndarray:
+    z = np.maximum(X[..., 2:3], 1e-6)
+    return (X[..., :2] / z) * np.array([K[0, 0], K[1, 1]]) + K[:2, 2]
+
+
+def run_keypoints(path: str | os.PathLike, options: PipelineOptions | None = None,
+                  keypoints: KeypointOptions | None = None, models: Models | None = None) -> PoseResult:
+    """A keypoint file (OpenPose, COCO results, table) -> PoseResult: the video run's stage 2 on the
+    file's 2D (tracking when it has no ids, stitching, gap filling, left/right flicker, lifting,
+    smoothing, floor). Size and rate from the video, else the file, else the options
+    (image_size, fps). Raises InferenceError (KeypointError) for every problem a user can fix."""
+    from inference.stages.keypoint_readers import check, read_keypoints
+    from inference.stages.keypoints import frames_without_person, keypoint_tracks
+
+    opts = options or PipelineOptions()
+    kpo = keypoints or KeypointOptions()
+    opts.check()
+    t_start = time.perf_counter()
+    kf = read_keypoints(path, kpo.format, kpo.joint_set, kpo.images, kpo.frame_regex)
+    warnings: list[str] = []
+    video_frames = None
+    if kpo.video:
+        reader = FrameReader(kpo.video, 0, None, opts.fps)
+        info = reader.info
+        reader.close()
+        size, fps = (info.width, info.height), info.fps
+        video_frames = info.num_frames if info.num_frames > 0 else None
+        warnings.extend(info.warnings)
+    else:
+        size = kpo.image_size or kf.image_size
+        fps = opts.fps or kf.fps
+        if size is None or fps is None:
+            what = " and ".join(n for n, v in (("--image-size WxH", size), ("--fps F", fps)) if v is None)
+            raise InferenceError(f"{path}: the file does not say the picture's size and frame rate; give "
+                                 f"{what}, or the video it came from")
+    size = (int(size[0]), int(size[1]))
+    check(kf, size, video_frames)
+    F = video_frames if video_frames is not None else (
+        kf.num_frames if kf.num_frames is not None else kf.last_frame + 1 - kf.frame_start)
+    try:
+        K = camera.intrinsics(size, focal_px=opts.focal, fov_deg=opts.fov_deg)
+    except camera.CameraError as e:
+        raise InferenceError(str(e)) from e
+    models = models or load_lifter_only(opts)
+    t_loaded = time.perf_counter()
+    tracks, kstats = keypoint_tracks(kf, fps, opts.max_people)
+    min_frames = max(1, int(round(opts.min_track_s * fps)))
+    every = len(tracks)
+    tracks = [t for t in tracks if len(t.frames) >= min_frames]
+    joins = 0
+    if kstats["tracked_by"] == "tracker":    # ids given by the file are kept as they are
+        tracks, joins = stitch_tracks(tracks, fps, StitchConfig(max_gap_s=opts.stitch_gap_s,
+                                                                edge_gap_s=opts.stitch_edge_gap_s),
+                                      image_size=size if opts.stitch_edge_gap_s > 0 else None)
+    from inference.stages.keypoints import ours as _ours   # frames with nobody, on our timeline
+    empty = frames_without_person(_ours(kf), F)
+    stats = dict(kstats, frames=F, tracks=len(tracks), tracks_dropped_short=every - len(tracks),
+                 tracks_stitched=joins, frames_without_person=empty)
+    j3, j2, sc, valid = _build_result(tracks, 0, F, fps, K, models, opts, warnings, stats)
+    placed = place_on_floor(j3, j2, sc, valid, K, fps, enabled=opts.floor, focal_known=opts.focal is not None)
+    j3 = placed.joints3d
+    warnings.extend(placed.warnings)
+    # Joints the file did not have: the lifted joint's projection (the pose file's 2D is finite).
+    unseen = valid[..., None] & (sc <= 0)
+    j2 = np.where(unseen[..., None], _project(j3, K), j2).astype(np.float32)
+    if not tracks:
+        warnings.append("no person in the keypoint file could be followed")
+    elif empty:
+        warnings.append(f"no person in {empty} of {F} frames")
+    stats.update(seconds_floor=round(placed.seconds, 4), seconds_total=round(time.perf_counter() - t_start, 3),
+                 seconds_load=round(t_loaded - t_start, 3))
+    meta = {
+        "generator": "inference",
+        "engine_version": ENGINE_VERSION,
+        "versions": {"python": platform.python_version(), "numpy": np.__version__,
+                     "torch": _torch_version(), "opencv": cv2.__version__},
+        "weights_sha256": models.sha256,
+        "runtime": {"lifter": models.lifter.runtime},
+        "options": json.loads(json.dumps(asdict(opts), default=str)),
+        "source": os.path.basename(os.path.normpath(os.fspath(path))),
+        "source_kind": "keypoints",
+        "keypoints": {"format": kf.format, "joint_set": kf.joint_set, "tracked_by": kstats["tracked_by"],
+                      "video": os.path.basename(kpo.video) if kpo.video else None, **kf.meta},
+        "frame_start": int(kf.frame_start),
+        "camera_assumed": opts.focal is None,
+        "fov_deg": None if opts.focal is not None else float(opts.fov_deg),
+        "stats": stats,
+        "warnings": list(warnings),
+        "floor": placed.meta,
+    }
+    return PoseResult(joints3d=j3, joints2d=j2, scores=sc, valid=valid,
+                      person_ids=np.array([t.id if kf.has_ids else p for p, t in enumerate(tracks)], np.int32),
+                      fps=float(fps), image_size=size,
+                      camera_K=K.astype(np.float32), meta=meta, warnings=warnings, stats=stats,
+                      world_from_camera=placed.world_from_camera, contacts=placed.contacts, tracks=tracks)
