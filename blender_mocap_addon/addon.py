@@ -8,7 +8,7 @@ pointer and the File > Import menu entry.
 
 import bpy
 
-from .ui import operators, panel, prefs, properties
+from .ui import operators, panel, people, prefs, properties
 
 CLASSES: tuple = (
     prefs.MOCAP_AddonPreferences,
@@ -28,6 +28,7 @@ CLASSES: tuple = (
     panel.MOCAP_PT_convert,
     panel.MOCAP_PT_retarget,
     panel.MOCAP_PT_export,
+    *people.CLASSES,             # the People sub-panel (after its parent panel) and track edits
 )
 
 

@@ -364,9 +364,11 @@ def unique_take(scene, stem: str) -> str:
 
 def load_data(data: posefile.PoseData, stem: str, options: ImportOptions | None = None, report=print,
               scene=None, pose_path: str = "", read_seconds: float = 0.0, take: str | None = None,
-              edits: list | None = None) -> ImportResult:
+              edits: list | None = None, original=None) -> ImportResult:
     """Import pose data already in memory (``load`` after reading; track edits re-solving a
-    take: ``take`` names it, ``edits`` are kept with it). Raises MocapError, scene unchanged."""
+    take: ``take`` names it, ``edits`` are kept with it; ``original``: the data as read when
+    ``data`` is it with ``edits`` applied, stored for a new take). Raises MocapError, scene
+    unchanged."""
     options = options or ImportOptions()
     scene = scene or bpy.context.scene
     result = ImportResult()
@@ -433,8 +435,11 @@ def load_data(data: posefile.PoseData, stem: str, options: ImportOptions | None 
         if (options.add_camera or result.world) and not options.people_only:
             _add_camera(data, options, coll, undo, result, options.frame_offset, world_from_camera=T,
                         video=_video_path(data, options, pose_path) if pose_path else options.video_path)
-        if options.store:
-            take_store.store(scene, result.take, data, options, edits)
+        if options.store and take is None:
+            take_store.store(scene, result.take, data if original is None else original, options, edits,
+                             current=data)
+        elif options.store:            # a re-solved take keeps its original data
+            take_store.update(scene, take, edits or [], data)
         if not options.people_only:
             scene.frame_set(first)
         clock("scene")

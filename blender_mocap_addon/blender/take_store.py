@@ -1,10 +1,11 @@
 """The pose data of each import ("take"), kept in the .blend so track edits survive save and
 reload (thin bpy glue).
 
-``scene["mocap_takes"][take]`` holds the pose file's arrays as an uncompressed npz (bytes ID
-property: saving, undo and reload carry it like any other scene data), the import options
-(JSON) and the edits applied so far (JSON, the batch ``--edits`` format). Armatures name
-their take in ``obj["mocap_take"]``.
+``scene["mocap_takes"][take]`` holds the pose file's arrays as imported, as an uncompressed
+npz (bytes ID property: saving, undo and reload carry it like any other scene data), the
+import options (JSON) and the edits applied since (JSON, the batch ``--edits`` format): the
+current pose data is the original with the edits applied, so an edit can also be taken back
+without Blender's undo. Armatures name their take in ``obj["mocap_take"]``.
 """
 from __future__ import annotations
 
@@ -45,8 +46,9 @@ def from_bytes(blob: bytes):
     return data
 
 
-def store(scene, take: str, data, options, edits: list | None = None) -> None:
-    """Keep ``data`` (PoseData) and the import ``options`` (a dataclass) under ``take``."""
+def store(scene, take: str, data, options, edits: list | None = None, current=None) -> None:
+    """Keep ``data`` (PoseData as read) and the import ``options`` (a dataclass) under ``take``;
+    ``current``: ``data`` with ``edits`` applied (default ``data``)."""
     takes = scene.get(KEY)
     if takes is None:
         scene[KEY] = {}
@@ -55,7 +57,7 @@ def store(scene, take: str, data, options, edits: list | None = None) -> None:
     takes[take] = {"npz": to_bytes(data), "options": json.dumps(opts),
                    "edits": json.dumps(list(edits or [])),
                    # what the people panel lists, without decoding the arrays on every redraw
-                   "people": json.dumps(track_edit.people_summary(data))}
+                   "people": json.dumps(track_edit.people_summary(data if current is None else current))}
 
 
 def names(scene) -> list:
@@ -64,12 +66,19 @@ def names(scene) -> list:
 
 
 def fetch(scene, take: str):
-    """(PoseData, options dict, edits list) of ``take``. Raises MocapError."""
+    """(PoseData as imported, options dict, edits list) of ``take``. Raises MocapError."""
     takes = scene.get(KEY)
     if takes is None or take not in takes:
         raise MocapError(f"no pose data stored for {take!r} in this scene (import the pose file again)")
     entry = takes[take]
     return from_bytes(entry["npz"]), json.loads(entry["options"]), json.loads(entry["edits"])
+
+
+def update(scene, take: str, edits: list, data) -> None:
+    """New edit list of ``take``; ``data`` is its pose data with them applied (for the list)."""
+    entry = scene[KEY][take]
+    entry["edits"] = json.dumps(list(edits))
+    entry["people"] = json.dumps(track_edit.people_summary(data))
 
 
 def people(scene, take: str) -> list:

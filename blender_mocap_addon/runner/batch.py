@@ -7,7 +7,9 @@ Two ways to run it::
     python -m blender_mocap_addon.runner.batch --input VIDEO_OR_DIR --output DIR ...   # bpy wheel
 
 ``--pose-file FILE_OR_DIR`` imports existing pose files instead of running
-inference.  Inference runs as a subprocess (``python -m inference``): under the
+inference (so does ``--input`` given a .npz file). ``--edits EDITS.json`` applies a track-edit
+list (``core/track_edit.py``: delete, merge, split, swap_sides) to every pose file before
+import; the .blend keeps the original data and the edits.  Inference runs as a subprocess (``python -m inference``): under the
 bpy wheel with this interpreter, inside Blender with ``--python``, $MOCAP_PYTHON,
 the checkout's .venv or Blender's Python, in that order.  A bad input is
 reported on stderr and skipped; the summary lists every input, and the exit
@@ -31,6 +33,7 @@ import bpy  # noqa: E402  (after the sys.path fix above)
 
 from blender_mocap_addon.blender import export as export_bpy  # noqa: E402
 from blender_mocap_addon.blender import import_posefile  # noqa: E402
+from blender_mocap_addon.core import track_edit  # noqa: E402
 from blender_mocap_addon.errors import MocapError  # noqa: E402
 from blender_mocap_addon.runner import jobs  # noqa: E402
 
@@ -77,6 +80,9 @@ def parse_args(argv=None):
                     help="import in camera coordinates even when the pose file has a floor")
     ap.add_argument("--no-foot-lock", dest="foot_lock", action="store_false",
                     help="do not lock feet during contacts (on by default when the pose file has contacts)")
+    ap.add_argument("--edits", default=None, metavar="EDITS.json",
+                    help="track edits applied before import (JSON list of {op: delete|merge|split|"
+                         "swap_sides, person, ...}; see docs/addon.md)")
     ap.add_argument("--python", default=None, help="Python that runs inference")
     ap.add_argument("--project-root", default=None, help="folder containing inference/")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per video")
@@ -85,6 +91,8 @@ def parse_args(argv=None):
     ap.add_argument("--workers", type=int, default=1,
                     help="N > 1: convert N inputs at once in a local process pool (resumes, retries)")
     args = ap.parse_args(_argv(argv))
+    if args.input and args.input.lower().endswith(".npz") and not os.path.isdir(args.input):
+        args.pose_file, args.input = args.input, None      # a pose file, not a video to decode
     fmts = [f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()]
     bad = [f for f in fmts if f not in FORMATS]
     if bad or not fmts:
@@ -163,7 +171,19 @@ def convert_one(item, args, python, root) -> list:
                                          add_camera=not args.pose_file,
                                          use_floor=args.use_floor, foot_lock=args.foot_lock,
                                          video_path="" if args.pose_file else os.path.abspath(item))
-    res = import_posefile.load(pose, opts, report=lambda m: print("  " + m, flush=True))
+    show = lambda m: print("  " + m, flush=True)   # noqa: E731
+    if args.edit_list:
+        original = import_posefile.read_pose_file(pose)
+        try:
+            data, notes = track_edit.apply_all(original, args.edit_list)
+        except track_edit.EditError as ex:
+            raise MocapError(f"{args.edits}: {ex}") from ex
+        for n in notes:
+            show(n)
+        res = import_posefile.load_data(data, stem, opts, report=show, pose_path=pose,
+                                        edits=args.edit_list, original=original)
+    else:
+        res = import_posefile.load(pose, opts, report=show)
     objs = [bpy.data.objects[n] for n in res.armatures]
     written = []
     for fmt in args.formats:
@@ -181,6 +201,13 @@ def convert_one(item, args, python, root) -> list:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    args.edit_list = None
+    if args.edits:
+        try:
+            args.edit_list = track_edit.load_edits(args.edits)
+        except track_edit.EditError as ex:
+            print(f"batch: {ex}", file=sys.stderr)
+            return 1
     root = args.project_root or jobs.find_project_root()
     python = inference_python(args, root)
     if args.pose_file:
