@@ -8,7 +8,7 @@ pointer and the File > Import menu entry.
 
 import bpy
 
-from .ui import operators, panel, people, prefs, properties
+from .ui import keypoints, operators, panel, people, prefs, properties
 
 CLASSES: tuple = (
     prefs.MOCAP_AddonPreferences,
@@ -17,6 +17,7 @@ CLASSES: tuple = (
     panel.MOCAP_UL_bonemap,
     operators.MOCAP_OT_convert,
     operators.MOCAP_OT_cancel_convert,
+    *keypoints.CLASSES,          # keypoint files: File > Import and the panel's Convert Keypoints
     operators.MOCAP_OT_import_posefile,
     operators.MOCAP_OT_import_from_panel,
     operators.MOCAP_OT_bonemap_fill,
@@ -37,9 +38,11 @@ def register():
         bpy.utils.register_class(cls)
     bpy.types.Scene.mocap = bpy.props.PointerProperty(type=properties.MocapSettings)
     bpy.types.TOPBAR_MT_file_import.append(operators.menu_import)
+    bpy.types.TOPBAR_MT_file_import.append(keypoints.menu_import)
 
 
 def unregister():
+    bpy.types.TOPBAR_MT_file_import.remove(keypoints.menu_import)
     bpy.types.TOPBAR_MT_file_import.remove(operators.menu_import)
     if hasattr(bpy.types.Scene, "mocap"):
         del bpy.types.Scene.mocap

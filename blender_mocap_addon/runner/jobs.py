@@ -59,6 +59,36 @@ def inference_argv(python: str, video: str, out_path: str, opts: InferenceOption
     return argv
 
 
+@dataclass
+class KeypointJobOptions:
+    """Options of ``python -m inference --keypoints`` (another detector's 2D; docs/keypoints.md);
+    0 / "" mean "from the video or the file"."""
+    video: str = ""              # the clip the keypoints came from (size, rate, frame count)
+    fps: float = 0.0
+    width: int = 0
+    height: int = 0
+    format: str = "auto"         # auto | openpose | coco | table
+    smoothing: float | None = None
+    max_people: int = 0
+
+
+def keypoints_argv(python: str, keypoints: str, out_path: str, opts: KeypointJobOptions) -> list:
+    """Command line for one keypoint file (or OpenPose folder) -> pose file."""
+    argv = [python, "-m", "inference", "--keypoints", keypoints]
+    if opts.video:
+        argv.append(opts.video)
+    argv += ["-o", out_path, "--progress", "jsonl", "--format", opts.format]
+    if opts.fps and opts.fps > 0:
+        argv += ["--fps", repr(float(opts.fps))]
+    if opts.width > 0 and opts.height > 0:
+        argv += ["--image-size", f"{int(opts.width)}x{int(opts.height)}"]
+    if opts.max_people and opts.max_people > 0:
+        argv += ["--max-people", str(int(opts.max_people))]
+    if opts.smoothing is not None:
+        argv += ["--smoothing", repr(float(opts.smoothing))]
+    return argv
+
+
 def find_project_root(start: str | None = None) -> str | None:
     """The checkout root (the folder holding ``inference/`` and ``blender_mocap_addon/``)
     above ``start`` (default: this file), or None when the add-on runs from elsewhere."""

@@ -130,6 +130,7 @@ class MOCAP_OT_convert(bpy.types.Operator):
     _task = None
     _timer = None
     running = None          # class attribute: the running operator, for the panel
+    prepare = staticmethod(prepare_convert)   # context -> ConvertTask (keypoints.py: another source)
 
     @classmethod
     def poll(cls, context):
@@ -137,7 +138,7 @@ class MOCAP_OT_convert(bpy.types.Operator):
 
     def invoke(self, context, event):
         try:
-            self._task = prepare_convert(context, report=_reporter(self)).start()
+            self._task = type(self).prepare(context, report=_reporter(self)).start()
         except MocapError as ex:
             self.report({'ERROR'}, str(ex))
             return {'CANCELLED'}

@@ -51,6 +51,16 @@ class MOCAP_PT_convert(_Base, bpy.types.Panel):
             layout.label(text=s.job_status or "Converting...")
             layout.prop(s, "job_progress", text="Progress", slider=True)
             layout.operator("mocap.cancel_convert", icon='CANCEL')
+        box = layout.box()          # another detector's 2D (docs/keypoints.md)
+        box.prop(s, "keypoints_path")
+        if s.keypoints_path:
+            box.prop(s, "keypoints_format")
+            row = box.row(align=True)
+            row.prop(s, "keypoints_fps")
+            row.prop(s, "keypoints_width")
+            row.prop(s, "keypoints_height")
+            if MOCAP_OT_convert.running is None:
+                box.operator("mocap.convert_keypoints", icon='PLAY')
         layout.separator()
         layout.prop(s, "pose_path")
         layout.prop(s, "import_smoothing")

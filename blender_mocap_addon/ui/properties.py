@@ -42,6 +42,19 @@ class MocapSettings(bpy.types.PropertyGroup):
     video_path: bpy.props.StringProperty(name="Video", subtype='FILE_PATH')
     pose_path: bpy.props.StringProperty(name="Pose File", subtype='FILE_PATH',
                                         description="Pose file (.npz) to import, or where Convert writes it")
+    keypoints_path: bpy.props.StringProperty(
+        name="Keypoints", subtype='FILE_PATH',
+        description="Another detector's 2D instead of the video's: an OpenPose *_keypoints.json (its folder "
+                    "is read), COCO keypoint results .json, or a .npz / .csv table (docs/keypoints.md)")
+    keypoints_format: bpy.props.EnumProperty(name="Format", items=[
+        ('AUTO', "Auto", "From the path and contents"), ('OPENPOSE', "OpenPose", ""),
+        ('COCO', "COCO Results", ""), ('TABLE', "Table", "")])
+    keypoints_fps: bpy.props.FloatProperty(name="Frame Rate", min=0.0, default=0.0,
+                                           description="0: from the video or the keypoint file")
+    keypoints_width: bpy.props.IntProperty(name="Width", min=0, default=0,
+                                           description="Picture width (px); 0: from the video or the file")
+    keypoints_height: bpy.props.IntProperty(name="Height", min=0, default=0,
+                                            description="Picture height (px); 0: from the video or the file")
     preset: bpy.props.EnumProperty(name="Preset", items=[
         ('FAST', "Fast", "The smallest networks: about 30% quicker, less accurate"),
         ('BALANCED', "Balanced", "A wider pose network: the most accurate shipped (default)"),
