@@ -428,7 +428,11 @@ def _scalar(npz: Any, key: str, kind: str) -> Any:
     return arr.item()
 
 
-def _read(path: str) -> PoseData:
+#: Float members a lenient reader casts to float32 (``load(..., cast_floats=True)``).
+_FLOAT32_KEYS = ("joints3d", "joints2d", "scores", "camera_K", "world_from_camera")
+
+
+def _read(path: str, cast_floats: bool = False) -> PoseData:
     loaded = np.load(path, allow_pickle=False)
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise PoseFileError(f"not an .npz archive (np.load gave {type(loaded).__name__})")
@@ -470,16 +474,24 @@ def _read(path: str) -> PoseData:
             for key in _OPTIONAL_KEYS_V2:
                 if key in keys:
                     setattr(data, key, npz[key])
+    if cast_floats:
+        for key in _FLOAT32_KEYS:
+            arr = getattr(data, key)
+            if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" and arr.dtype != np.float32:
+                setattr(data, key, arr.astype(np.float32))
     validate(data)
     data.image_size = (int(data.image_size[0]), int(data.image_size[1]))
     return data
 
 
-def load(path: str | os.PathLike) -> PoseData:
-    """Read and validate a pose file. Raises PoseFileError naming the path and the problem."""
+def load(path: str | os.PathLike, cast_floats: bool = False) -> PoseData:
+    """Read and validate a pose file. Raises PoseFileError naming the path and the problem.
+
+    cast_floats: accept other float dtypes (float64, float16) for the float32 members and cast
+    them (a reader's leniency for files written by other tools; writers keep float32)."""
     path = os.fspath(path)
     try:
-        return _read(path)
+        return _read(path, cast_floats)
     except PoseFileError as ex:
         raise PoseFileError(f"{path}: {ex}") from None
     except (zipfile.BadZipFile, zlib.error, EOFError) as ex:

@@ -78,7 +78,7 @@ def read_pose_file(pose_path: str) -> posefile.PoseData:
     if not pose_path:
         raise MocapError("no pose file given")
     try:
-        return posefile.load(pose_path)
+        return posefile.load(pose_path, cast_floats=True)   # float64 files from other tools: cast
     except posefile.PoseFileError as ex:
         raise MocapError(f"cannot import pose file: {ex}") from ex
 

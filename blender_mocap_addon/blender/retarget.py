@@ -98,6 +98,26 @@ def resolve_map(tgt, bone_map: bm.BoneMap | None) -> bm.BoneMap:
     return bone_map
 
 
+#: Constraints that set a bone's rotation whatever its own keys say.
+OVERRIDING = {'COPY_TRANSFORMS', 'COPY_ROTATION', 'CHILD_OF', 'ARMATURE', 'DAMPED_TRACK', 'LOCKED_TRACK',
+              'TRACK_TO', 'STRETCH_TO', 'IK'}
+
+
+def constraint_driven(tgt, bone_map) -> list:
+    """[(bone, constraint type)] of mapped target bones whose rotation an enabled constraint at
+    full influence decides (keys on them would be overridden)."""
+    out = []
+    for name in bone_map.bones.values():
+        pb = tgt.pose.bones.get(name)
+        if pb is None:
+            continue
+        for c in pb.constraints:
+            if c.type in OVERRIDING and not c.mute and getattr(c, "enabled", True) and c.influence >= 0.999:
+                out.append((name, c.type))
+                break
+    return out
+
+
 def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print,
              plant_feet: bool = True) -> RetargetReport:
     """Key ``tgt`` (an armature) to follow ``src`` (a mocap armature); returns a report.
@@ -105,6 +125,13 @@ def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print,
     if src is tgt:
         raise MocapError("source and target are the same object")
     bone_map = resolve_map(tgt, bone_map)
+    driven = constraint_driven(tgt, bone_map)
+    if driven:
+        shown = ", ".join(f"{b} ({c})" for b, c in driven[:4]) + (" and more" if len(driven) > 4 else "")
+        raise MocapError(f"{len(driven)} bones the map '{bone_map.name}' keys on {tgt.name!r} follow "
+                         f"constraints, so their keys would not move the rig: {shown}. On a generated "
+                         "Rigify rig use the 'Rigify FK controls' preset (DEF- bones copy the ORG- and "
+                         "control bones); otherwise map the bones that carry the animation")
     frames, source = read_source(src)
     names, parents, rest, heads, tails, mw = armature_bpy.rig_rest(tgt)
     target = rt.TargetRig(names=names, parents=parents, rest_rot=rest, heads=heads, tails=tails,

@@ -98,3 +98,17 @@ def test_zero_length_bones_say_so(bpy_scene, tmp_path):
     with pytest.raises(MocapError, match="zero-length bones"):
         import_posefile.load(str(tmp_path / "z.npz"), report=lambda m: None)
 
+
+
+@pytest.mark.blender
+def test_float64_pose_file_is_cast_not_refused(bpy_scene, tmp_path):
+    from blender_mocap_addon.blender import import_posefile
+    d = posefile.write_posefile(str(tmp_path / "a.npz"), **synthetic.pose_arrays(1, 20))
+    arrays = posefile.to_arrays(d)
+    for k in ("joints3d", "joints2d", "scores", "camera_K"):
+        arrays[k] = arrays[k].astype(np.float64)
+    np.savez(str(tmp_path / "f64.npz"), **arrays)
+    with pytest.raises(posefile.PoseFileError, match="float32"):     # the contract stays strict ...
+        posefile.load(str(tmp_path / "f64.npz"))
+    res = import_posefile.load(str(tmp_path / "f64.npz"), report=lambda m: None)   # ... the importer casts
+    assert len(res.armatures) == 1
