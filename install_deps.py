@@ -591,6 +591,25 @@ def install_into(label, python, packages, torch_req, torch_mode, torch_args, dry
     say("{}: installed {} in {:.0f} s{}".format(label, " ".join(reqs), time.time() - t0, where))
 
 
+def record_engine(python, dry_run):
+    """Tell the add-on where the engine and its Python are (runner/engine_settings.py), so an
+    installed extension finds them without paths typed into its preferences."""
+    sys.path.insert(0, REPO)
+    try:
+        from blender_mocap_addon.runner import engine_settings
+    finally:
+        sys.path.remove(REPO)
+    path = engine_settings.settings_path()
+    if dry_run:
+        say("would record the engine for the Blender add-on in {}".format(path))
+        return
+    try:
+        engine_settings.write(REPO, python, path)
+        say("recorded the engine for the Blender add-on in {}".format(path))
+    except OSError as ex:   # the install itself worked; the add-on can still be told by hand
+        say("could not write {} ({}); set the project root in the add-on preferences".format(path, ex))
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Install the project's dependencies into .venv/ "
                                             "(and into Blender's Python).")
@@ -674,6 +693,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("install_deps: interrupted", file=sys.stderr)
         return 130
+    record_engine(venv_python(venv_dir), args.dry_run)
     say("dry run finished" if args.dry_run else "done: use {}".format(venv_python(os.path.relpath(venv_dir))))
     return 0
 

@@ -33,6 +33,9 @@ os.environ["MOCAP_ONNX_CACHE"] = _ONNX_CACHE
 _SAVED_USER_RESOURCES = os.environ.get("BLENDER_USER_RESOURCES")
 BLENDER_USER_RESOURCES = tempfile.mkdtemp(prefix="mocap-blender-user-")
 os.environ["BLENDER_USER_RESOURCES"] = BLENDER_USER_RESOURCES
+# install_deps.py records the engine for the add-on (runner/engine_settings.py): never in the
+# user's configuration folder from a test
+os.environ["MOCAP_ENGINE_SETTINGS"] = os.path.join(BLENDER_USER_RESOURCES, "engine.json")
 
 
 def pytest_unconfigure(config):

@@ -208,7 +208,7 @@ def main(argv=None) -> int:
         except track_edit.EditError as ex:
             print(f"batch: {ex}", file=sys.stderr)
             return 1
-    root = args.project_root or jobs.find_project_root()
+    root = jobs.locate_engine(args.project_root)[0]     # given, around the checkout, or install_deps' record
     python = inference_python(args, root)
     if args.pose_file:
         items = collect(args.pose_file, {".npz"})

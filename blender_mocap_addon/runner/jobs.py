@@ -113,6 +113,23 @@ def default_python(project_root: str | None) -> str:
     return sys.executable
 
 
+def locate_engine(root: str | None = None, python: str | None = None) -> tuple:
+    """(project_root or None, python, how found): the given values first, then the checkout
+    around the add-on, then the settings file install_deps.py writes (engine_settings)."""
+    from . import engine_settings
+    how = "set in the preferences" if root else ""
+    if not root:
+        root = find_project_root()
+        how = "the checkout around the add-on" if root else ""
+    saved = engine_settings.read()
+    if not root and saved.get("project_root"):
+        root, how = saved["project_root"], f"recorded by install_deps.py in {engine_settings.settings_path()}"
+    if not python:
+        same = saved.get("python") and saved.get("project_root") == root
+        python = saved["python"] if same else default_python(root)
+    return root, python, how
+
+
 def venv_of(python: str) -> str | None:
     """The virtual-environment folder a Python executable belongs to (pyvenv.cfg), or None."""
     d = os.path.dirname(os.path.dirname(os.path.abspath(python)))

@@ -18,7 +18,7 @@ from ..blender import import_posefile
 from ..errors import MocapError
 from ..runner import jobs
 from . import prefs
-from .operators import _reporter, ConvertTask, import_options_from, MOCAP_OT_convert, settings_of
+from .operators import _reporter, ConvertOperatorBase, ConvertTask, import_options_from, settings_of
 
 FORMAT_ITEMS = [('AUTO', "Auto", "From the path and contents"),
                 ('OPENPOSE', "OpenPose", "Per-frame *_keypoints.json (BODY_25 or COCO-18)"),
@@ -117,7 +117,7 @@ def _panel_task(context, report=print) -> ConvertTask:
                              report=report)
 
 
-class MOCAP_OT_convert_keypoints(MOCAP_OT_convert):
+class MOCAP_OT_convert_keypoints(ConvertOperatorBase, bpy.types.Operator):
     """Lift the panel's keypoint file to 3D in a background process, then import it (Esc cancels)"""
     bl_idname = "mocap.convert_keypoints"
     bl_label = "Convert Keypoints"

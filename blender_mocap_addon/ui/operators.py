@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import bpy
 from bpy_extras.io_utils import ExportHelper, ImportHelper
@@ -110,8 +111,8 @@ def prepare_convert(context, report=print) -> ConvertTask:
         raise MocapError(f"video not found: {video or '(none chosen)'}")
     python, root = prefs.resolve_paths(context)
     if root is None:
-        raise MocapError("project root (folder with inference/) not found; set it in the "
-                         "add-on preferences")
+        raise MocapError("project root (folder with inference/) not found; run install_deps.py in the "
+                         "checkout (it records where the engine is) or set it in the add-on preferences")
     out = bpy.path.abspath(s.pose_path) if s.pose_path else default_pose_path(video)
     opts = jobs.InferenceOptions(preset=s.preset.lower(), device=s.device.lower(), runtime=s.runtime.lower(),
                                  max_people=s.max_people, focal=s.focal,
@@ -121,10 +122,10 @@ def prepare_convert(context, report=print) -> ConvertTask:
                        out, import_options_from(s), cwd=root, report=report)
 
 
-class MOCAP_OT_convert(bpy.types.Operator):
-    """Run video motion capture in a background process, then import the result (Esc cancels)"""
-    bl_idname = "mocap.convert"
-    bl_label = "Convert Video"
+class ConvertOperatorBase:
+    """What Convert Video and Convert Keypoints share (modal with a timer; EXEC from scripts).
+    Not a bpy class itself: a registered operator class must not be subclassed by another
+    registered one (Blender then loses the first's Python class: its poll fails)."""
     bl_options = {'REGISTER', 'UNDO'}
 
     _task = None
@@ -150,6 +151,36 @@ class MOCAP_OT_convert(bpy.types.Operator):
         self._cancel_requested = False
         self._status(context, "Mocap: starting inference (Esc to cancel)")
         return {'RUNNING_MODAL'}
+
+    def execute(self, context):
+        """From a script or in background mode (no window to run modal in): convert here and
+        now, printing progress, then import. Blocks until inference ends (Ctrl+C cancels)."""
+        try:
+            task = type(self).prepare(context, report=_reporter(self)).start()
+        except MocapError as ex:
+            self.report({'ERROR'}, str(ex))
+            return {'CANCELLED'}
+        shown = None
+        try:
+            while True:
+                state = task.step()
+                if state == jobs.FINISHED:
+                    break
+                line = f"Mocap: {task.job.stage or 'running'} {task.job.fraction * 100:.0f}%"
+                if line != shown:
+                    print(line, flush=True)
+                    shown = line
+                time.sleep(0.2)
+        except MocapError as ex:
+            self.report({'ERROR'}, str(ex))
+            return {'CANCELLED'}
+        except BaseException:         # Ctrl+C or a bug: stop the engine, leave no partial file
+            task.cancel()
+            raise
+        settings_of(context).pose_path = task.out_path
+        r = task.result
+        self.report({'INFO'}, f"Imported {len(r.armatures)} people, frames {r.frame_start}-{r.frame_end}")
+        return {'FINISHED'}
 
     def _status(self, context, text):
         ws = getattr(context, "workspace", None)
@@ -197,6 +228,12 @@ class MOCAP_OT_convert(bpy.types.Operator):
         self._status(context, f"Mocap: {job.stage or 'running'} {job.fraction * 100:.0f}%"
                               f"{' - ' + job.message if job.message else ''} (Esc to cancel)")
         return {'PASS_THROUGH'}
+
+
+class MOCAP_OT_convert(ConvertOperatorBase, bpy.types.Operator):
+    """Run video motion capture in a background process, then import the result (Esc cancels)"""
+    bl_idname = "mocap.convert"
+    bl_label = "Convert Video"
 
 
 class MOCAP_OT_cancel_convert(bpy.types.Operator):

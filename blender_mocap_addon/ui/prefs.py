@@ -21,10 +21,17 @@ def resolve_paths(context=None) -> tuple:
 
     project_root is None when it is neither configured nor found above the add-on.
     """
-    p = get_prefs(context)
-    root = (bpy.path.abspath(p.project_root) if p and p.project_root else None) or jobs.find_project_root()
-    python = (bpy.path.abspath(p.python_path) if p and p.python_path else None) or jobs.default_python(root)
+    python, root, _ = resolve_paths_how(context)
     return python, root
+
+
+def resolve_paths_how(context=None) -> tuple:
+    """(python, project_root, how the root was found) - see jobs.locate_engine."""
+    p = get_prefs(context)
+    root, python, how = jobs.locate_engine(
+        bpy.path.abspath(p.project_root) if p and p.project_root else None,
+        bpy.path.abspath(p.python_path) if p and p.python_path else None)
+    return python, root, how
 
 
 class MOCAP_AddonPreferences(bpy.types.AddonPreferences):
@@ -42,13 +49,15 @@ class MOCAP_AddonPreferences(bpy.types.AddonPreferences):
 
     def draw(self, context):
         layout = self.layout
-        python, root = resolve_paths(context)
+        python, root, how = resolve_paths_how(context)
         layout.prop(self, "python_path")
         layout.prop(self, "project_root")
         col = layout.column(align=True)
         col.label(text=f"Using Python: {python}")
-        col.label(text=f"Project root: {root or 'not found - set it above'}",
+        col.label(text=f"Project root: {root or 'not found - run install_deps.py, or set it above'}",
                   icon='NONE' if root else 'ERROR')
+        if how:
+            col.label(text=f"Found: {how}")
         row = layout.row(align=True)
         row.operator("mocap.check_dependencies", icon='CHECKMARK').install = False
         row.operator("mocap.check_dependencies", text="Install Missing", icon='IMPORT').install = True
