@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--frame-regex", default=None, metavar="RE",
                    help="with --coco-images: the frame number's pattern in file_name (first group; default: "
                         "the last number)")
+    k.add_argument("--raw-scores", action="store_true",
+                   help="give the file's joint scores to the lifter as they are (default: through the "
+                        "preset's pose-network score calibration, the convention of the engine's own 2D)")
     p.add_argument("--dump-keypoints", default=None, metavar="FILE.npz",
                    help="video runs: also write the 2D tracks that were lifted as a keypoint table "
                         "(--keypoints reads it back)")
@@ -228,7 +231,8 @@ def main(argv=None) -> int:
         if args.keypoints is not None:
             opts.fps = args.fps
             kpo = KeypointOptions(format=args.format, joint_set=args.joint_set, images=args.coco_images,
-                                  frame_regex=args.frame_regex, video=args.video, image_size=args.image_size)
+                                  frame_regex=args.frame_regex, video=args.video, image_size=args.image_size,
+                                  calibrate_scores=not args.raw_scores)
             result = run_keypoints(args.keypoints, opts, kpo)
         else:
             result = run(args.video, opts, progress=progress, cancel=cancel)

@@ -713,6 +713,9 @@ class KeypointOptions:
     frame_regex: str | None = None       # COCO: the frame number in file_name (default: the last number)
     video: str | None = None             # the clip the keypoints came from: size, rate, frame count
     image_size: tuple[int, int] | None = None   # (W, H) px when neither the video nor the file says
+    calibrate_scores: bool = True        # the file's scores through the preset's pose-network score
+                                         # calibration (the convention of the engine's own 2D); False:
+                                         # to the lifter as they are
 
 
 class _PoseTable:
@@ -792,6 +795,8 @@ def run_keypoints(path: str | os.PathLike, options: PipelineOptions | None = Non
     except camera.CameraError as e:
         raise InferenceError(str(e)) from e
     models = models or load_lifter_only(opts)
+    if not kpo.calibrate_scores:
+        models = Models(_PoseTable({}), models.detector, models.lifter, models.sha256)
     t_loaded = time.perf_counter()
     tracks, kstats = keypoint_tracks(kf, fps, opts.max_people)
     min_frames = max(1, int(round(opts.min_track_s * fps)))
@@ -830,6 +835,7 @@ def run_keypoints(path: str | os.PathLike, options: PipelineOptions | None = Non
         "source": os.path.basename(os.path.normpath(os.fspath(path))),
         "source_kind": "keypoints",
         "keypoints": {"format": kf.format, "joint_set": kf.joint_set, "tracked_by": kstats["tracked_by"],
+                      "scores_calibrated": bool(kpo.calibrate_scores and models.pose.score_calibration),
                       "video": os.path.basename(kpo.video) if kpo.video else None, **kf.meta},
         "frame_start": int(kf.frame_start),
         "camera_assumed": opts.focal is None,

@@ -17,9 +17,8 @@ Each of our joints is, per set (``mapping_table``):
   ears and nose): neck = thorax + NECK_FRAC (H - thorax), head_top = thorax + HEAD_TOP_FRAC
   (H - thorax); score HEAD_FACTOR x the smaller of the thorax's and the face points' scores.
 
-Missing when a source joint is missing (score 0). The fractions are anthropometric (upright adult,
-shoulders ~1.45 m, ears ~1.62 m, upper neck ~1.53 m, head top ~1.75 m); docs/keypoints.md has the
-measured 3D cost of each set's mapping.
+Missing when a source joint is missing (score 0). docs/keypoints.md has the measured 3D cost of each
+set's mapping.
 """
 from __future__ import annotations
 
@@ -44,8 +43,11 @@ FACE = ("nose", "r_eye", "l_eye", "r_ear", "l_ear")
 
 MID_FACTOR = 0.9        # score of a midpoint: the pair's smaller score x this
 HEAD_FACTOR = 0.7       # score of an extrapolated neck / head top: the sources' smaller score x this
-NECK_FRAC = 0.47        # upper neck: this far from the thorax to the head point (0.08 / 0.17 m)
-HEAD_TOP_FRAC = 1.76    # head top: this far (0.30 / 0.17 m), i.e. past the head point
+# Upper neck and head top along thorax -> head point, as fractions of that line: least squares on
+# the training mocap clips with the head model of evaluation/eval_keypoint_formats.py (--fit:
+# 0.633 and 1.598 on 54 training sequences).
+NECK_FRAC = 0.63
+HEAD_TOP_FRAC = 1.60
 
 
 class KeypointFormatError(ValueError):

@@ -11,7 +11,8 @@ import pytest
 import posefile
 from engine_media import cut_sample, write_clip
 from inference.cli import main
-from inference.core.keypoint_formats import (BODY25, COCO17, HEAD_FACTOR, MID_FACTOR, mapping_table, to_ours)
+from inference.core.keypoint_formats import (BODY25, COCO17, HEAD_FACTOR, HEAD_TOP_FRAC, MID_FACTOR, mapping_table,
+                                             NECK_FRAC, to_ours)
 from inference.pipeline import KeypointOptions, PipelineOptions, run_keypoints
 from inference.stages.keypoint_readers import KeypointError, read_keypoints
 from inference.stages.keypoints import keypoint_tracks
@@ -38,7 +39,7 @@ def test_coco17_mapping_direct_derived_and_missing():
     sh = [COCO17.index("r_shoulder"), COCO17.index("l_shoulder")]
     tho = j[0, sh].mean(0)
     ears = j[0, [COCO17.index("r_ear"), COCO17.index("l_ear")]].mean(0)
-    np.testing.assert_allclose(o[0, JI["head_top"]], tho + 1.76 * (ears - tho), atol=1e-3)
+    np.testing.assert_allclose(o[0, JI["head_top"]], tho + HEAD_TOP_FRAC * (ears - tho), atol=1e-3)
     face = [COCO17.index(n) for n in ("r_ear", "l_ear")]
     want = HEAD_FACTOR * min(MID_FACTOR * s[0, sh].min(), s[0, face].min())
     assert so[0, JI["neck"]] == pytest.approx(want) and so[0, JI["head_top"]] == pytest.approx(want)
@@ -57,7 +58,7 @@ def test_body25_pelvis_and_thorax_are_direct_and_face_fallback():
     np.testing.assert_allclose(o[JI["thorax"]], j[BODY25.index("neck")])
     assert so[JI["pelvis"]] == pytest.approx(0.8) and so[JI["thorax"]] == pytest.approx(0.8)
     h = j[[BODY25.index(n) for n in ("nose", "r_eye", "l_eye")]].mean(0)
-    np.testing.assert_allclose(o[JI["neck"]], j[1] + 0.47 * (h - j[1]), atol=1e-3)
+    np.testing.assert_allclose(o[JI["neck"]], j[1] + NECK_FRAC * (h - j[1]), atol=1e-3)
     table = mapping_table("body25")
     assert table["pelvis"].startswith("direct") and table["head_top"].startswith("derived")
     assert mapping_table("coco17")["thorax"].startswith("derived") and list(table) == list(JOINT_NAMES)
@@ -255,3 +256,13 @@ def test_round_trip_through_the_engines_own_2d(tmp_path):
     assert main(["--keypoints", str(csv), str(clip), "-o", str(again), *common]) == 0
     c = posefile.load(again)
     assert np.abs(a.joints3d - c.joints3d)[a.valid].max() < 1e-3
+
+
+def test_raw_scores_skip_the_calibration(tmp_path):
+    res = coco_results(tmp_path / "r.json", F=12)
+    kpo = dict(image_size=(W, H))
+    cal = run_keypoints(res, PipelineOptions(fps=25.0), KeypointOptions(**kpo))
+    raw = run_keypoints(res, PipelineOptions(fps=25.0), KeypointOptions(calibrate_scores=False, **kpo))
+    assert cal.meta["keypoints"]["scores_calibrated"] and not raw.meta["keypoints"]["scores_calibrated"]
+    assert (cal.valid == raw.valid).all() and (cal.scores == raw.scores).all()     # the file's scores kept
+    assert np.abs(cal.joints3d - raw.joints3d)[cal.valid].max() > 1e-3              # the lifter saw others
