@@ -186,6 +186,7 @@ def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print,
     if ik_switches:
         out.warnings.append(f"switched {ik_switches} Rigify limbs to FK (IK_FK = 1)")
     out.action = action.name
+    report(bm.describe(bone_map))
     report(f"retargeted {src.name} -> {tgt.name}: {len(frames)} frames, {len(res.keyed)} bones, "
            f"root scale {res.scale:.3f}, action {action.name!r}")
     for w in out.warnings:

@@ -89,14 +89,49 @@ def _rigify_prefixed(prefix: str, label: str):
     return BoneMap(label, b, root=prefix + "spine")
 
 
-def _mixamo():
-    b = {"spine": "mixamorig:Hips", "neck": "mixamorig:Neck", "head": "mixamorig:Head"}
-    b.update(_sided("Left", "Right", {"shoulder": "mixamorig:{s}Shoulder",
-                                      "upper_arm": "mixamorig:{s}Arm",
-                                      "forearm": "mixamorig:{s}ForeArm",
-                                      "thigh": "mixamorig:{s}UpLeg",
-                                      "shin": "mixamorig:{s}Leg"}))
-    return BoneMap("Mixamo", b, root="mixamorig:Hips")
+def _mixamo(prefix: str = "mixamorig:"):
+    p = prefix
+    b = {"spine": p + "Hips", "neck": p + "Neck", "head": p + "Head"}
+    b.update(_sided("Left", "Right", {"shoulder": p + "{s}Shoulder", "upper_arm": p + "{s}Arm",
+                                      "forearm": p + "{s}ForeArm", "thigh": p + "{s}UpLeg",
+                                      "shin": p + "{s}Leg"}))
+    return BoneMap("Mixamo" if p == "mixamorig:" else f"Mixamo (prefix {p!r})", b, root=p + "Hips")
+
+
+def mixamo_prefix(target_bones) -> str | None:
+    """The prefix of a Mixamo rig's bone names ("mixamorig:", "mixamorig1:", "Armature_", ""...)
+    when some prefix + "Hips" and the same prefix + "LeftUpLeg" are there, else None."""
+    names = set(target_bones)
+    for n in sorted(names, key=len):
+        if n.endswith("Hips") and n[:-4] + "LeftUpLeg" in names and n[:-4] + "RightArm" in names:
+            return n[:-4]
+    return None
+
+
+def _ue_mannequin():
+    """Unreal Engine mannequin (UE4 / UE5 skeleton names)."""
+    b = {"spine": "pelvis", "neck": "neck_01", "head": "head"}
+    b.update(_sided("l", "r", {"shoulder": "clavicle_{s}", "upper_arm": "upperarm_{s}",
+                               "forearm": "lowerarm_{s}", "thigh": "thigh_{s}", "shin": "calf_{s}"}))
+    return BoneMap("Unreal Engine mannequin", b, root="pelvis")
+
+
+def _vrm():
+    """VRM humanoid bone names used as the bones' names (VRM 0.x / 1.0)."""
+    b = {"spine": "hips", "neck": "neck", "head": "head"}
+    b.update(_sided("left", "right", {"shoulder": "{s}Shoulder", "upper_arm": "{s}UpperArm",
+                                      "forearm": "{s}LowerArm", "thigh": "{s}UpperLeg",
+                                      "shin": "{s}LowerLeg"}))
+    return BoneMap("VRM humanoid", b, root="hips")
+
+
+def _vroid():
+    """VRoid Studio models (VRM files with J_Bip_* bones)."""
+    b = {"spine": "J_Bip_C_Hips", "neck": "J_Bip_C_Neck", "head": "J_Bip_C_Head"}
+    b.update(_sided("L", "R", {"shoulder": "J_Bip_{s}_Shoulder", "upper_arm": "J_Bip_{s}_UpperArm",
+                               "forearm": "J_Bip_{s}_LowerArm", "thigh": "J_Bip_{s}_UpperLeg",
+                               "shin": "J_Bip_{s}_LowerLeg"}))
+    return BoneMap("VRoid (VRM)", b, root="J_Bip_C_Hips")
 
 
 #: id -> BoneMap factory; ids are stable (used in UI enums and batch options).
@@ -106,6 +141,9 @@ PRESETS = {
     "RIGIFY_DEF": lambda: _rigify_prefixed("DEF-", "Rigify rig (DEF- bones)"),
     "RIGIFY_ORG": lambda: _rigify_prefixed("ORG-", "Rigify rig (ORG- bones)"),
     "MIXAMO": _mixamo,
+    "UE_MANNEQUIN": _ue_mannequin,
+    "VRM": _vrm,
+    "VROID": _vroid,
 }
 
 
@@ -213,7 +251,8 @@ def generic_match(target_bones) -> BoneMap:
 
 
 def best_map(target_bones) -> BoneMap:
-    """The preset that covers the rig completely, else the name-matched map."""
+    """The preset that covers the rig completely (Mixamo with whatever prefix its names
+    have), else the name-matched map."""
     names = set(target_bones)
     if set(sk.BONE_NAMES) <= names:
         return identity_map()
@@ -221,7 +260,20 @@ def best_map(target_bones) -> BoneMap:
         m = preset(pid)
         if not m.missing(names):
             return m
+    prefix = mixamo_prefix(names)
+    if prefix is not None and not _mixamo(prefix).missing(names):
+        return _mixamo(prefix)
     return generic_match(target_bones)
+
+
+def describe(bone_map: BoneMap) -> str:
+    """One line for the user: which map, how many mocap bones it matched, which are left out."""
+    # the mocap hip bones (pelvis -> hip joint) have no counterpart in rigs: not counted
+    wanted = [n for n in sk.BONE_NAMES if n.partition(".")[0] in _SYNONYMS]
+    left = [n for n in wanted if n not in bone_map.bones]
+    got = sum(n in bone_map.bones for n in wanted)
+    line = f"bone map '{bone_map.name}': {got} of {len(wanted)} mocap bones matched"
+    return line + (f" (not matched: {', '.join(left)})" if left else "")
 
 
 # --------------------------------------------------------------------------- JSON presets
