@@ -528,16 +528,23 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
 
 # ---------------------------------------------------------------------------- run
 def _prefetch_depth(models: Models) -> int:
-    """Chunks decoded ahead in a background thread: 2 when a core is free beside the networks'
-    threads, else 0. On 2 cores with torch on both, a decoding thread slows every network call (the
-    threads of one convolution wait for the busiest core): serial decoding measured ~5% faster
-    overall on the sample clip."""
-    threads = getattr(models.pose.model, "threads", None)     # ONNX Runtime's; torch's otherwise
+    """Chunks decoded ahead in a background thread (0: decoded in line).
+
+    ONNX Runtime: 2 on any machine with more than one core. Its threads sleep while they wait
+    (runtime.onnx_session), so decoding fills the gaps in and between the small network calls
+    (docs/runtime.md: the whole process on 2 cores, paired runs). PyTorch: 2 only when a core is
+    free beside its threads. On 2 cores with torch on both, a decoding thread slows every network
+    call (the threads of one convolution wait for the busiest core): serial decoding measured ~5%
+    faster overall on the sample clip."""
+    cores = os.cpu_count() or 1
+    if getattr(models.pose.model, "runtime", None) == "onnx":
+        return 2 if cores > 1 else 0
+    threads = getattr(models.pose.model, "threads", None)
     if threads is None:
         import torch  # lazy: torch loads only when a run starts (fast --help)
 
         threads = torch.get_num_threads()
-    return 2 if (os.cpu_count() or 1) > threads else 0
+    return 2 if cores > threads else 0
 
 
 def run(source: str | os.PathLike, options: PipelineOptions | None = None,
@@ -578,8 +585,9 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
     t_report = 0.0
     t_loop = time.perf_counter()
     batches = None
+    ahead = _prefetch_depth(models)
     try:
-        batches = reader.batches(opts.detect_every, prefetch=_prefetch_depth(models))
+        batches = reader.batches(opts.detect_every, prefetch=ahead)
         while True:
             t0 = time.perf_counter()
             batch = next(batches, None)
@@ -627,7 +635,7 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
                                                                  edge_gap_s=opts.stitch_edge_gap_s),
                                   image_size=(info.width, info.height) if opts.stitch_edge_gap_s > 0 else None)
     stats = dict(stage.stats)
-    stats.update(frames=F, frames_decoded=done, frames_skipped=reader.skipped,
+    stats.update(frames=F, frames_decoded=done, frames_skipped=reader.skipped, decode_chunks_ahead=ahead,
                  tracks=len(tracks), tracks_dropped_short=dropped, tracks_unconfirmed=unconfirmed,
                  person_frames_unconfirmed=unconfirmed_frames,
                  tracks_lost=stage.tracker.lost, tracks_stitched=joins)
@@ -768,6 +776,8 @@ def run_keypoints(path: str | os.PathLike, options: PipelineOptions | None = Non
     opts = options or PipelineOptions()
     kpo = keypoints or KeypointOptions()
     opts.check()
+    if opts.start != 0 or opts.end is not None:
+        raise InferenceError("--start / --end cut a video; a keypoint run takes the file's frames as they are")
     t_start = time.perf_counter()
     kf = read_keypoints(path, kpo.format, kpo.joint_set, kpo.images, kpo.frame_regex)
     warnings: list[str] = []
