@@ -122,7 +122,8 @@ def read_openpose(path: str | os.PathLike) -> KeypointFile:
             raise KeypointError(f"{f}: not an OpenPose keypoints file (no 'people' list)")
         J, S, I = [], [], []
         for k, person in enumerate(doc["people"]):
-            kp = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
+            # "pose_keypoints": OpenPose before 1.2 (same layout)
+            kp = (person.get("pose_keypoints_2d") or person.get("pose_keypoints")) if isinstance(person, dict) else None
             if not kp:
                 raise KeypointError(f"{f}: person {k} has no pose_keypoints_2d")
             j, s = _triples(kp, f"{f} person {k}")

@@ -85,6 +85,16 @@ def test_openpose_body25_folder(tmp_path):
     assert (np.array([c[JI["l_wrist"]] for c in walker.confs])[3:6] == 0).all()
 
 
+def test_openpose_before_1_2_and_single_files(tmp_path):
+    folder = openpose_folder(tmp_path / "op", F=3)
+    for f in folder.iterdir():      # OpenPose < 1.2 named the array pose_keypoints
+        f.write_text(f.read_text().replace('"pose_keypoints_2d"', '"pose_keypoints"'))
+    kf = read_keypoints(folder)
+    assert kf.num_frames == 3 and kf.frames[2][0].shape == (2, 25, 2)
+    one = read_keypoints(sorted(folder.iterdir())[1])            # one file: its own frame number
+    assert sorted(one.frames) == [0, 1] and len(one.frames[0][2]) == 0 and len(one.frames[1][2]) == 2
+
+
 def test_openpose_coco18_with_ids(tmp_path):
     from keypoint_files import COCO18
     kf = read_keypoints(openpose_folder(tmp_path / "op18", names=COCO18, ids=True), fmt="openpose")
@@ -228,6 +238,8 @@ def test_bad_keypoint_input(tmp_path, capsys):
     rows[3] = (0, 0, "elbow", 1, 1, 1)
     assert "not in joint set" in _bad(tmp_path, capsys, "--keypoints", write_csv(tmp_path / "b.csv", rows),
                                       "--fps", 25, "--image-size", SIZE)
+    assert "--start / --end" in _bad(tmp_path, capsys, "--keypoints", res, "--fps", 25, "--image-size", SIZE,
+                                     "--start", 3)
     (tmp_path / "h.csv").write_text("a,b,c\n1,2,3\n")
     assert "not a keypoint table" in _bad(tmp_path, capsys, "--keypoints", tmp_path / "h.csv")
 
