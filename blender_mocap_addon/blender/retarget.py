@@ -103,6 +103,74 @@ OVERRIDING = {'COPY_TRANSFORMS', 'COPY_ROTATION', 'CHILD_OF', 'ARMATURE', 'DAMPE
               'TRACK_TO', 'STRETCH_TO', 'IK'}
 
 
+def follow_copies(tgt, names, parents, rest, heads, tails, mw):
+    """The rig's rest arrays with each bone whose orientation a constraint copies from another
+    bone of the same rig with the same rest orientation (COPY_TRANSFORMS or world-space
+    COPY_ROTATION, enabled, at full evaluated influence: a generated Rigify rig's ORG- bones
+    copy its controls, its FK arm parents copy the root, its head copies the torso) made a
+    child of that bone, so the retarget maths moves it, and what hangs below it, as Blender
+    will. Re-sorted parents first."""
+    index = {n: i for i, n in enumerate(names)}
+    parents = np.array(parents, copy=True)
+    scene = bpy.context.scene
+    tgt.update_tag(refresh={'OBJECT', 'DATA', 'TIME'})   # run the rig's drivers (constraint
+    cur = scene.frame_current                            # influences) on its current settings:
+    scene.frame_set(cur + 1)                             # setting the same frame would not
+    scene.frame_set(cur)
+    evaluated = tgt.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    for i, n in enumerate(names):
+        source = None
+        for c in evaluated.pose.bones[n].constraints:
+            if not _copies(c, tgt):
+                continue
+            if c.influence >= 0.999:
+                source = c.subtarget          # the last full one wins (REPLACE)
+            elif c.influence > 1e-3:
+                source = None                 # a blend: not modelled, keep the data parent
+        if source in index:
+            j = index[source]
+            if np.allclose(rest[i], rest[j], atol=1e-4) and not _descends(parents, j, i):
+                parents[i] = j
+    order, seen = [], set()
+
+    def visit(i):
+        if i in seen:
+            return
+        if parents[i] >= 0:
+            visit(parents[i])
+        seen.add(i)
+        order.append(i)
+    for i in range(len(names)):
+        visit(i)
+    pos = {old: new for new, old in enumerate(order)}
+    names = [names[i] for i in order]
+    parents = np.array([pos[parents[i]] if parents[i] >= 0 else -1 for i in order], dtype=np.int64)
+    return names, parents, rest[order], heads[order], tails[order], mw
+
+
+def _copies(c, tgt) -> bool:
+    if c.type not in ('COPY_TRANSFORMS', 'COPY_ROTATION') or c.mute or not getattr(c, "enabled", True):
+        return False
+    target = getattr(c, "target", None)       # the evaluated rig's constraints name the evaluated rig
+    if target is None or target.name != tgt.name:
+        return False
+    if c.type == 'COPY_ROTATION' and (c.target_space != 'WORLD' or c.owner_space != 'WORLD'
+                                      or getattr(c, "mix_mode", 'REPLACE') != 'REPLACE'
+                                      or not (c.use_x and c.use_y and c.use_z)
+                                      or c.invert_x or c.invert_y or c.invert_z):
+        return False
+    return True
+
+
+def _descends(parents, i, ancestor) -> bool:
+    """Whether bone i has ``ancestor`` above it (or is it)."""
+    while i >= 0:
+        if i == ancestor:
+            return True
+        i = parents[i]
+    return False
+
+
 def constraint_driven(tgt, bone_map) -> list:
     """[(bone, constraint type)] of mapped target bones whose rotation an enabled constraint at
     full influence decides (keys on them would be overridden)."""
@@ -133,7 +201,7 @@ def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print,
                          "Rigify rig use the 'Rigify FK controls' preset (DEF- bones copy the ORG- and "
                          "control bones); otherwise map the bones that carry the animation")
     frames, source = read_source(src)
-    names, parents, rest, heads, tails, mw = armature_bpy.rig_rest(tgt)
+    names, parents, rest, heads, tails, mw = follow_copies(tgt, *armature_bpy.rig_rest(tgt))
     target = rt.TargetRig(names=names, parents=parents, rest_rot=rest, heads=heads, tails=tails,
                           object_matrix=mw)
     try:
