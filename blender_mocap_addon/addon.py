@@ -8,7 +8,7 @@ pointer and the File > Import menu entry.
 
 import bpy
 
-from .ui import keypoints, operators, panel, people, prefs, properties
+from .ui import cleanup, keypoints, operators, panel, people, prefs, properties
 
 CLASSES: tuple = (
     prefs.MOCAP_AddonPreferences,
@@ -30,6 +30,7 @@ CLASSES: tuple = (
     panel.MOCAP_PT_retarget,
     panel.MOCAP_PT_export,
     *people.CLASSES,             # the People sub-panel (after its parent panel) and track edits
+    *cleanup.CLASSES,            # Clean Up: key reduction onto a new action over the raw capture
 )
 
 

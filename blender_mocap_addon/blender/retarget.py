@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from . import armature as armature_bpy, keys as keys_bpy
+from . import armature as armature_bpy, keys as keys_bpy, layers
 from ..core import bonemap as bm
 from ..core import retarget as rt
 from ..core import rotations as rot
@@ -246,8 +246,12 @@ def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print,
         raise MocapError(f"retarget failed while keying: {type(ex).__name__}: {ex}") from ex
     if old_action is not None:
         old_action.use_fake_user = True
-        out.warnings.append(f"{tgt.name!r} had action {old_action.name!r}; kept it (fake user) "
-                            f"and assigned the new action {action.name!r}")
+        try:       # also visible in the NLA editor, under the new action (muted)
+            layers.stash(tgt, old_action, f"Before retarget: {old_action.name}")
+        except (RuntimeError, TypeError) as ex:
+            out.warnings.append(f"could not keep {old_action.name!r} on an NLA track: {ex}")
+        out.warnings.append(f"{tgt.name!r} had action {old_action.name!r}; kept it (fake user, muted "
+                            f"NLA track) and assigned the new action {action.name!r}")
     if changed_modes:
         out.warnings.append(f"set {len(changed_modes)} bones of {tgt.name!r} to quaternion rotation")
     ik_switches = _switch_rigify_to_fk(tgt, bone_map)
