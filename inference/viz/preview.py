@@ -1,7 +1,8 @@
-"""Pictures of a result: a grid of 3D skeleton frames, and joint trajectories before and after
-smoothing (matplotlib, off-screen Agg canvas; no pyplot, no global backend switch).
+"""Pictures of a result: a grid of 3D skeleton frames (axes fitted to the people, the floor's grid
+when the pose file has one), each person's joint scores over time, and joint trajectories before
+and after smoothing (matplotlib, off-screen Agg canvas; no pyplot, no global backend switch).
 
-    python -m inference.viz.preview POSE.npz -o preview.png [--frames 8]
+    python -m inference.viz.preview POSE.npz -o preview.png [--frames 8] [--confidence conf.png]
 
 Raw vs smoothed: the pipeline keeps only its smoothed output, so ``raw_and_smoothed`` runs it
 once with smoothing and bone-length constancy off (the raw lifted joints) and applies the
@@ -64,11 +65,42 @@ def pick_frames(valid: np.ndarray, n: int) -> np.ndarray:
     return any_f[np.round(np.linspace(0, len(any_f) - 1, k)).astype(int)]
 
 
+def panel_box(points: np.ndarray, floor: bool = False, min_half: float = 1.0,
+              margin: float = 0.1) -> tuple[np.ndarray, float]:
+    """(centre (3,), half side) of the cube a panel draws: fitted to the people in it (their
+    finite joints, (N, 3) world metres, Z up) plus margin metres, at least 2 x min_half wide; with
+    a floor the cube's bottom is at most z = 0, so the floor shows."""
+    pts = np.asarray(points, np.float64).reshape(-1, 3)
+    pts = pts[np.isfinite(pts).all(-1)]
+    lo, hi = pts.min(0) - margin, pts.max(0) + margin
+    if floor:
+        lo[2] = min(lo[2], 0.0)
+    half = max(0.5 * float(np.max(hi - lo)), min_half)
+    centre = 0.5 * (lo + hi)
+    if floor:   # the cube's floor at or below z = 0, the people standing in it
+        centre[2] = max(centre[2], lo[2] + half)
+    return centre, half
+
+
+def _floor_grid(ax, centre: np.ndarray, half: float, step: float = 0.5) -> None:
+    """Grid lines on z = 0 inside the panel's square, every `step` metres (1 m lines darker)."""
+    (x0, x1), (y0, y1) = ((c - half, c + half) for c in centre[:2])
+    for axis, (a, b) in ((0, (x0, x1)), (1, (y0, y1))):      # lines of constant x, then of constant y
+        for v in np.arange(np.ceil(a / step) * step, b + 1e-9, step):
+            line = np.array([[v, y0], [v, y1]]) if axis == 0 else np.array([[x0, v], [x1, v]])
+            strong = abs(v - round(v)) < 1e-6
+            ax.plot(line[:, 0], line[:, 1], [0.0, 0.0], color="0.45" if strong else "0.75",
+                    lw=0.6 if strong else 0.4, zorder=0)
+
+
 def preview_grid(joints3d: np.ndarray, valid: np.ndarray, person_ids: np.ndarray, out_png: str,
                  n: int = 8, cols: int = 4, fps: float = 30.0, title: str = "",
-                 elev: float = 12.0, azim: float = -70.0, dpi: int = 90, frames=None) -> np.ndarray:
-    """Save a grid of n 3D frames (all people, same axes limits in every panel) to out_png;
-    frames: the frame indices to draw instead of n spread over the video.
+                 elev: float = 12.0, azim: float = -70.0, dpi: int = 90, frames=None,
+                 world_from_camera: np.ndarray | None = None) -> np.ndarray:
+    """Save a grid of n 3D frames (all people) to out_png; frames: the frame indices to draw
+    instead of n spread over the video. Each panel's axes are fitted to the people in it
+    (panel_box; its size in the panel's title). With world_from_camera (the pose file's floor)
+    the people are drawn in that world (floor z = 0) over a floor grid.
 
     joints3d (P, F, J, 3) metres, camera frame; valid (P, F); person_ids (P,).
     Returns the frame indices drawn (n,).
@@ -80,12 +112,12 @@ def preview_grid(joints3d: np.ndarray, valid: np.ndarray, person_ids: np.ndarray
     frames = pick_frames(valid, n) if frames is None else np.asarray(frames, int)
     if len(frames) == 0:
         raise ValueError("nobody is present in any frame: nothing to preview")
-    W = to_world(j3)
-    pts = W[:, frames][valid[:, frames]]            # (N, J, 3): the person-frames drawn
-    pts = pts[np.isfinite(pts).all(-1)]
-    lo, hi = np.percentile(pts, 1, axis=0), np.percentile(pts, 99, axis=0)
-    centre = 0.5 * (lo + hi)
-    half = max(0.55 * float(np.max(hi - lo)), 1.0)  # same limits in every panel, at least 2 m wide
+    floor = world_from_camera is not None
+    if floor:
+        T = np.asarray(world_from_camera, np.float64)
+        W = np.asarray(j3, np.float64) @ T[:3, :3].T + T[:3, 3]      # posefile.world_joints
+    else:
+        W = to_world(j3)
     rows = int(np.ceil(len(frames) / cols))
     fig = _figure(3.2 * cols, 3.2 * rows + (0.4 if title else 0), dpi)
     for k, f in enumerate(frames):
@@ -101,12 +133,16 @@ def preview_grid(joints3d: np.ndarray, valid: np.ndarray, person_ids: np.ndarray
             ax.scatter(*W[p, f].T, s=6, color="k", depthshade=False)
             ax.text(*W[p, f, INDEX["head_top"]] + [0, 0, 0.08], f"#{int(person_ids[p])}", fontsize=7,
                     color=col)
+        centre, half = panel_box(W[valid[:, f], f], floor=floor)
+        if floor:     # the floor's own grid instead of the panes' (which would sit below it)
+            ax.grid(False)
+            _floor_grid(ax, centre, half)
         ax.set_xlim(centre[0] - half, centre[0] + half)
         ax.set_ylim(centre[1] - half, centre[1] + half)
         ax.set_zlim(centre[2] - half, centre[2] + half)
         ax.set_box_aspect((1, 1, 1))
         ax.view_init(elev=elev, azim=azim)
-        ax.set_title(f"frame {int(f)}  ({f / fps:.1f} s)", fontsize=8)
+        ax.set_title(f"frame {int(f)}  ({f / fps:.1f} s), {2 * half:.1f} m box", fontsize=8)
         ax.tick_params(labelsize=5, pad=0)
         for setter in (ax.set_xlabel, ax.set_ylabel, ax.set_zlabel):
             setter("")
@@ -115,6 +151,47 @@ def preview_grid(joints3d: np.ndarray, valid: np.ndarray, person_ids: np.ndarray
         fig.suptitle(title, fontsize=10)
     fig.savefig(out_png)
     return frames
+
+
+def confidence_strip(scores: np.ndarray, valid: np.ndarray, person_ids: np.ndarray, fps: float,
+                     out_png: str, title: str = "", dpi: int = 90) -> np.ndarray:
+    """Save one strip per person: each joint's score over time (rows: joints, colour 0..1), frames
+    where the person is absent left blank, and the mean score of the seen joints as a line above.
+    scores (P, F, J), valid (P, F). Returns the per-person mean score over their valid frames (P,)."""
+    from matplotlib import colormaps
+
+    sc = np.asarray(scores, np.float64)
+    valid = np.asarray(valid, bool)
+    P, F, J = sc.shape
+    if P == 0:
+        raise ValueError("the pose file has no person: no confidence to draw")
+    fig = _figure(max(6.0, min(16.0, F / 25.0)), 0.55 + 1.35 * P, dpi)
+    t1 = F / fps
+    cmap = colormaps["viridis"].copy()
+    cmap.set_bad("white")
+    means = np.zeros(P)
+    for p in range(P):
+        ax = fig.add_subplot(P, 1, p + 1)
+        img = np.ma.masked_array(sc[p].T, np.broadcast_to(~valid[p][None], (J, F)))
+        ax.imshow(img, aspect="auto", cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest",
+                  extent=(0, t1, J - 0.5, -0.5))
+        seen = valid[p][:, None] & (sc[p] > 0)
+        mean = np.where(seen.any(1), (sc[p] * seen).sum(1) / np.maximum(seen.sum(1), 1), np.nan)
+        means[p] = float(np.nanmean(mean)) if np.isfinite(mean).any() else 0.0
+        # the mean as a line in the strip: 1 at the top row, 0 at the bottom
+        ax.plot((np.arange(F) + 0.5) / fps, (J - 0.5) - mean * J, color=_rgb(int(person_ids[p])), lw=1.4)
+        ax.set_yticks([0, J // 2, J - 1], [JOINT_NAMES[0], JOINT_NAMES[J // 2], JOINT_NAMES[J - 1]], fontsize=6)
+        ax.set_ylabel(f"#{int(person_ids[p])}", rotation=0, labelpad=14, fontsize=8, color=_rgb(int(person_ids[p])))
+        ax.tick_params(labelsize=6)
+        ax.set_title(f"person #{int(person_ids[p])}: mean score {means[p]:.2f}, present {valid[p].mean() * 100:.0f}% "
+                     "of frames", fontsize=7, loc="left")
+        if p == P - 1:
+            ax.set_xlabel("time (s)", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_png)
+    return means
 
 
 def jitter_mm(x: np.ndarray, valid: np.ndarray | None = None) -> float:
@@ -202,14 +279,19 @@ def main(argv=None) -> int:
     ap.add_argument("pose", help="pose file (.npz)")
     ap.add_argument("-o", "--output", required=True, help="PNG to write")
     ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--confidence", default=None, metavar="PNG",
+                    help="also draw each person's joint scores over time (confidence_strip)")
     args = ap.parse_args(argv)
     try:
         d = posefile.load(args.pose)
-        preview_grid(d.joints3d, d.valid, d.person_ids, args.output, n=args.frames, fps=d.fps)
+        preview_grid(d.joints3d, d.valid, d.person_ids, args.output, n=args.frames, fps=d.fps,
+                     world_from_camera=d.world_from_camera)
+        if args.confidence:
+            confidence_strip(d.scores, d.valid, d.person_ids, d.fps, args.confidence)
     except (posefile.PoseFileError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"wrote {args.output}", file=sys.stderr)
+    print(f"wrote {args.output}" + (f" and {args.confidence}" if args.confidence else ""), file=sys.stderr)
     return 0
 
 
