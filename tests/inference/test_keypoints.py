@@ -240,6 +240,10 @@ def test_bad_keypoint_input(tmp_path, capsys):
                                       "--fps", 25, "--image-size", SIZE)
     assert "--start / --end" in _bad(tmp_path, capsys, "--keypoints", res, "--fps", 25, "--image-size", SIZE,
                                      "--start", 3)
+    assert main(["--keypoints", str(res), "-o", str(tmp_path / "bad.npz"), "--dump-keypoints",
+                 str(tmp_path / "d.npz")]) == 2                          # a video run's option
+    assert main(["-o", str(tmp_path / "bad.npz")]) == 2                 # neither a video nor keypoints
+    capsys.readouterr()
     (tmp_path / "h.csv").write_text("a,b,c\n1,2,3\n")
     assert "not a keypoint table" in _bad(tmp_path, capsys, "--keypoints", tmp_path / "h.csv")
 
