@@ -768,8 +768,9 @@ def run_keypoints(path: str | os.PathLike, options: PipelineOptions | None = Non
                   keypoints: KeypointOptions | None = None, models: Models | None = None) -> PoseResult:
     """A keypoint file (OpenPose, COCO results, table) -> PoseResult: the video run's stage 2 on the
     file's 2D (tracking when it has no ids, stitching, gap filling, left/right flicker, lifting,
-    smoothing, floor). Size and rate from the video, else the file, else the options
-    (image_size, fps). Raises InferenceError (KeypointError) for every problem a user can fix."""
+    smoothing, floor). Size and rate from the video, else the options (keypoints.image_size,
+    options.fps), else the file. Raises InferenceError (KeypointError) for every problem a user
+    can fix."""
     from inference.stages.keypoint_readers import check, read_keypoints
     from inference.stages.keypoints import frames_without_person, keypoint_tracks
 
