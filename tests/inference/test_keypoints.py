@@ -254,7 +254,7 @@ def test_round_trip_through_the_engines_own_2d(tmp_path):
     if clip is None:
         pytest.skip("the sample video is not here")
     vid, kp, again = tmp_path / "v.npz", tmp_path / "v_kp.npz", tmp_path / "again.npz"
-    common = ["--progress", "none", "--runtime", "onnx"]
+    common = ["--progress", "none"]           # the same runtime (auto) for both runs
     assert main([str(clip), "-o", str(vid), "--dump-keypoints", str(kp), *common]) == 0
     assert main(["--keypoints", str(kp), "-o", str(again), *common]) == 0
     a, b = posefile.load(vid), posefile.load(again)
