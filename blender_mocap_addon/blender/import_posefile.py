@@ -440,6 +440,8 @@ def load_data(data: posefile.PoseData, stem: str, options: ImportOptions | None 
                              current=data)
         elif options.store:            # a re-solved take keeps its original data
             take_store.update(scene, take, edits or [], data)
+        if options.store:
+            take_store.set_markers(scene, result.take, result.markers)
         if not options.people_only:
             scene.frame_set(first)
         clock("scene")

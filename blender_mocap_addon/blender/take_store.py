@@ -74,6 +74,19 @@ def fetch(scene, take: str):
     return from_bytes(entry["npz"]), json.loads(entry["options"]), json.loads(entry["edits"])
 
 
+def set_markers(scene, take: str, names: list) -> None:
+    """The timeline markers the take's import made (re-solving removes exactly these)."""
+    scene[KEY][take]["markers"] = json.dumps(list(names))
+
+
+def markers(scene, take: str):
+    """Marker names recorded for ``take``, None when none were recorded."""
+    takes = scene.get(KEY)
+    if takes is None or take not in takes or "markers" not in takes[take]:
+        return None
+    return json.loads(takes[take]["markers"])
+
+
 def update(scene, take: str, edits: list, data) -> None:
     """New edit list of ``take``; ``data`` is its pose data with them applied (for the list)."""
     entry = scene[KEY][take]

@@ -35,10 +35,16 @@ def _remove(scene, take: str, person_ids) -> None:
             bpy.data.actions.remove(action)
         if arm.users == 0:
             bpy.data.armatures.remove(arm)
-    ids = {str(int(i)) for i in person_ids}
-    for m in list(scene.timeline_markers):
-        if conf_bpy.is_mocap_marker(m.name) and m.name.split(" ")[0][len(conf_bpy.MARKER_PREFIX):] in ids:
-            scene.timeline_markers.remove(m)
+    made = take_store.markers(scene, take)
+    if made is not None:                       # exactly the markers this take's import made
+        made = set(made)
+        gone = [m for m in scene.timeline_markers if m.name in made]
+    else:                                      # older files: by person id
+        ids = {str(int(i)) for i in person_ids}
+        gone = [m for m in scene.timeline_markers if conf_bpy.is_mocap_marker(m.name)
+                and m.name.split(" ")[0][len(conf_bpy.MARKER_PREFIX):] in ids]
+    for m in gone:
+        scene.timeline_markers.remove(m)
 
 
 def current(scene, take: str):

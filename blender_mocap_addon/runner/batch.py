@@ -203,6 +203,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     args.edit_list = None
     if args.edits:
+        args.edits = os.path.abspath(args.edits)        # pool workers run in the checkout
         try:
             args.edit_list = track_edit.load_edits(args.edits)
         except track_edit.EditError as ex:

@@ -129,6 +129,12 @@ def test_track_edits_in_blender_round_trip_save_reload_and_take_back(bpy_factory
         assert worst_mm(bpy.data.objects["Mocap_P1"], [0, 50], a_true) < 1.0
         assert worst_mm(bpy.data.objects["Mocap_P1"], [12], a_true, flip=True) < 1.0
 
+        # markers follow the edits: the take's own are replaced, nobody else's
+        scene.timeline_markers.new("P1 weak 3-4", frame=3)        # same name pattern, not the take's
+        assert bpy.ops.mocap.track_edit(op='SPLIT', take=take, person=1, frame=31) == {'FINISHED'}
+        assert "P1 weak 3-4" in scene.timeline_markers
+        assert bpy.ops.mocap.track_edit(op='UNDO', take=take) == {'FINISHED'}
+
         # a failing edit changes nothing
         before = sorted(bpy.data.objects.keys())
         with pytest.raises(RuntimeError, match="leave nobody"):          # the operator's error report
