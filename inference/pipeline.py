@@ -547,6 +547,19 @@ def _prefetch_depth(models: Models) -> int:
     return 2 if cores > threads else 0
 
 
+def _decodes_ahead(opts: PipelineOptions, models: Models | None) -> bool:
+    """Whether the run will decode in a background thread (_prefetch_depth), told before the models
+    load: from the runtime that load_models will choose."""
+    if models is not None:
+        return _prefetch_depth(models) > 0
+    from inference.models.runtime import choose_runtime  # lazy: the CLI's --help imports no runtime
+
+    try:
+        return choose_runtime(opts.runtime, opts.device)[0] == "onnx" and (os.cpu_count() or 1) > 1
+    except InferenceError:   # load_models reports it
+        return False
+
+
 def run(source: str | os.PathLike, options: PipelineOptions | None = None,
         progress: ProgressFn | None = None, cancel: threading.Event | None = None,
         models: Models | None = None) -> PoseResult:
@@ -564,7 +577,9 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
         import torch  # lazy: torch loads only when a run starts (fast --help), and not for ONNX Runtime
 
         torch.set_num_threads(opts.threads)
-    reader = FrameReader(source, opts.start, opts.end, opts.fps)   # bad input fails before loading weights
+    # Bad input fails before loading weights. Decoding in a background thread runs FFmpeg on one thread.
+    reader = FrameReader(source, opts.start, opts.end, opts.fps,
+                         decoder_threads=1 if _decodes_ahead(opts, models) else 0)
     info = reader.info
     warnings = list(info.warnings)
     try:

@@ -12,7 +12,7 @@ import inference.pipeline as pipeline
 from engine_media import frame_number, write_clip
 from engine_weights import untrained_weights
 from inference import PipelineOptions, run
-from inference.errors import Cancelled
+from inference.errors import Cancelled, InferenceError
 from inference.models import runtime
 from inference.pipeline import load_models
 from inference.stages.video import background, FrameReader
@@ -89,8 +89,19 @@ def _opts(untrained, **kw):
 def test_onnx_run_decodes_ahead_and_gives_the_same_result(untrained, tmp_path, monkeypatch):
     clip = write_clip(tmp_path / "c.mp4", 30, w=320, h=240)
     models = load_models(_opts(untrained))
+    opened = []
+
+    class Reader(FrameReader):
+        def __init__(self, *args, **kw):
+            opened.append(kw.get("decoder_threads", 0))
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(pipeline, "FrameReader", Reader)
     threaded = run(clip, _opts(untrained), models=models)
-    assert threaded.stats["decode_chunks_ahead"] == (2 if (pipeline.os.cpu_count() or 1) > 1 else 0)
+    ahead = 2 if (pipeline.os.cpu_count() or 1) > 1 else 0
+    assert threaded.stats["decode_chunks_ahead"] == ahead
+    assert opened == [1 if ahead else 0]           # decoding in its own thread: FFmpeg on one thread
+    assert pipeline._decodes_ahead(_opts(untrained), None) == bool(ahead)   # told before the models load
     monkeypatch.setattr(pipeline, "_prefetch_depth", lambda models: 0)
     inline = run(clip, _opts(untrained), models=models)
     assert inline.stats["decode_chunks_ahead"] == 0
@@ -116,3 +127,20 @@ def test_cancel_during_a_threaded_run_ends_the_decoding_thread(untrained, tmp_pa
         run(clip, _opts(untrained), progress=progress, cancel=cancel)
     assert seen and seen[0] < 40
     assert _wait_gone()
+
+
+def test_single_threaded_decoder_gives_the_same_frames(tmp_path):
+    path = write_clip(tmp_path / "c.mp4", 20, w=320, h=240)
+    default = [(i, f) for i, f in FrameReader(path, start=3)]
+    single = [(i, f) for i, f in FrameReader(path, start=3, decoder_threads=1)]
+    assert [i for i, _ in single] == [i for i, _ in default] == list(range(3, 20))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(default, single))
+
+
+def test_single_threaded_decoder_keeps_the_clear_errors(tmp_path):
+    p = tmp_path / "notes.mp4"
+    p.write_text("this is text, not a video\n" * 50)
+    with pytest.raises(InferenceError, match="cannot open|no readable frames"):
+        FrameReader(p, decoder_threads=1)
+    with pytest.raises(InferenceError, match="not found"):
+        FrameReader(tmp_path / "missing.mp4", decoder_threads=1)
