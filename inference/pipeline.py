@@ -184,7 +184,8 @@ class PoseResult(posefile.PoseData):
             posefile.write_posefile(path, joints3d=self.joints3d, joints2d=self.joints2d, scores=self.scores,
                                     valid=self.valid, person_ids=self.person_ids, fps=self.fps,
                                     image_size=self.image_size, camera_K=self.camera_K, meta=self.meta,
-                                    world_from_camera=self.world_from_camera, contacts=self.contacts)
+                                    world_from_camera=self.world_from_camera, contacts=self.contacts,
+                                    filled=self.filled)
         except posefile.PoseFileError as e:
             raise InferenceError(f"cannot write the pose file: {e}") from e
         return Path(path)
@@ -523,7 +524,7 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
     stats["nonfinite_lift_frames"] = nonfinite_total
     stats["seconds_lift"] = round(t_lift, 3)
     stats["seconds_smooth"] = round(t_smooth, 3)
-    return j3, j2, sc, valid
+    return j3, j2, sc, valid, filled_any & valid   # filled: the pose file's interpolated frames
 
 
 # ---------------------------------------------------------------------------- run
@@ -654,7 +655,7 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
                  tracks=len(tracks), tracks_dropped_short=dropped, tracks_unconfirmed=unconfirmed,
                  person_frames_unconfirmed=unconfirmed_frames,
                  tracks_lost=stage.tracker.lost, tracks_stitched=joins)
-    j3, j2, sc, valid = _build_result(tracks, opts.start, F, info.fps, K, models, opts, warnings, stats)
+    j3, j2, sc, valid, filled = _build_result(tracks, opts.start, F, info.fps, K, models, opts, warnings, stats)
     placed = place_on_floor(j3, j2, sc, valid, K, info.fps, enabled=opts.floor,
                             focal_known=opts.focal is not None)
     j3 = placed.joints3d
@@ -678,7 +679,8 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
                       person_ids=np.arange(len(tracks), dtype=np.int32), fps=float(info.fps),
                       image_size=(int(info.width), int(info.height)), camera_K=K.astype(np.float32),
                       meta=meta, warnings=warnings, stats=stats,
-                      world_from_camera=placed.world_from_camera, contacts=placed.contacts, tracks=tracks)
+                      world_from_camera=placed.world_from_camera, contacts=placed.contacts, filled=filled,
+                      tracks=tracks)
 
 
 def _runtime_meta(models: Models) -> dict:
@@ -837,7 +839,7 @@ def run_keypoints(path: str | os.PathLike, options: PipelineOptions | None = Non
     empty = frames_without_person(_ours(kf), F)
     stats = dict(kstats, frames=F, tracks=len(tracks), tracks_dropped_short=every - len(tracks),
                  tracks_stitched=joins, frames_without_person=empty)
-    j3, j2, sc, valid = _build_result(tracks, 0, F, fps, K, models, opts, warnings, stats)
+    j3, j2, sc, valid, filled = _build_result(tracks, 0, F, fps, K, models, opts, warnings, stats)
     placed = place_on_floor(j3, j2, sc, valid, K, fps, enabled=opts.floor, focal_known=opts.focal is not None)
     j3 = placed.joints3d
     warnings.extend(placed.warnings)
@@ -874,4 +876,5 @@ def run_keypoints(path: str | os.PathLike, options: PipelineOptions | None = Non
                       person_ids=np.array([t.id if kf.has_ids else p for p, t in enumerate(tracks)], np.int32),
                       fps=float(fps), image_size=size,
                       camera_K=K.astype(np.float32), meta=meta, warnings=warnings, stats=stats,
-                      world_from_camera=placed.world_from_camera, contacts=placed.contacts, tracks=tracks)
+                      world_from_camera=placed.world_from_camera, contacts=placed.contacts, filled=filled,
+                      tracks=tracks)

@@ -27,12 +27,17 @@ world_from_camera  float32, (4, 4)         optional (v2): rigid transform, camer
 contacts           bool, (P, F, 2)         optional (v2), only with world_from_camera: foot
                                            on the floor; column 0 r_ankle, 1 l_ankle;
                                            False where valid is False
+filled             bool, (P, F)            optional (v2, added later; readers that do not
+                                           know it ignore it): person p's pose in frame f
+                                           was interpolated across a short dropout, not
+                                           seen; False where valid is False
 =================  ======================  ==============================================
 
-Version 2 adds only the two optional keys and ``meta["floor"]``; every version-1 key keeps its
+Version 2 adds only the optional keys and ``meta["floor"]``; every version-1 key keeps its
 meaning (``joints3d`` stays in the camera frame). Optional keys are left out of the file when
-absent (``None`` in ``PoseData``). Readers accept versions 1 and 2 (a version-1 file reads with
-both new keys ``None``); writers write version 2.
+absent (``None`` in ``PoseData``). Readers accept versions 1 and 2 (a version-1 file, or a
+version-2 file written before ``filled`` existed, reads with the missing keys ``None``); writers
+write version 2.
 
 ``meta["floor"]`` (written by the engine, optional for other writers): a JSON object with
 ``status`` one of ``FLOOR_STATUSES`` ("estimated": world_from_camera is set; every other status
@@ -84,7 +89,9 @@ FLOOR_STATUSES = ("estimated", "no_feet", "moving_camera", "too_few_frames", "di
 
 _ARRAY_KEYS = ("joints3d", "joints2d", "scores", "valid", "person_ids", "image_size", "camera_K")
 _REQUIRED_KEYS = ("format_version", "joint_names", *_ARRAY_KEYS, "fps", "meta")
-_OPTIONAL_KEYS_V2 = ("world_from_camera", "contacts")
+# ``filled`` came after the first version-2 files: an optional key old readers skip (they read
+# only the keys they know), so it needs no new format_version.
+_OPTIONAL_KEYS_V2 = ("world_from_camera", "contacts", "filled")
 
 
 class PoseFileError(Exception):
@@ -107,6 +114,7 @@ class PoseData:
     joint_names tuple of J str (always ``JOINT_NAMES``)
     world_from_camera float32 (4, 4) or None   camera frame -> world frame (v2)
     contacts   bool (P, F, 2) or None          feet on the floor, (r_ankle, l_ankle) (v2)
+    filled     bool (P, F) or None             frames interpolated across a dropout (v2)
     """
 
     joints3d: np.ndarray
@@ -122,6 +130,7 @@ class PoseData:
     format_version: int = FORMAT_VERSION
     world_from_camera: np.ndarray | None = None
     contacts: np.ndarray | None = None
+    filled: np.ndarray | None = None
 
     @property
     def num_people(self) -> int:
@@ -234,7 +243,7 @@ def validate(data: PoseData) -> None:
     NaN-free and within 0..1. Version 2's optional keys: world_from_camera rigid (see the module
     docstring), contacts (P, F, 2) bool, False where not valid, only with world_from_camera;
     ``meta["floor"]["status"]`` one of FLOOR_STATUSES, "estimated" exactly when there is a world
-    frame. Version-1 data must not carry version-2 keys.
+    frame; filled (P, F) bool, False where not valid. Version-1 data must not carry version-2 keys.
     """
     if not isinstance(data, PoseData):
         raise PoseFileError(f"expected PoseData, got {type(data).__name__}")
@@ -305,10 +314,18 @@ def validate(data: PoseData) -> None:
     except (TypeError, ValueError) as ex:
         raise PoseFileError(f"'meta' is not JSON-serialisable: {ex}") from None
 
-    T, contacts = data.world_from_camera, data.contacts
-    if data.format_version < 2 and (T is not None or contacts is not None):
-        raise PoseFileError("world_from_camera and contacts are version-2 keys; "
+    T, contacts, filled = data.world_from_camera, data.contacts, data.filled
+    if data.format_version < 2 and (T is not None or contacts is not None or filled is not None):
+        raise PoseFileError("world_from_camera, contacts and filled are version-2 keys; "
                             f"format_version is {data.format_version}")
+    if filled is not None:
+        if not isinstance(filled, np.ndarray):
+            raise PoseFileError(f"'filled' must be an array, got {type(filled).__name__}")
+        _check_dtype("filled", filled, "bool")
+        _check_shape("filled", filled, (P, F))
+        if filled[~valid].any():
+            p, f = np.argwhere(filled & ~valid)[0]
+            raise PoseFileError(f"'filled' is True where valid is False (person index {p}, frame {f})")
     if T is not None:
         _check_world_from_camera(T)
     if contacts is not None:
@@ -393,12 +410,12 @@ def save(path: str | os.PathLike, data: PoseData) -> None:
 
 def write_posefile(path: str | os.PathLike, *, joints3d, joints2d, scores, valid, person_ids, fps,
                    image_size, camera_K, meta: dict[str, Any] | None = None,
-                   world_from_camera=None, contacts=None) -> PoseData:
+                   world_from_camera=None, contacts=None, filled=None) -> PoseData:
     """Convert arrays to the contract's dtypes, validate, and ``save``. Returns the PoseData written.
 
     joints3d (P, F, J, 3), joints2d (P, F, J, 2), scores (P, F, J), valid (P, F), person_ids (P,),
-    image_size (width, height), camera_K (3, 3); optional (version 2) world_from_camera (4, 4)
-    and contacts (P, F, 2). Only dtypes are converted; shapes are not fixed up.
+    image_size (width, height), camera_K (3, 3); optional (version 2) world_from_camera (4, 4),
+    contacts (P, F, 2) and filled (P, F). Only dtypes are converted; shapes are not fixed up.
     """
     data = PoseData(
         joints3d=np.asarray(joints3d, np.float32),
@@ -412,6 +429,7 @@ def write_posefile(path: str | os.PathLike, *, joints3d, joints2d, scores, valid
         meta=dict(meta or {}),
         world_from_camera=None if world_from_camera is None else np.asarray(world_from_camera, np.float32),
         contacts=None if contacts is None else np.asarray(contacts, bool),
+        filled=None if filled is None else np.asarray(filled, bool),
     )
     save(path, data)
     return data

@@ -411,7 +411,8 @@ def load_data(data: posefile.PoseData, stem: str, options: ImportOptions | None 
                     obj.data.show_bone_colors = True
             result.keys += keys_bpy.write_channels(obj, action, chans)
             if options.confidence:
-                spans = conf_core.spans(data.valid[p], data.scores[p], max_gap)
+                filled = None if getattr(data, "filled", None) is None else data.filled[p]
+                spans = conf_core.spans(data.valid[p], data.scores[p], max_gap, filled=filled)
                 made = conf_bpy.add_markers(scene, m.person_id, spans, options.frame_offset)
                 undo.markers += made
                 result.markers += [mk.name for mk in made]

@@ -39,7 +39,8 @@ def from_bytes(blob: bytes):
                 image_size=tuple(int(v) for v in z["image_size"]), camera_K=z["camera_K"],
                 meta=json.loads(str(z["meta"])), joint_names=tuple(str(n) for n in z["joint_names"]),
                 world_from_camera=z["world_from_camera"] if "world_from_camera" in keys else None,
-                contacts=z["contacts"] if "contacts" in keys else None)
+                contacts=z["contacts"] if "contacts" in keys else None,
+                filled=z["filled"] if "filled" in keys else None)
         posefile.validate(data)
     except (OSError, ValueError, KeyError, posefile.PoseFileError) as ex:
         raise MocapError(f"the pose data stored in this .blend is unreadable: {ex}") from ex

@@ -54,8 +54,8 @@ def level_changes(frames: np.ndarray, conf: np.ndarray):
 @dataclass(frozen=True)
 class Span:
     """Frames ``start..end`` (inclusive, pose-file indices) of one kind: "weak" (present, mean
-    confidence below WEAK), "interpolated" (a short dropout the keys bridge), "lost" (a
-    longer dropout: the armature is hidden)."""
+    confidence below WEAK), "interpolated" (frames the engine filled across a short dropout, or a
+    short dropout the keys bridge), "lost" (a longer dropout: the armature is hidden)."""
     kind: str
     start: int
     end: int
@@ -68,11 +68,15 @@ def _runs(mask: np.ndarray):
     return list(zip(d[::2].tolist(), (d[1::2] - 1).tolist()))
 
 
-def spans(valid: np.ndarray, scores: np.ndarray, max_gap: int, weak: float = WEAK) -> list:
+def spans(valid: np.ndarray, scores: np.ndarray, max_gap: int, weak: float = WEAK,
+          filled: np.ndarray | None = None) -> list:
     """Spans of one person, in frame order. valid (F,) bool; scores (F, J); max_gap: dropouts of
-    at most this many frames count as interpolated, longer ones as lost. Frames before the
-    first and after the last valid frame are outside the track: no span."""
+    at most this many frames count as interpolated, longer ones as lost; filled (F,) bool or
+    None: the pose file's frames the engine interpolated (valid, but not seen), marked
+    interpolated and never weak (their scores are the guess's, lowered on purpose). Frames
+    before the first and after the last valid frame are outside the track: no span."""
     valid = np.asarray(valid, bool)
+    filled = np.zeros_like(valid) if filled is None else np.asarray(filled, bool) & valid
     out = []
     idx = np.flatnonzero(valid)
     if idx.size == 0:
@@ -80,19 +84,32 @@ def spans(valid: np.ndarray, scores: np.ndarray, max_gap: int, weak: float = WEA
     first, last = int(idx[0]), int(idx[-1])
     inside = np.zeros_like(valid)
     inside[first:last + 1] = True
-    for a, b in _runs(inside & ~valid):
-        out.append(Span("interpolated" if b - a + 1 <= max_gap else "lost", a, b))
+    gap = inside & ~valid
+    lost = _long_runs(gap, max_gap)
+    out += [Span("lost", a, b) for a, b in _runs(lost)]
+    # a dropout the keys bridge and frames the engine filled next to it read as one span
+    out += [Span("interpolated", a, b) for a, b in _runs(filled | (gap & ~lost))]
+    seen = valid & ~filled
     mean = np.asarray(scores, np.float64).mean(axis=1)
-    low = valid & (mean < weak)
+    low = seen & (mean < weak)
     # a score flickering about the threshold must not give one marker per frame: weak runs
     # closer than MIN_SPAN frames join, and shorter ones are dropped
     for a, b in _runs(~low):
         if a > 0 and b < len(low) - 1 and b - a + 1 < MIN_SPAN:
-            low[a:b + 1] = valid[a:b + 1]
+            low[a:b + 1] = seen[a:b + 1]
     for a, b in _runs(low):
         if b - a + 1 >= MIN_SPAN:
             out.append(Span("weak", a, b))
     return sorted(out, key=lambda s: (s.start, s.kind))
+
+
+def _long_runs(mask: np.ndarray, max_gap: int) -> np.ndarray:
+    """mask restricted to its runs longer than max_gap."""
+    out = np.zeros_like(mask)
+    for a, b in _runs(mask):
+        if b - a + 1 > max_gap:
+            out[a:b + 1] = True
+    return out
 
 
 def visibility(valid: np.ndarray, max_gap: int):

@@ -53,7 +53,9 @@ def _rows(data, keep) -> dict:
     """Per-person arrays restricted to rows ``keep`` (index list)."""
     out = {k: np.asarray(getattr(data, k))[keep] for k in ("joints3d", "joints2d", "scores", "valid",
                                                           "person_ids")}
-    out["contacts"] = None if data.contacts is None else np.asarray(data.contacts)[keep]
+    for k in ("contacts", "filled"):     # optional keys: None stays None
+        v = getattr(data, k, None)
+        out[k] = None if v is None else np.asarray(v)[keep]
     return out
 
 
@@ -63,8 +65,9 @@ def _invalidate(rows: dict, p: int, mask) -> None:
     rows["joints3d"][p, mask] = np.nan
     rows["joints2d"][p, mask] = np.nan
     rows["scores"][p, mask] = 0.0
-    if rows["contacts"] is not None:
-        rows["contacts"][p, mask] = False
+    for k in ("contacts", "filled"):
+        if rows[k] is not None:
+            rows[k][p, mask] = False
 
 
 def _replace(data, rows: dict):
@@ -87,7 +90,7 @@ def merge(data, person, other):
     rows = _rows(data, list(range(data.num_people)))
     take = rows["valid"][b] & ~rows["valid"][a]
     both = int((rows["valid"][b] & rows["valid"][a]).sum())
-    for k in ("joints3d", "joints2d", "scores", "contacts"):
+    for k in ("joints3d", "joints2d", "scores", "contacts", "filled"):
         if rows[k] is not None:
             rows[k][a, take] = rows[k][b, take]
     rows["valid"][a] |= take
