@@ -1,4 +1,4 @@
-"""Headless conversion: videos (or pose files) -> .blend / BVH / FBX / glTF.
+"""Headless conversion: videos (or pose files, or 2D keypoint files) -> .blend / BVH / FBX / glTF.
 
 Two ways to run it::
 
@@ -9,7 +9,11 @@ Two ways to run it::
 ``--pose-file FILE_OR_DIR`` imports existing pose files instead of running
 inference (so does ``--input`` given a .npz file). ``--edits EDITS.json`` applies a track-edit
 list (``core/track_edit.py``: delete, merge, split, swap_sides) to every pose file before
-import; the .blend keeps the original data and the edits.  Inference runs as a subprocess (``python -m inference``): under the
+import; the .blend keeps the original data and the edits. ``--keypoints FILE_OR_DIR`` lifts
+another detector's 2D (docs/keypoints.md; so does ``--input`` given a .json / .csv file or a
+folder of OpenPose ``*_keypoints.json``): an OpenPose folder, a COCO results .json or a
+.npz / .csv table is one input, a folder of them one input each; ``--video``, ``--fps``,
+``--image-size`` and ``--keypoint-format`` are passed to the engine as the panel does.  Inference runs as a subprocess (``python -m inference``): under the
 bpy wheel with this interpreter, inside Blender with ``--python``, $MOCAP_PYTHON,
 the checkout's .venv or Blender's Python, in that order.  A bad input is
 reported on stderr and skipped; the summary lists every input, and the exit
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 import traceback
@@ -39,6 +44,9 @@ from blender_mocap_addon.runner import jobs  # noqa: E402
 
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 FORMATS = ("blend",) + export_bpy.FORMATS
+KEYPOINT_EXTS = {".json", ".csv", ".npz"}
+KEYPOINT_FORMATS = ("auto", "openpose", "coco", "table")
+_OPENPOSE = re.compile(r"_keypoints\.json$", re.IGNORECASE)
 
 
 def _argv(argv):
@@ -60,6 +68,8 @@ def parse_args(argv=None):
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", help="a video file or a folder of videos")
     src.add_argument("--pose-file", help="a pose file (.npz) or a folder of them (skips inference)")
+    src.add_argument("--keypoints", help="2D keypoints: an OpenPose folder (or one of its *_keypoints.json), "
+                                         "a COCO results .json, a .npz / .csv table, or a folder of them")
     ap.add_argument("--output", required=True, help="output folder")
     ap.add_argument("--format", default="blend",
                     help=f"comma-separated subset of {','.join(FORMATS)} (default blend)")
@@ -83,6 +93,14 @@ def parse_args(argv=None):
     ap.add_argument("--edits", default=None, metavar="EDITS.json",
                     help="track edits applied before import (JSON list of {op: delete|merge|split|"
                          "swap_sides, person, ...}; see docs/addon.md)")
+    ap.add_argument("--keypoint-format", default="auto", choices=KEYPOINT_FORMATS,
+                    help="the keypoint files' format (default: from the path and contents)")
+    ap.add_argument("--video", default=None, help="with --keypoints: the clip they came from (size, "
+                                                  "frame rate, frame count; camera background)")
+    ap.add_argument("--fps", type=float, default=0.0, help="with --keypoints: frame rate when neither "
+                                                           "the video nor the file says")
+    ap.add_argument("--image-size", default=None, metavar="WxH",
+                    help="with --keypoints: picture size when neither the video nor the file says")
     ap.add_argument("--python", default=None, help="Python that runs inference")
     ap.add_argument("--project-root", default=None, help="folder containing inference/")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per video")
@@ -93,12 +111,57 @@ def parse_args(argv=None):
     args = ap.parse_args(_argv(argv))
     if args.input and args.input.lower().endswith(".npz") and not os.path.isdir(args.input):
         args.pose_file, args.input = args.input, None      # a pose file, not a video to decode
+    elif args.input and (os.path.splitext(args.input)[1].lower() in (".json", ".csv")
+                         or _openpose_folder(args.input)):
+        args.keypoints, args.input = args.input, None      # keypoints, not videos
     fmts = [f.strip().lower().lstrip(".") for f in args.format.split(",") if f.strip()]
     bad = [f for f in fmts if f not in FORMATS]
     if bad or not fmts:
         ap.error(f"unknown format(s) {bad}; choose from {','.join(FORMATS)}")
     args.formats = fmts
     return args
+
+
+def _openpose_folder(path: str) -> bool:
+    return os.path.isdir(path) and any(_OPENPOSE.search(f) for f in os.listdir(path))
+
+
+def collect_keypoints(path: str) -> list:
+    """Keypoint inputs under ``path``: one OpenPose frame file stands for its folder, an OpenPose
+    folder and any other file are one input; another folder gives its .json / .csv / .npz files
+    and its OpenPose subfolders, one input each. A missing path is returned as is."""
+    if os.path.isfile(path) and _OPENPOSE.search(path):
+        return [os.path.dirname(os.path.abspath(path))]
+    if not os.path.isdir(path) or _openpose_folder(path):
+        return [os.path.normpath(path)]
+    out = []
+    for f in sorted(os.listdir(path)):
+        full = os.path.join(path, f)
+        if f.startswith("."):
+            continue
+        if _openpose_folder(full) or (os.path.isfile(full) and os.path.splitext(f)[1].lower() in KEYPOINT_EXTS):
+            out.append(full)
+    return out
+
+
+def keypoint_options(args) -> jobs.KeypointJobOptions:
+    """The engine's keypoint options from the batch arguments; raises MocapError (one line) for
+    options that cannot go with keypoints or do not parse."""
+    if args.start is not None or args.end is not None:
+        raise MocapError("--start / --end cut a video; a keypoint run takes the file's frames as they are")
+    w = h = 0
+    if args.image_size:
+        m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", args.image_size)
+        if not m or int(m.group(1)) <= 0 or int(m.group(2)) <= 0:
+            raise MocapError(f"--image-size must be WIDTHxHEIGHT in pixels (e.g. 1920x1080), got {args.image_size!r}")
+        w, h = int(m.group(1)), int(m.group(2))
+    if args.fps < 0 or args.fps != args.fps:
+        raise MocapError(f"--fps must be > 0, got {args.fps}")
+    video = os.path.abspath(args.video) if args.video else ""
+    if video and not os.path.isfile(video):
+        raise MocapError(f"video not found: {args.video}")
+    return jobs.KeypointJobOptions(video=video, fps=args.fps, width=w, height=h, format=args.keypoint_format,
+                                   smoothing=args.smoothing, max_people=args.max_people)
 
 
 def collect(path: str, exts) -> list:
@@ -129,19 +192,15 @@ def _progress_printer(name):
     return show
 
 
-def run_inference(video, out_path, args, python, root) -> str:
-    if not os.path.isfile(video):
-        raise MocapError(f"video not found: {video}")
+def _run_engine(make_argv, source, out_path, args, root) -> str:
+    """Run the engine (``make_argv(tmp)``) on ``source`` into ``out_path`` via a temporary
+    file: a failed run leaves nothing behind."""
     if root is None:
         raise MocapError("cannot find the project root (folder with inference/); pass --project-root")
-    opts = jobs.InferenceOptions(preset=args.preset, device=args.device, runtime=args.runtime,
-                                 max_people=args.max_people,
-                                 focal=args.focal, start=args.start, end=args.end,
-                                 smoothing=args.smoothing)
     tmp = out_path + ".part.npz"
-    job = jobs.Job(jobs.inference_argv(python, video, tmp, opts), cwd=root).start()
+    job = jobs.Job(make_argv(tmp), cwd=root).start()
     try:
-        state = job.wait(timeout=args.timeout, on_progress=_progress_printer(os.path.basename(video)))
+        state = job.wait(timeout=args.timeout, on_progress=_progress_printer(os.path.basename(source)))
     except BaseException:
         job.cancel()
         raise
@@ -149,28 +208,60 @@ def run_inference(video, out_path, args, python, root) -> str:
         if job.state != jobs.FINISHED and os.path.exists(tmp):
             os.remove(tmp)
     if state != jobs.FINISHED:
-        raise MocapError(f"inference failed on {video}: {job.error}")
+        raise MocapError(f"inference failed on {source}: {job.error}")
     for w in job.warnings:
         print(f"  WARNING: inference: {w}", flush=True)
     if not os.path.isfile(tmp):
-        raise MocapError(f"inference wrote no pose file for {video}")
+        raise MocapError(f"inference wrote no pose file for {source}")
     os.replace(tmp, out_path)
     return out_path
 
 
+def run_inference(video, out_path, args, python, root) -> str:
+    if not os.path.isfile(video):
+        raise MocapError(f"video not found: {video}")
+    opts = jobs.InferenceOptions(preset=args.preset, device=args.device, runtime=args.runtime,
+                                 max_people=args.max_people,
+                                 focal=args.focal, start=args.start, end=args.end,
+                                 smoothing=args.smoothing)
+    return _run_engine(lambda tmp: jobs.inference_argv(python, video, tmp, opts), video, out_path, args, root)
+
+
+def run_keypoints(source, out_path, args, python, root) -> str:
+    """A keypoint file (or OpenPose folder) -> pose file at ``out_path``."""
+    if not os.path.exists(source):
+        raise MocapError(f"keypoint file not found: {source}")
+    opts = keypoint_options(args)
+    return _run_engine(lambda tmp: jobs.keypoints_argv(python, source, tmp, opts), source, out_path, args, root)
+
+
+def _pose_path(item, args) -> str:
+    """Where an engine run on ``item`` writes its pose file (never over the input itself)."""
+    stem = os.path.splitext(os.path.basename(os.path.normpath(item)))[0]
+    out = os.path.join(args.output, stem + ".npz")
+    if os.path.abspath(out) == os.path.abspath(item):      # a .npz keypoint table in the output folder
+        out = os.path.join(args.output, stem + "_mocap.npz")
+    return out
+
+
 def convert_one(item, args, python, root) -> list:
     """One input -> output files; raises MocapError."""
-    stem = os.path.splitext(os.path.basename(item))[0]
+    stem = os.path.splitext(os.path.basename(os.path.normpath(item)))[0]
     os.makedirs(args.output, exist_ok=True)
+    video = ""
     if args.pose_file:
         pose = item
+    elif args.keypoints:
+        pose = run_keypoints(item, _pose_path(item, args), args, python, root)
+        video = os.path.abspath(args.video) if args.video else ""
     else:
-        pose = run_inference(item, os.path.join(args.output, stem + ".npz"), args, python, root)
+        pose = run_inference(item, _pose_path(item, args), args, python, root)
+        video = os.path.abspath(item)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     opts = import_posefile.ImportOptions(smoothing=args.import_smoothing,
-                                         add_camera=not args.pose_file,
+                                         add_camera=bool(video),
                                          use_floor=args.use_floor, foot_lock=args.foot_lock,
-                                         video_path="" if args.pose_file else os.path.abspath(item))
+                                         video_path=video)
     show = lambda m: print("  " + m, flush=True)   # noqa: E731
     if args.edit_list:
         original = import_posefile.read_pose_file(pose)
@@ -213,10 +304,24 @@ def main(argv=None) -> int:
     python = inference_python(args, root)
     if args.pose_file:
         items = collect(args.pose_file, {".npz"})
+    elif args.keypoints:
+        items = collect_keypoints(args.keypoints)
     else:
         items = collect(args.input, VIDEO_EXTS)
     if not items:
-        print(f"batch: no inputs found in {args.pose_file or args.input}", file=sys.stderr)
+        print(f"batch: no inputs found in {args.pose_file or args.keypoints or args.input}", file=sys.stderr)
+        return 1
+    if args.keypoints:       # options that cannot apply: one line before anything runs
+        try:
+            keypoint_options(args)
+            if args.video and len(items) > 1:
+                raise MocapError(f"--video names one clip, but {args.keypoints} holds {len(items)} keypoint "
+                                 "inputs; convert them one at a time")
+        except MocapError as ex:
+            print(f"batch: {ex}", file=sys.stderr)
+            return 1
+    elif args.video or args.fps or args.image_size or args.keypoint_format != "auto":
+        print("batch: --video, --fps, --image-size and --keypoint-format go with --keypoints", file=sys.stderr)
         return 1
     if args.ray or args.workers > 1:   # scale-out: one task per input (batch_pool.py)
         from blender_mocap_addon.runner import batch_pool

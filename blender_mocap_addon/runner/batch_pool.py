@@ -436,7 +436,7 @@ def _run_ray(todo, worker_fn_path, address, retries, results, total, on_result, 
 
 # --------------------------------------------------------------------------- batch.py glue
 
-_DROP = {"--input": True, "--pose-file": True, "--output": True, "--ray": True, "--workers": True,
+_DROP = {"--input": True, "--pose-file": True, "--keypoints": True, "--output": True, "--ray": True, "--workers": True,
          "--retries": True, "--no-resume": False}
 
 
@@ -456,7 +456,8 @@ def passthrough_argv(argv: list) -> list:
 
 
 def batch_jobs(items: list, output_dir: str, mode: str, argv: list) -> list:
-    """Jobs for the batch CLI: mode "--input" (videos) or "--pose-file"; argv: the CLI's args."""
+    """Jobs for the batch CLI: mode "--input" (videos), "--pose-file" or "--keypoints"; argv: the
+    CLI's args."""
     common = passthrough_argv(argv)
     return [Job(name=os.path.splitext(os.path.basename(it))[0], input=os.path.abspath(it),
                 output_dir=os.path.abspath(output_dir),
@@ -527,7 +528,8 @@ def batch_main(items: list, args, argv: list) -> int:
     args: the batch CLI's parsed arguments (uses .output, .pose_file, .ray, .workers and,
     when present, .retries / .no_resume); argv: its raw arguments. Returns the exit status.
     """
-    mode = "--pose-file" if getattr(args, "pose_file", None) else "--input"
+    mode = ("--pose-file" if getattr(args, "pose_file", None) else
+            "--keypoints" if getattr(args, "keypoints", None) else "--input")
     jobs = batch_jobs(items, args.output, mode, argv)
     try:
         summary = run_many(jobs, "blender_mocap_addon.runner.batch_pool:batch_worker",
