@@ -1,12 +1,14 @@
 """Overlay video: the 2D skeletons and track ids of a pose file drawn on the source frames.
 
-    python -m inference.viz.overlay VIDEO POSE.npz -o overlay.mp4 [--max-width 960]
+    python -m inference.viz.overlay VIDEO POSE.npz -o overlay.mp4 [--max-width 960] [--confidence-strip]
 
 Streaming: frames are decoded one at a time (``inference.stages.video.FrameReader``), drawn on and
 written (``cv2.VideoWriter``, mp4v), so memory does not grow with the video's length. Pose-file
 frame f is video frame ``meta["frame_start"] + f`` (0 when the pose file does not say). The
 video is written to a temporary name beside the output and moved into place at the end, so an
-interrupted run never leaves a half-written file under the real name.
+interrupted run never leaves a half-written file under the real name. With ``confidence_strip``
+a thin band per person along the bottom shows their confidence over the whole clip, with a
+playhead (``inference.viz.strip``).
 
 Letters: P people, F frames, J joints.
 """
@@ -23,6 +25,7 @@ import numpy as np
 
 from inference.errors import InferenceError
 from inference.stages.video import FrameReader
+from inference.viz import strip as conf_strip
 import posefile
 from posefile.skeleton import BONES, JOINT_INDEX as INDEX
 
@@ -101,11 +104,14 @@ def frame_start(meta: dict) -> int:
 
 
 def write_overlay(video: str | os.PathLike, pose, out_path: str | os.PathLike, max_width: int | None = None,
-                  threshold: float = 0.1, fourcc: str = "mp4v", progress=None) -> OverlayStats:
+                  threshold: float = 0.1, fourcc: str = "mp4v", progress=None,
+                  confidence_strip: bool = False) -> OverlayStats:
     """Draw ``pose`` (PoseData / PoseResult: joints2d (P, F, J, 2), scores (P, F, J),
-    valid (P, F), person_ids (P,), fps, meta) on the frames of ``video`` -> ``out_path`` (.mp4).
+    valid (P, F), person_ids (P,), fps, meta; ``filled`` when it has one) on the frames of
+    ``video`` -> ``out_path`` (.mp4).
 
     max_width: downscale wider frames to this width (the drawing is scaled with them).
+    confidence_strip: a band per person along the bottom (``inference.viz.strip``).
     progress(frames_done, frames_total) is called every 25 frames. Raises InferenceError.
     """
     j2 = np.asarray(pose.joints2d, np.float32)
@@ -132,6 +138,10 @@ def write_overlay(video: str | os.PathLike, pose, out_path: str | os.PathLike, m
             writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), float(pose.fps or reader.info.fps), size)
             if not writer.isOpened():
                 raise InferenceError(f"cannot write {out_path} with the {fourcc} codec")
+            band = None
+            if confidence_strip and P:
+                band = conf_strip.strip_image(sc, valid, [track_color(int(i)) for i in ids], size[0],
+                                              conf_strip.band_height(P, size[1]), getattr(pose, "filled", None))
             for index, frame in reader:
                 f = index - start
                 if s != 1.0:
@@ -140,6 +150,8 @@ def write_overlay(video: str | os.PathLike, pose, out_path: str | os.PathLike, m
                 else:
                     pts = j2[:, f]
                 draw_people(frame, pts, sc[:, f], valid[:, f], ids, threshold)
+                if band is not None:
+                    conf_strip.draw_strip(frame, band[0], band[1], f, F)
                 drawn += int(valid[:, f].sum())
                 writer.write(frame)
                 n += 1
@@ -164,10 +176,14 @@ def main(argv=None) -> int:
     ap.add_argument("pose", help="pose file (.npz) made from this video")
     ap.add_argument("-o", "--output", required=True, help="overlay video (.mp4)")
     ap.add_argument("--max-width", type=int, default=None)
+    ap.add_argument("--confidence-strip", action="store_true",
+                    help="a thin band per person along the bottom: confidence over the clip (hatched: "
+                         "interpolated, grey: absent) with a playhead")
     args = ap.parse_args(argv)
     try:
         pose = posefile.load(args.pose)
-        st = write_overlay(args.video, pose, args.output, max_width=args.max_width)
+        st = write_overlay(args.video, pose, args.output, max_width=args.max_width,
+                           confidence_strip=args.confidence_strip)
     except (InferenceError, posefile.PoseFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
