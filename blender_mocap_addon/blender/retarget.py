@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from . import armature as armature_bpy, keys as keys_bpy, layers
+from . import armature as armature_bpy, keys as keys_bpy, layers, rigify_ik as rigify_ik_bpy
 from ..core import bonemap as bm
 from ..core import retarget as rt
 from ..core import rotations as rot
@@ -187,9 +187,11 @@ def constraint_driven(tgt, bone_map) -> list:
 
 
 def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print,
-             plant_feet: bool = True) -> RetargetReport:
+             plant_feet: bool = True, rigify_ik: bool = False) -> RetargetReport:
     """Key ``tgt`` (an armature) to follow ``src`` (a mocap armature); returns a report.
-    plant_feet: turn the rig's legs so feet near the floor land exactly (core.retarget)."""
+    plant_feet: turn the rig's legs so feet near the floor land exactly (core.retarget).
+    rigify_ik: on a generated Rigify rig, also key the limbs' IK targets from the FK pose and
+    switch the limbs to IK (``rigify_ik.py``); needs the FK controls map."""
     if src is tgt:
         raise MocapError("source and target are the same object")
     bone_map = resolve_map(tgt, bone_map)
@@ -200,6 +202,7 @@ def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print,
                          f"constraints, so their keys would not move the rig: {shown}. On a generated "
                          "Rigify rig use the 'Rigify FK controls' preset (DEF- bones copy the ORG- and "
                          "control bones); otherwise map the bones that carry the animation")
+    ik_limbs = rigify_ik_bpy.check(tgt, bone_map) if rigify_ik else None    # before anything changes
     frames, source = read_source(src)
     names, parents, rest, heads, tails, mw = follow_copies(tgt, *armature_bpy.rig_rest(tgt))
     target = rt.TargetRig(names=names, parents=parents, rest_rot=rest, heads=heads, tails=tails,
@@ -235,6 +238,8 @@ def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print,
                 changed_modes.append((pb, pb.rotation_mode))
                 pb.rotation_mode = 'QUATERNION'
         keys_bpy.write_channels(tgt, action, chans)
+        if ik_limbs:
+            rigify_ik_bpy.key_ik_targets(tgt, action, frames, ik_limbs)
     except Exception as ex:
         bpy.data.actions.remove(action)
         for pb, mode in changed_modes:
@@ -243,6 +248,8 @@ def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print,
             tgt.animation_data.action = old_action
             if old_slot is not None:
                 tgt.animation_data.action_slot = old_slot
+        if isinstance(ex, MocapError):
+            raise
         raise MocapError(f"retarget failed while keying: {type(ex).__name__}: {ex}") from ex
     if old_action is not None:
         old_action.use_fake_user = True
@@ -254,9 +261,15 @@ def retarget(src, tgt, bone_map: bm.BoneMap | None = None, report=print,
                             f"NLA track) and assigned the new action {action.name!r}")
     if changed_modes:
         out.warnings.append(f"set {len(changed_modes)} bones of {tgt.name!r} to quaternion rotation")
-    ik_switches = _switch_rigify_to_fk(tgt, bone_map)
-    if ik_switches:
-        out.warnings.append(f"switched {ik_switches} Rigify limbs to FK (IK_FK = 1)")
+    if ik_limbs:
+        out.bones += [n for limb in ik_limbs for n in (limb.control, limb.pole)]
+        report(f"Rigify limbs on IK: {', '.join(limb.control for limb in ik_limbs)} and their pole targets "
+               "keyed, IK_FK = 0, pole targets on, IK chains' stretch 0 so they give the FK pose exactly "
+               "(the FK controls are keyed too: IK_FK = 1 shows them)")
+    else:
+        ik_switches = _switch_rigify_to_fk(tgt, bone_map)
+        if ik_switches:
+            out.warnings.append(f"switched {ik_switches} Rigify limbs to FK (IK_FK = 1)")
     out.action = action.name
     report(bm.describe(bone_map))
     report(f"retargeted {src.name} -> {tgt.name}: {len(frames)} frames, {len(res.keyed)} bones, "

@@ -431,7 +431,9 @@ class MOCAP_OT_retarget(bpy.types.Operator):
             if src is None:
                 raise MocapError("select a mocap armature (Mocap_P*) or set the source in the panel")
             r = retarget_bpy.retarget(src, s.target_rig, bone_map_from_settings(s),
-                                      report=_reporter(self), plant_feet=s.foot_lock)
+                                      report=_reporter(self), plant_feet=s.foot_lock,
+                                      rigify_ik=s.rigify_limbs == 'IK' and s.target_rig is not None
+                                      and "hand_ik.L" in s.target_rig.data.bones)   # as the panel shows it
         except MocapError as ex:
             self.report({'ERROR'}, str(ex))
             return {'CANCELLED'}

@@ -88,6 +88,8 @@ class MOCAP_PT_retarget(_Base, bpy.types.Panel):
         layout.template_list("MOCAP_UL_bonemap", "", s, "bone_map", s, "bone_map_index", rows=6)
         if s.target_rig is not None:
             layout.prop_search(s, "bone_map_root", s.target_rig.data, "bones")
+            if "hand_ik.L" in s.target_rig.data.bones:     # a generated Rigify rig: FK or IK
+                layout.prop(s, "rigify_limbs", expand=True)
         else:
             layout.prop(s, "bone_map_root")
         layout.operator("mocap.retarget", icon='ARMATURE_DATA')

@@ -87,6 +87,10 @@ class MocapSettings(bpy.types.PropertyGroup):
                                                   "Retarget then plants the rig's feet on its floor too")
     source_rig: bpy.props.PointerProperty(name="Mocap Armature", type=bpy.types.Object, poll=_is_armature)
     target_rig: bpy.props.PointerProperty(name="Target Rig", type=bpy.types.Object, poll=_is_armature)
+    rigify_limbs: bpy.props.EnumProperty(name="Rigify Limbs", default='FK', items=[
+        ('FK', "FK Controls", "Key the limbs' FK controls (IK_FK = 1)"),
+        ('IK', "IK Targets", "Key the FK controls, then hand_ik / foot_ik and the pole targets placed so the "
+                             "IK gives the same pose, and switch the limbs to IK (IK_FK = 0)")])
     bonemap_preset: bpy.props.EnumProperty(name="Bone Map", items=_bonemap_items)
     bone_map: bpy.props.CollectionProperty(type=MocapBoneMapItem)
     bone_map_index: bpy.props.IntProperty()
