@@ -89,7 +89,7 @@ def _scene(tgt):
     return tgt.users_scene[0] if tgt.users_scene else bpy.context.scene
 
 
-def _refresh(tgt) -> None:
+def refresh_drivers(tgt) -> None:
     """Re-run the rig's drivers after its settings changed: a custom property set from Python
     tags nothing, and a frame change re-evaluates only what depends on time."""
     tgt.update_tag(refresh={'OBJECT', 'DATA', 'TIME'})
@@ -145,7 +145,7 @@ def key_ik_targets(tgt, action, frames, limbs) -> int:
                 pb[limb.settings]["pole_vector"] = True   # ... with the pole targets' parents as in IK
         for chain_bone, _ in stretch:   # a stretchy chain (0.1) shortens its bones even where the
             chain_bone.ik_stretch = 0.0  # target is in reach: elbows 5-9 mm, knees 20-24 mm off
-        _refresh(tgt)
+        refresh_drivers(tgt)
         frames = np.asarray(frames, np.float64)
         bases = _bases(tgt, limbs, frames)
         chans = []
@@ -167,7 +167,7 @@ def key_ik_targets(tgt, action, frames, limbs) -> int:
         n = keys_bpy.write_channels(tgt, action, chans)
         for limb in limbs:
             pb[limb.settings]["IK_FK"] = 0.0
-        _refresh(tgt)
+        refresh_drivers(tgt)
     except Exception as ex:
         for p, mode in modes:
             p.rotation_mode = mode
@@ -176,7 +176,7 @@ def key_ik_targets(tgt, action, frames, limbs) -> int:
                 pb[limb.settings][k] = v
         for chain_bone, value in stretch:
             chain_bone.ik_stretch = value
-        _refresh(tgt)
+        refresh_drivers(tgt)
         if isinstance(ex, MocapError):
             raise
         raise MocapError(f"placing the Rigify IK targets failed: {type(ex).__name__}: {ex}") from ex
