@@ -2,6 +2,7 @@
 results and tables, given with --keypoints or recognised from --input, lifted by the engine in a
 subprocess and imported; bad input gives one clear line and exit status 1, nothing half-written.
 Runs the real batch CLI under the bpy wheel and the real engine (shipped lifter)."""
+import json
 import os
 import subprocess
 import sys
@@ -32,7 +33,6 @@ def _blend_contents(path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, BLENDER_USER_RESOURCES=str(path.parent / "bur_read")))
     assert r.returncode == 0, r.stderr[-2000:]
-    import json
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 

@@ -78,7 +78,8 @@ def test_with_world_frame_and_write_posefile(tmp_path):
     (lambda d: setattr(d, "filled", d.filled.astype(np.uint8)), "'filled' must have dtype bool"),
     (lambda d: setattr(d, "filled", d.filled[:, :-1]), r"'filled' has shape \(2, 4\)"),
     (lambda d: setattr(d, "filled", d.filled.tolist()), "'filled' must be an array"),
-    (lambda d: d.filled.__setitem__((1, 0), True), r"'filled' is True where valid is False \(person index 1, frame 0\)"),
+    (lambda d: d.filled.__setitem__((1, 0), True),
+     r"'filled' is True where valid is False \(person index 1, frame 0\)"),
     (lambda d: setattr(d, "format_version", 1), "version-2 keys"),
 ])
 def test_bad_filled(change, match, tmp_path):
