@@ -164,6 +164,27 @@ def keypoint_options(args) -> jobs.KeypointJobOptions:
                                    smoothing=args.smoothing, max_people=args.max_people)
 
 
+#: Options naming a file or folder that every input uses: pool workers run in the checkout,
+#: so a relative path must be made absolute before it is passed on.
+PATH_OPTIONS = ("--video", "--edits", "--project-root", "--python")
+
+
+def absolute_paths(argv: list) -> list:
+    """``argv`` with the values of PATH_OPTIONS made absolute (``--opt v`` and ``--opt=v``)."""
+    out, take = [], False
+    for a in argv:
+        opt, eq, value = a.partition("=")
+        if take:
+            out.append(os.path.abspath(a) if os.path.exists(a) else a)
+            take = False
+        elif opt in PATH_OPTIONS and eq:
+            out.append(f"{opt}={os.path.abspath(value) if os.path.exists(value) else value}")
+        else:
+            out.append(a)
+            take = a in PATH_OPTIONS
+    return out
+
+
 def collect(path: str, exts) -> list:
     """Inputs under ``path``: the file itself, or the folder's files with ``exts``.
 
@@ -325,7 +346,7 @@ def main(argv=None) -> int:
         return 1
     if args.ray or args.workers > 1:   # scale-out: one task per input (batch_pool.py)
         from blender_mocap_addon.runner import batch_pool
-        return batch_pool.batch_main(items, args, _argv(argv))
+        return batch_pool.batch_main(items, args, absolute_paths(_argv(argv)))
     results = []
     for i, item in enumerate(items, 1):
         print(f"[{i}/{len(items)}] {item}", flush=True)

@@ -113,3 +113,16 @@ def test_bad_keypoint_input(tmp_path):
     assert "neither OpenPose keypoints" in err
     err = _one_line_failure(batch(tmp_path, "--keypoints", folder, "--output", out), out)
     assert "--image-size" in err and "--fps" in err      # the file does not say its size and rate
+
+
+def test_paths_passed_to_pool_workers_are_absolute(tmp_path, monkeypatch):
+    """--workers / --ray run each input from the checkout: path options given relative to the
+    caller's folder are made absolute before they are passed on."""
+    from blender_mocap_addon.runner.batch import absolute_paths
+    (tmp_path / "edits.json").write_text("[]")
+    monkeypatch.chdir(tmp_path)
+    got = absolute_paths(["--keypoints", "in", "--edits", "edits.json", "--video=edits.json", "--fps", "25",
+                          "--python", "nope"])
+    assert got == ["--keypoints", "in", "--edits", str(tmp_path / "edits.json"),
+                   f"--video={tmp_path / 'edits.json'}", "--fps", "25",
+                   "--python", "nope"]          # a path that is not there is left for its own error
