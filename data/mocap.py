@@ -28,16 +28,23 @@ from posefile.skeleton import NUM_JOINTS as J
 UNITS = {"cmu31": 0.0254 / 0.45, "daz43": 0.01, "bandai22": 0.01}
 HEAD_TOP_M = 0.18  # head_top approximation for skeletons without a head-top end site
 
+# The pelvis is the midpoint of the two hip joints in every skeleton, as in the 2D data (LSP has
+# no pelvis; the project derives it as mid-hips) and in the engine. The files' own root joints
+# disagree: cmu31's Hips sits 9.6 cm above mid-hips, daz43's hip 2.7 cm below, bandai22's Hips
+# 2.2 cm above (medians). Cache version 1 used them, so a lifter trained on it saw a pelvis the
+# engine never gives it (docs/lifter.md, "Pelvis").
 # Entry forms: "Name" (joint origin), ("mid", a, b), ("end", name) = End Site of name,
 # ("up", name, axis) = name + R_name[:, axis] * HEAD_TOP_M.
 MAPPING = {
-    "cmu31": ["RightAnkle", "RightKnee", "RightHip", "LeftHip", "LeftKnee", "LeftAnkle", "Hips",
+    "cmu31": ["RightAnkle", "RightKnee", "RightHip", "LeftHip", "LeftKnee", "LeftAnkle",
+              ("mid", "RightHip", "LeftHip"),
               ("mid", "LeftShoulder", "RightShoulder"), "Head", ("end", "Head"), "RightWrist",
               "RightElbow", "RightShoulder", "LeftShoulder", "LeftElbow", "LeftWrist"],
-    "daz43": ["rFoot", "rShin", "rThigh", "lThigh", "lShin", "lFoot", "hip",
+    "daz43": ["rFoot", "rShin", "rThigh", "lThigh", "lShin", "lFoot", ("mid", "rThigh", "lThigh"),
               ("mid", "lShldr", "rShldr"), "head", ("up", "head", 1), "rHand", "rForeArm",
               "rShldr", "lShldr", "lForeArm", "lHand"],
-    "bandai22": ["Foot_R", "LowerLeg_R", "UpperLeg_R", "UpperLeg_L", "LowerLeg_L", "Foot_L", "Hips",
+    "bandai22": ["Foot_R", "LowerLeg_R", "UpperLeg_R", "UpperLeg_L", "LowerLeg_L", "Foot_L",
+                 ("mid", "UpperLeg_R", "UpperLeg_L"),
                  ("mid", "UpperArm_L", "UpperArm_R"), "Head", ("up", "Head", 0), "Hand_R",
                  "LowerArm_R", "UpperArm_R", "UpperArm_L", "LowerArm_L", "Hand_L"],
 }
@@ -48,7 +55,7 @@ TEST_ACRNN = {"indian/15", "martial/04", "martial/10", "salsa/27", "salsa/29"}
 TEST_BANDAI_STYLES = {("1", "proud"), ("1", "tired"), ("2", "exhausted")}
 
 TARGET_FPS = 30.0
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: pelvis = mid-hips (1: each file's root joint)
 
 
 class MocapError(RuntimeError):
