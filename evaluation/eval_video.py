@@ -247,6 +247,8 @@ def main(argv=None) -> int:
                     help="join a person who left over a side edge and came back within this long, seconds (0: off)")
     ap.add_argument("--crop-shrink", type=float, default=PipelineOptions.crop_shrink_per_s,
                     help="least factor a track's crop may shrink by in a second (0: no limit)")
+    ap.add_argument("--skeleton-decode", action="store_true",
+                    help="decode joints under skeleton priors (PipelineOptions.skeleton_decode)")
     ap.add_argument("--keep-side-flicker", action="store_true",
                     help="leave the network's short left/right flips as they are (core/sides.py off)")
     ap.add_argument("--keep-unconfirmed", action="store_true",
@@ -274,7 +276,8 @@ def main(argv=None) -> int:
                       "start_pose_score": opts.start_pose_score, "detection_threshold": opts.detection_threshold,
                       "stitch_gap_s": opts.stitch_gap_s, "stitch_edge_gap_s": opts.stitch_edge_gap_s,
                       "crop_shrink_per_s": opts.crop_shrink_per_s,
-                      "verify_people": opts.verify_people, "fix_side_flicker": opts.fix_side_flicker}
+                      "verify_people": opts.verify_people, "fix_side_flicker": opts.fix_side_flicker,
+                      "skeleton_decode": opts.skeleton_decode}
     print(json.dumps(res, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))
@@ -290,7 +293,8 @@ def _options(args):
                            detection_threshold=args.detection_threshold, stitch_gap_s=args.stitch_gap,
                            stitch_edge_gap_s=args.stitch_edge_gap,
                            crop_shrink_per_s=args.crop_shrink, verify_people=not args.keep_unconfirmed,
-                           fix_side_flicker=not args.keep_side_flicker)
+                           fix_side_flicker=not args.keep_side_flicker,
+                           skeleton_decode=args.skeleton_decode)
 
 
 if __name__ == "__main__":

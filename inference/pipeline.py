@@ -111,6 +111,7 @@ class PipelineOptions:
     stitch_edge_gap_s: float = 1.5       # ... and a person who left over a side edge and came back,
                                          # across gaps up to this long; 0: off
     fix_side_flicker: bool = True        # undo short left/right flips of a limb pair (core/sides.py)
+    skeleton_decode: bool = False        # peaks chosen under skeleton priors (core/skeleton_decode.py)
     fps: float | None = None             # override the source frame rate (image folders)
     batch_size: int = 16                 # crops per network call (16 is the fastest per crop on 2
                                          # CPU cores: see docs/engine.md "Speed")
@@ -239,7 +240,7 @@ def load_models(opts: PipelineOptions) -> Models:
     flip = opts.flip_test if opts.flip_test is not None else opts.preset == "accurate"
     try:
         pose = PoseEstimator(pose_m, opts.device, flip=flip, batch_size=opts.batch_size,
-                             runtime=opts.runtime, threads=opts.threads)
+                             runtime=opts.runtime, threads=opts.threads, skeleton=opts.skeleton_decode)
         det = PersonDetector(det_m, opts.device, threshold=opts.detection_threshold,
                              max_people=opts.max_people, runtime=opts.runtime, threads=opts.threads)
     except W.WeightsError as e:

@@ -22,13 +22,14 @@ import cv2
 import numpy as np
 
 from inference.core import codec, crops
+from inference.core import skeleton_decode
 from posefile.skeleton import FLIP_PAIRS, JOINT_NAMES
 from inference.models.hourglass_config import HourglassConfig
 # The networks run behind one interface (models/runtime.py: PyTorch or ONNX Runtime); the torch
 # helpers are re-exported here for the evaluation scripts and tests that use them by these names.
 from inference.models.runtime import (fold_batchnorm, load_hourglass, load_network, Network,  # noqa: F401
                                       resolve_device, run_network)
-from inference.models.weights import WeightsError
+from inference.models.weights import WeightsError, load_manifest
 from inference.stages.types import FramePoses
 
 
@@ -134,6 +135,16 @@ def crop_to_image(coords: np.ndarray, mats: np.ndarray, in_size: int, heatmap_si
     return joints.astype(np.float32)
 
 
+def load_skeleton_prior(name: str = "skeleton_prior"):
+    """The skeleton decoder's checked prior and its decode weights (weights/skeleton_prior.*)."""
+    man = load_manifest(name, "skeleton_prior")
+    try:
+        prior = skeleton_decode.load_prior(man["path"])
+    except (OSError, ValueError) as e:
+        raise WeightsError(str(e)) from e
+    return prior, skeleton_decode.DecodeWeights(**man["config"]["decode"])
+
+
 class PoseEstimator:
     """Single-person 2D pose on person boxes, batched across boxes and frames.
 
@@ -142,8 +153,11 @@ class PoseEstimator:
     """
 
     def __init__(self, weights="pose_fast", device: str = "auto", flip: bool = False, batch_size: int = 16,
-                 runtime: str = "auto", threads: int = 0):
+                 runtime: str = "auto", threads: int = 0, skeleton: bool = False):
         self.model, self.manifest = load_network(weights, "2d", device, runtime, threads)
+        # skeleton: decode with core/skeleton_decode (peaks chosen under bone and symmetry priors,
+        # weights/skeleton_prior.*) instead of each map's arg-max
+        self.skeleton = load_skeleton_prior() if skeleton else None
         self.device = self.model.device
         # raw score -> lifter score (evaluation.pose_errors); None for weights measured before it
         self.score_calibration = self.manifest.get("score_calibration")
@@ -204,7 +218,11 @@ class PoseEstimator:
         J = len(JOINT_NAMES)
         if len(patches) == 0:
             return np.zeros((0, J, 2), np.float32), np.zeros((0, J), np.float32)
-        return decode_crops(self.heatmaps(patches, flip), mats, self.cfg.in_size)
+        heat = self.heatmaps(patches, flip)
+        if self.skeleton is None:
+            return decode_crops(heat, mats, self.cfg.in_size)
+        coords, scores = skeleton_decode.decode(heat, *self.skeleton)
+        return crop_to_image(coords, mats, self.cfg.in_size, heat.shape[-1]), scores.astype(np.float32)
 
     def heatmaps(self, patches: np.ndarray, flip: bool | None = None) -> np.ndarray:
         """(N, S, S, 3) uint8 BGR -> (N, J, H, H) float32 (flip-averaged when flip, or with None

@@ -114,3 +114,25 @@ def test_prior_tables_that_do_not_fit_are_refused(tmp_path, prior):
     sd.save_prior(tmp_path / "bad.npz", bad)
     with pytest.raises(ValueError, match="bone tables"):
         sd.load_prior(tmp_path / "bad.npz")
+
+
+def test_pose_estimator_can_decode_with_the_prior(tmp_path):
+    """PoseEstimator(skeleton=True) (PipelineOptions.skeleton_decode) decodes its heatmaps with
+    the shipped prior and maps the chosen peaks back like the arg-max path does."""
+    from engine_weights import untrained_weights
+    from inference.core import crops
+    from inference.stages.pose2d import PoseEstimator, crop_to_image
+
+    folder = untrained_weights(tmp_path)
+    plain = PoseEstimator(folder / "pose_fast.json", "cpu")
+    skel = PoseEstimator(folder / "pose_fast.json", "cpu", skeleton=True)
+    assert plain.skeleton is None and skel.skeleton is not None
+    S = skel.in_size
+    patches = np.random.default_rng(0).integers(0, 255, (3, S, S, 3), np.uint8)
+    mats = np.stack([crops.crop_matrix(np.array([200.0 + 40 * i, 150.0, 120.0]), S) for i in range(3)])
+    joints, scores = skel.estimate_crops(patches, mats)
+    heat = plain.heatmaps(patches)
+    coords, want_scores = sd.decode(heat, *skel.skeleton)
+    np.testing.assert_allclose(joints, crop_to_image(coords, mats, S, heat.shape[-1]), atol=1e-3)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    assert joints.dtype == np.float32 and np.isfinite(joints).all()
