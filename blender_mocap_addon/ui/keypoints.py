@@ -18,7 +18,7 @@ from ..blender import import_posefile
 from ..errors import MocapError
 from ..runner import jobs
 from . import prefs
-from .operators import _reporter, ConvertOperatorBase, ConvertTask, import_options_from, settings_of
+from .operators import _reporter, ConvertOperatorBase, ConvertTask, finish_import, import_options_from, settings_of
 
 FORMAT_ITEMS = [('AUTO', "Auto", "From the path and contents"),
                 ('OPENPOSE', "OpenPose", "Per-frame *_keypoints.json (BODY_25 or COCO-18)"),
@@ -98,12 +98,8 @@ class MOCAP_OT_import_keypoints(bpy.types.Operator, ImportHelper):
         except MocapError as ex:
             self.report({'ERROR'}, str(ex))
             return {'CANCELLED'}
-        s = settings_of(context)
-        s.pose_path = task.out_path
-        if res.armatures:
-            s.source_rig = bpy.data.objects.get(res.armatures[0])
-        self.report({'INFO'}, f"Imported {len(res.armatures)} people from keypoints; {res.floor_note}")
-        return {'FINISHED'}
+        return finish_import(self, context, res, task.out_path,
+                             f"Imported {len(res.armatures)} people from keypoints; {res.floor_note}")
 
 
 def _panel_task(context, report=print) -> ConvertTask:

@@ -31,6 +31,17 @@ def _reporter(op):
     return report
 
 
+def finish_import(op, context, res, pose_path: str, message: str):
+    """After an import: the panel remembers the pose file and offers the first armature as the
+    retarget source; the operator reports message."""
+    s = settings_of(context)
+    s.pose_path = pose_path
+    if res.armatures:
+        s.source_rig = bpy.data.objects.get(res.armatures[0])
+    op.report({'INFO'}, message)
+    return {'FINISHED'}
+
+
 def settings_of(context):
     return context.scene.mocap
 
@@ -282,12 +293,8 @@ class MOCAP_OT_import_posefile(bpy.types.Operator, ImportHelper):
         except MocapError as ex:
             self.report({'ERROR'}, str(ex))
             return {'CANCELLED'}
-        s = settings_of(context)
-        s.pose_path = self.filepath
-        if res.armatures:
-            s.source_rig = bpy.data.objects.get(res.armatures[0])
-        self.report({'INFO'}, f"Imported {len(res.armatures)} people ({res.keys} keys); {res.floor_note}")
-        return {'FINISHED'}
+        return finish_import(self, context, res, self.filepath,
+                             f"Imported {len(res.armatures)} people ({res.keys} keys); {res.floor_note}")
 
 
 class MOCAP_OT_import_from_panel(bpy.types.Operator):
