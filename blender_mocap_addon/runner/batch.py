@@ -34,16 +34,18 @@ if not __package__:
     if _ROOT not in sys.path:
         sys.path.insert(0, _ROOT)
 
-import bpy  # noqa: E402  (after the sys.path fix above)
-
-from blender_mocap_addon.blender import export as export_bpy  # noqa: E402
-from blender_mocap_addon.blender import import_posefile  # noqa: E402
+# No bpy at import time: with --workers N, multiprocessing (spawn) re-imports this script in
+# every pool process, with the parent's sys.path. Once the bpy wheel is loaded that path puts
+# Blender's scripts/modules first, whose bpy package needs the wheel's _bpy: a module-level
+# `import bpy` here kills each pool process on start ("No module named '_bpy'"). So Blender is
+# imported only where a conversion runs; pool processes only start batch subprocesses.
 from blender_mocap_addon.core import track_edit  # noqa: E402
 from blender_mocap_addon.errors import MocapError  # noqa: E402
 from blender_mocap_addon.runner import jobs  # noqa: E402
 
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
-FORMATS = ("blend",) + export_bpy.FORMATS
+EXPORT_FORMATS = ("bvh", "fbx", "glb")     # blender/export.py's FORMATS (a test keeps them equal)
+FORMATS = ("blend",) + EXPORT_FORMATS
 KEYPOINT_EXTS = {".json", ".csv", ".npz"}
 KEYPOINT_FORMATS = ("auto", "openpose", "coco", "table")
 _OPENPOSE = re.compile(r"_keypoints\.json$", re.IGNORECASE)
@@ -54,13 +56,19 @@ def _argv(argv):
         return list(argv)
     if "--" in sys.argv:
         return sys.argv[sys.argv.index("--") + 1:]
-    return [] if bpy.app.binary_path and not _is_wheel() else sys.argv[1:]
+    return [] if _binary_path() and not _is_wheel() else sys.argv[1:]
+
+
+def _binary_path() -> str:
+    """Blender's executable when bpy is loaded (inside Blender it is before any script runs)."""
+    bpy = sys.modules.get("bpy")
+    return getattr(getattr(bpy, "app", None), "binary_path", "") or ""
 
 
 def _is_wheel() -> bool:
     """True under the bpy module (no Blender executable around this Python)."""
     return os.path.basename(sys.executable).lower().startswith("python") and \
-        not os.path.basename(bpy.app.binary_path or "").lower().startswith("blender")
+        not os.path.basename(_binary_path()).lower().startswith("blender")
 
 
 def parse_args(argv=None):
@@ -267,6 +275,9 @@ def _pose_path(item, args) -> str:
 
 def convert_one(item, args, python, root) -> list:
     """One input -> output files; raises MocapError."""
+    import bpy
+    from blender_mocap_addon.blender import export as export_bpy
+    from blender_mocap_addon.blender import import_posefile
     stem = os.path.splitext(os.path.basename(os.path.normpath(item)))[0]
     os.makedirs(args.output, exist_ok=True)
     video = ""
@@ -347,6 +358,12 @@ def main(argv=None) -> int:
     if args.ray or args.workers > 1:   # scale-out: one task per input (batch_pool.py)
         from blender_mocap_addon.runner import batch_pool
         return batch_pool.batch_main(items, args, absolute_paths(_argv(argv)))
+    try:
+        import bpy  # noqa: F401  (the bpy wheel, or Blender's own when run inside Blender)
+    except ImportError as ex:
+        print(f"batch: converting needs Blender's bpy module ({ex}); pip install bpy==5.0.1, or run "
+              "this script with blender -b --python", file=sys.stderr)
+        return 1
     results = []
     for i, item in enumerate(items, 1):
         print(f"[{i}/{len(items)}] {item}", flush=True)

@@ -46,6 +46,7 @@ import importlib
 import json
 import multiprocessing
 import os
+import pickle
 import shutil
 import socket
 import subprocess
@@ -321,6 +322,7 @@ def _run_local(todo, worker_fn_path, workers, retries, results, total, on_result
     # charged the attempt; they are re-run one at a time on a pool of their own, where a crash
     # is the job's own and counts. So a crashing input costs only itself.
     isolate: set[str] = set()
+    start_checked = False
     pending = list(todo)
     while pending:
         alone = next((j for j in pending if j.name in isolate), None)
@@ -347,7 +349,12 @@ def _run_local(todo, worker_fn_path, workers, retries, results, total, on_result
                     j = futs.pop(fut)
                     try:
                         r = JobResult(**fut.result())
-                    except cf.process.BrokenProcessPool as ex:
+                    except cf.process.BrokenProcessPool:
+                        if not start_checked:      # once: can a pool process start at all?
+                            start_checked = True
+                            why = _start_error()
+                            if why:
+                                raise PoolError(f"pool worker processes die on start: {why}") from None
                         if shared:
                             attempts[j.name] -= 1       # a suspect, not yet known to be the culprit
                             isolate.add(j.name)
@@ -356,7 +363,8 @@ def _run_local(todo, worker_fn_path, workers, retries, results, total, on_result
                         if attempts[j.name] <= retries:
                             pending.append(j)           # again on a fresh pool of its own
                             continue
-                        r = JobResult(j.name, j.input, ok=False, error=f"worker process died ({ex})")
+                        r = JobResult(j.name, j.input, ok=False, error="worker process died (killed, out of "
+                                      "memory, or crashed outside Python: no error message)")
                     except Exception as ex:
                         r = JobResult(j.name, j.input, ok=False, error=_one_line(ex))
                     if r.ok or attempts[j.name] > retries:
@@ -364,6 +372,34 @@ def _run_local(todo, worker_fn_path, workers, retries, results, total, on_result
                     else:
                         submit(j)
     return f"local process pool ({workers} workers)"
+
+
+# Replays a pool process's start (see _start_error); argv[1]: the module of the task function.
+_START_CHECK = ("import importlib, pickle, sys\n"
+                "from multiprocessing import spawn\n"
+                "task_module = sys.argv[1]\n"
+                "spawn.prepare(pickle.load(sys.stdin.buffer))\n"
+                "importlib.import_module(task_module)\n")
+
+
+def _start_error() -> str:
+    """Why a new pool process dies on start, as one line ('' when it starts). A spawned process
+    first re-imports the parent's ``__main__`` module, with the parent's sys.path and folder, then
+    imports the task's module; an error there kills it before any task runs, and the pool only
+    says 'terminated abruptly' (the traceback goes to stderr). This replays that start in a
+    subprocess and keeps the error's last line."""
+    from multiprocessing import spawn
+    data = spawn.get_preparation_data("pool-start-check")
+    data.pop("authkey", None)          # may not be pickled outside a real spawn; not needed here
+    try:
+        p = subprocess.run([spawn.get_executable(), "-c", _START_CHECK, run_job.__module__],
+                           input=pickle.dumps(data), capture_output=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as ex:
+        return f"cannot start {spawn.get_executable()}: {_one_line(ex)}"
+    if p.returncode == 0:
+        return ""
+    lines = [ln.strip() for ln in p.stderr.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else f"exit status {p.returncode}"
 
 
 def _ray_connect(ray_mod, address: str, sys_path) -> tuple[bool, str]:
