@@ -44,7 +44,7 @@ from inference.stages.stitching import stitch_tracks, StitchConfig
 from inference.stages.tracking import person_track2d, pose_box, suppress_duplicates, Tracker, TrackerConfig
 from inference.stages.types import Detections, FramePoses, PersonMotion
 from inference.stages.verify import VerifyConfig, verify_tracks
-from inference.stages.video import FrameReader
+from inference.stages.video import background, FrameReader
 import posefile
 from posefile.skeleton import JOINT_NAMES
 
@@ -297,12 +297,16 @@ class _Stage1:
                                              min_shrink=opts.crop_shrink_per_s ** (1.0 / fps)))
         self.stats = {"detector_frames": 0, "crops": 0, "refined_crops": 0, "poses": 0,
                       "frames_without_person": 0, "boxes_dropped": 0, "fallback_detections": 0,
-                      "fallback_frames": 0}
-        self.fallback = None
+                      "fallback_frames": 0, "fallback_frames_ahead": 0, "fallback_frames_unused": 0}
+        self.fallback = self._ahead_hog = None
         if opts.fallback_detector == "hog":
             from inference.stages.detect import HogDetector  # lazy: detect imports torch (fast --help)
 
             self.fallback = HogDetector()
+            self._ahead_hog = HogDetector()     # the decoding thread's own (look_ahead)
+        self._ahead: dict[int, dict] = {}        # chunk's first frame -> detections made by look_ahead
+        self._ahead_lock = threading.Lock()
+        self._ahead_last = None                  # the last frame look_ahead ran the fallback on
         self.t = {"detect": 0.0, "pose": 0.0, "track": 0.0}
         self.first = True
         self.fallback_gap = max(1, int(round(opts.fallback_every_s * fps)))
@@ -320,17 +324,44 @@ class _Stage1:
         return (self.last_fallback is None or not self.tracker.tracks
                 or frame - self.last_fallback >= self.fallback_gap)
 
+    def look_ahead(self, batch: list) -> list:
+        """In the decoding thread, before chunk() sees the batch: its first frame through the learned
+        detector, and through the fallback when the fallback's interval will be up (the rule about
+        nobody being tracked needs the tracker, so chunk() applies it). chunk() takes these results
+        instead of computing them: the same numbers, computed beside the pose network's calls."""
+        i, frame = batch[0]
+        found = {"learned": self.m.detector.detect([frame], threshold=self.threshold,
+                                                   max_people=self.opts.max_people)[0]}
+        if self._ahead_hog is not None:
+            last = max((v for v in (self.last_fallback, self._ahead_last) if v is not None), default=None)
+            if last is None or i - last >= self.fallback_gap:
+                found["hog"] = self._ahead_hog.detect([frame])[0]
+                self._ahead_last = i
+        with self._ahead_lock:
+            self._ahead[i] = found
+        return batch
+
     def chunk(self, idxs: list[int], frames: list[np.ndarray]) -> None:
         opts = self.opts
         t0 = time.perf_counter()
-        dets = self.m.detector.detect([frames[0]], threshold=self.threshold, max_people=opts.max_people)[0]
+        with self._ahead_lock:
+            ready = self._ahead.pop(idxs[0], {})
+        dets = ready.get("learned")
+        if dets is None:
+            dets = self.m.detector.detect([frames[0]], threshold=self.threshold, max_people=opts.max_people)[0]
         self.stats["detector_frames"] += 1
         if self.fallback is not None and self._fallback_due(idxs[0]):
             self.last_fallback = idxs[0]
             self.stats["fallback_frames"] += 1
-            extra = self.fallback.detect([frames[0]])[0]
+            extra = ready.get("hog")
+            if extra is None:
+                extra = self.fallback.detect([frames[0]])[0]
+            else:
+                self.stats["fallback_frames_ahead"] += 1
             self.stats["fallback_detections"] += len(extra)
             dets = dets + extra   # learned detections first; covered boxes are skipped below
+        elif "hog" in ready:      # the interval was up, but an in-line run since had reset it
+            self.stats["fallback_frames_unused"] += 1
         if self.first and opts.initial_boxes:
             given = np.asarray(opts.initial_boxes, np.float32).reshape(-1, 3)
             dets = Detections(given, np.ones(len(given), np.float32)) + dets
@@ -604,7 +635,9 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
     batches = None
     ahead = _prefetch_depth(models)
     try:
-        batches = reader.batches(opts.detect_every, prefetch=ahead)
+        chunks = reader.batches(opts.detect_every)
+        # With a decoding thread, each chunk's detections are made there too (_Stage1.look_ahead).
+        batches = background((stage.look_ahead(b) for b in chunks), ahead) if ahead else chunks
         while True:
             t0 = time.perf_counter()
             batch = next(batches, None)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import inference.pipeline as pipeline
-from engine_media import frame_number, write_clip
-from engine_weights import untrained_weights
+from engine_media import cut_sample, frame_number, write_clip
+from engine_weights import shipped_weights, untrained_weights
 from inference import PipelineOptions, run
 from inference.errors import Cancelled, InferenceError
 from inference.models import runtime
@@ -105,6 +105,10 @@ def test_onnx_run_decodes_ahead_and_gives_the_same_result(untrained, tmp_path, m
     monkeypatch.setattr(pipeline, "_prefetch_depth", lambda models: 0)
     inline = run(clip, _opts(untrained), models=models)
     assert inline.stats["decode_chunks_ahead"] == 0
+    if ahead:   # the chunks' detections were made in the decoding thread, the fallback's first run too
+        assert threaded.stats["fallback_frames_ahead"] >= 1
+    assert inline.stats["fallback_frames_ahead"] == 0
+    assert threaded.stats["fallback_frames"] == inline.stats["fallback_frames"]
     assert threaded.valid.any()
     assert np.array_equal(threaded.valid, inline.valid)
     assert np.array_equal(threaded.joints2d, inline.joints2d, equal_nan=True)
@@ -144,3 +148,27 @@ def test_single_threaded_decoder_keeps_the_clear_errors(tmp_path):
         FrameReader(p, decoder_threads=1)
     with pytest.raises(InferenceError, match="not found"):
         FrameReader(tmp_path / "missing.mp4", decoder_threads=1)
+
+
+@pytest.mark.slow
+@needs_ort
+def test_sample_clip_same_poses_with_detections_made_ahead(tmp_path, monkeypatch):
+    """Real people, shipped weights: the learned detector and the HOG fallback run in the decoding
+    thread (look_ahead), and every joint comes out as when everything runs in line."""
+    if shipped_weights() is None:
+        pytest.skip("shipped weights not there")
+    clip = cut_sample(tmp_path / "sample.mp4", 0, 70)
+    if clip is None:
+        pytest.skip("sample video not found")
+    opts = PipelineOptions(preset="fast", runtime="onnx")
+    models = load_models(opts)
+    monkeypatch.setattr(pipeline, "_prefetch_depth", lambda models: 2)
+    ahead = run(clip, opts, models=models)
+    monkeypatch.setattr(pipeline, "_prefetch_depth", lambda models: 0)
+    inline = run(clip, opts, models=models)
+    assert ahead.stats["fallback_frames_ahead"] >= 2 and inline.stats["fallback_frames_ahead"] == 0
+    assert ahead.stats["fallback_detections"] == inline.stats["fallback_detections"] >= 1
+    assert ahead.num_people == inline.num_people >= 1
+    assert np.array_equal(ahead.valid, inline.valid)
+    assert np.array_equal(ahead.joints2d, inline.joints2d, equal_nan=True)
+    assert _wait_gone()
