@@ -3,6 +3,7 @@
     python -m evaluation.eval_2d --weights weights/pose_fast.json [--flip] [--limit N] [--out FILE.json]
     python -m evaluation.eval_2d --checkpoint runs/pose_fast/last.pt
     python -m evaluation.eval_2d --blur-sweep          # how codec.DECODE_BLUR was picked
+    python -m evaluation.eval_2d --flip-sweep          # flip test only where the plain pass is unsure
 
 Each test image is read from the original JPEG, cropped around the annotated person
 (ground-truth box, as in the usual single-person protocol), and the predictions are
@@ -238,6 +239,30 @@ def blur_sweep(model: StackedHourglass, data_root: str, sigmas=(0.0, 0.5, 0.75, 
     return out
 
 
+def flip_sweep(model: StackedHourglass, data_root: str, thresholds=(0.3, 0.4, 0.5, 0.6),
+               train_every: int = 9) -> dict:
+    """Flip test only for the crops the plain pass is unsure of: PCK@0.2 and the share of crops
+    flipped when the mirrored pass is added where the plain pass's mean joint score is below each
+    threshold (0: never, 1: always), on every train_every-th *training* photograph and on the
+    held-out split."""
+    _, joints, visible, is_test = load_annotations(data_root)
+    out = {}
+    for split, idx in (("train", np.where(~is_test)[0][::train_every]), ("held_out", np.where(is_test)[0])):
+        heat, mats = person_heatmaps(model, data_root, idx)
+        flipped, _ = person_heatmaps(model, data_root, idx, flip=True)
+        plain, scores = decode_crops(heat, mats, model.cfg.in_size)
+        both, _ = decode_crops(flipped, mats, model.cfg.in_size)
+        mean_score = scores.mean(-1)
+        rows = {}
+        for t in (0.0,) + tuple(thresholds) + (1.01,):
+            use = mean_score < t
+            pred = np.where(use[:, None, None], both, plain)
+            rows[str(t)] = {"flipped_%": round(100 * float(use.mean()), 1),
+                            "pck@0.2": round(pck(pred, joints[idx], visible[idx])["mean"], 2)}
+        out[split] = {"images": len(idx), "by_mean_score_below": rows}
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", help="manifest (.json) or name in weights/ (default pose_fast)")
@@ -253,6 +278,8 @@ def main(argv=None):
                    help="instead of PCK: how well the mean joint score separates people from background")
     p.add_argument("--blur-sweep", action="store_true",
                    help="instead of PCK: PCK against codec.decode's smoothing, on training and held-out images")
+    p.add_argument("--flip-sweep", action="store_true",
+                   help="instead of PCK: PCK when only crops with a low mean joint score get the flip test")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.checkpoint and args.runtime != "torch":
@@ -260,6 +287,8 @@ def main(argv=None):
     model, info = load_model(args.weights, args.checkpoint, runtime=args.runtime)
     if args.blur_sweep:
         result = {**info, **blur_sweep(model, args.data)}
+    elif args.flip_sweep:
+        result = {**info, **flip_sweep(model, args.data)}
     elif args.gate:
         result = {**info, **person_score_gate(model, args.data, args.limit or 400)}
     else:
