@@ -84,7 +84,9 @@ def main(argv=None) -> int:
     ap.add_argument("--video", default=str(DEFAULT_VIDEO))
     ap.add_argument("--baseline", default=None, help="git revision to compare with (e.g. HEAD~2); none: only now")
     ap.add_argument("--presets", nargs="+", default=["fast", "balanced"], choices=["fast", "balanced"])
-    ap.add_argument("--runtime", default="onnx", choices=["auto", "torch", "onnx"])
+    ap.add_argument("--runtime", default="onnx", choices=["auto", "torch", "onnx", "onnx-int8"])
+    ap.add_argument("--baseline-runtime", default=None, choices=["auto", "torch", "onnx"],
+                    help="the baseline's --runtime (default: --runtime)")
     ap.add_argument("--repeat", type=int, default=5, help="interleaved repeats")
     ap.add_argument("--frames", type=int, default=None, help="only the first N frames")
     ap.add_argument("--blazepose-python", default=os.environ.get("BLAZEPOSE_PYTHON"),
@@ -93,8 +95,8 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="process", help="docs/results/bench/<name>.json")
     args = ap.parse_args(argv)
     video = str(Path(args.video).resolve())
-    title = (f"Whole process on {Path(video).name} ({args.frames or 'all'} frames), --runtime {args.runtime}, "
-             f"{args.repeat} interleaved repeats, load average at start {loadavg()}")
+    title = (f"Whole process on {Path(video).name} ({args.frames or 'all'} frames), --runtime {args.runtime}"
+             f"{f' (baseline {args.baseline_runtime})' if args.baseline_runtime else ''}, {args.repeat} interleaved repeats, load average at start {loadavg()}")
     print(f"\n## {title}\n", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -109,7 +111,8 @@ def main(argv=None) -> int:
             for tree, root in trees.items():
                 out = tmp / f"{preset}_{tree}.npz"
                 cmd = [sys.executable, "-m", "inference", video, "-o", str(out), "--preset", preset,
-                       "--runtime", args.runtime, "--progress", "none"]
+                       "--runtime", args.runtime if tree == "now" else (args.baseline_runtime or args.runtime),
+                       "--progress", "none"]
                 cmds[(preset, tree)] = (cmd + (["--end", str(args.frames)] if args.frames else []), root, out)
         if args.blazepose_python:
             cmd = [args.blazepose_python, str(REPO / "benchmarks" / "bench_blazepose.py"), video]
@@ -149,7 +152,8 @@ def main(argv=None) -> int:
         rec = res[key]
         wall = rec["wall"]
         label = ("BlazePose-full (mediapipe, other venv)" if key[0] == "blazepose"
-                 else f"{key[0]} --runtime {args.runtime} ({key[1]})")
+                 else f"{key[0]} --runtime {args.runtime if key[1] == 'now' else (args.baseline_runtime or args.runtime)} "
+                      f"({key[1]})")
         stages = " / ".join(
             "-" if not rec["stats"] or rec["stats"][0][s] is None
             else f"{statistics.median(st[s] for st in rec['stats']):.2f}" for s in STAGES)

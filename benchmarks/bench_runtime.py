@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_runtime.py                        # both tables, 2 threads
     .venv/bin/python benchmarks/bench_runtime.py --skip-process --rounds 9
+    .venv/bin/python benchmarks/bench_runtime.py --runtimes onnx onnx-int8 --presets balanced  # int8
     .venv/bin/python benchmarks/bench_runtime.py --skip-model --presets fast balanced --repeat 5 \\
         --blazepose-python /tmp/bp-venv/bin/python                      # + BlazePose in each pair
 
@@ -10,7 +11,7 @@ loads them (models/runtime.py: BatchNorms folded; torch channels-last, ONNX Runt
 on real inputs: crops and letterboxed frames cut from the sample video. Each round times each
 runtime for about `--seconds` in turn (the order alternates from round to round), so that both
 see the same machine; the table gives the median images/s of each and the median of the
-per-round ratios onnx / torch.
+per-round ratios onnx / torch (or the second of `--runtimes` against the first).
 
 Whole process: `python -m inference VIDEO -o out.npz --runtime R` in a subprocess, timed from
 spawn to exit (start-up, loading, decoding, every stage, writing), the runtimes interleaved in
@@ -106,22 +107,24 @@ def model_table(args) -> dict:
     title = (f"Networks alone: images/s, {args.threads} threads{', ONNX Runtime threads spinning' if args.spin else ''}, "
              f"{args.rounds} paired rounds of {args.seconds:g} s, "
              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {loadavg()}")
-    columns = ["network", "batch", "torch images/s (median, min-max)", "onnx images/s (median, min-max)",
-               "onnx / torch (median of paired rounds, min-max)"]
+    ref, new = args.runtimes
+    columns = ["network", "batch", f"{ref} images/s (median, min-max)", f"{new} images/s (median, min-max)",
+               f"{new} / {ref} (median of paired rounds, min-max)"]
     print(f"\n## {title}\n", flush=True)
     print(markdown_table(columns, []), flush=True)
     rows = []
     for label, name, kind, b in rows_spec:
-        nets = {rt: load_network(name, kind, "cpu", rt, threads=args.threads, spin=args.spin)[0] for rt in RUNTIMES}
+        nets = {rt: load_network(name, kind, "cpu", rt, threads=args.threads, spin=args.spin)[0]
+                for rt in args.runtimes}
         src = patches if kind == "2d" else boxed
         batch = np.resize(src, (b,) + src.shape[1:])        # repeats the real inputs up to the batch size
-        rates = {rt: [] for rt in RUNTIMES}
+        rates = {rt: [] for rt in args.runtimes}
         for r in range(args.rounds):
-            for rt in (RUNTIMES if r % 2 == 0 else RUNTIMES[::-1]):
+            for rt in (args.runtimes if r % 2 == 0 else args.runtimes[::-1]):
                 rates[rt].append(time_calls(nets[rt], batch, args.seconds))
-        ratios = [o / t for t, o in zip(rates["torch"], rates["onnx"])]
+        ratios = [o / t for t, o in zip(rates[ref], rates[new])]
         fmt = lambda v: f"{statistics.median(v):.1f} ({min(v):.1f}-{max(v):.1f})"  # noqa: E731
-        row = [label, b, fmt(rates["torch"]), fmt(rates["onnx"]),
+        row = [label, b, fmt(rates[ref]), fmt(rates[new]),
                f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"]
         print("| " + " | ".join(str(c) for c in row) + " |", flush=True)
         rows.append(row)
@@ -145,12 +148,12 @@ def process_table(args) -> dict:
              f"load average {loadavg()}")
     print(f"\n## {title}\n", flush=True)
     columns = ["command", "frames", "people", "wall s (median, min-max)", "frames/s (median)", "CPU s (median)",
-               "speed vs torch (median of paired ratios, min-max)"]
+               f"speed vs {args.runtimes[0]} (median of paired ratios, min-max)"]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         cmds = {}
         for preset in args.presets:
-            for rt in RUNTIMES:
+            for rt in args.runtimes:
                 cmd = [sys.executable, "-m", "inference", args.video, "-o", os.path.join(tmp, f"{preset}_{rt}.npz"),
                        "--preset", preset, "--runtime", rt, "--device", "cpu", "--progress", "none"]
                 if args.frames:
@@ -191,7 +194,7 @@ def process_table(args) -> dict:
             vs_torch = "-"
         else:
             row = [f"{key[0]} --runtime {key[1]}", res["frames"], res["people"]]
-            vs_torch = paired(results[(key[0], "torch")]["wall"], wall)
+            vs_torch = paired(results[(key[0], args.runtimes[0])]["wall"], wall)
         row += [f"{statistics.median(wall):.2f} ({min(wall):.2f}-{max(wall):.2f})",
                 f"{res['frames'] / statistics.median(wall):.1f}", f"{statistics.median(res['cpu']):.2f}", vs_torch]
         if blaze:
@@ -216,6 +219,8 @@ def main(argv=None) -> int:
     ap.add_argument("--blazepose-python", default=None,
                     help="a Python with mediapipe (a separate venv, never the project's): adds "
                          "benchmarks/bench_blazepose.py to each whole-process repeat")
+    ap.add_argument("--runtimes", nargs=2, default=list(RUNTIMES), choices=["torch", "onnx", "onnx-int8"],
+                    metavar=("REF", "NEW"), help="the two runtimes compared (default: torch onnx)")
     ap.add_argument("--spin", action="store_true",
                     help="networks alone: let ONNX Runtime's threads spin while they wait (the engine lets them sleep)")
     ap.add_argument("--skip-model", action="store_true")
@@ -229,7 +234,8 @@ def main(argv=None) -> int:
         tables.append(process_table(args))
     raw = {t["title"]: t.pop("raw") for t in tables if "raw" in t}
     write_result(args.name, tables, extra={"raw": raw},
-                 notes="paired, interleaved runs; ratios > 1 mean onnx (or the row) is faster than torch")
+                 notes=f"paired, interleaved runs; ratios > 1 mean {args.runtimes[1]} (or the row) is faster "
+                       f"than {args.runtimes[0]}")
     return 0
 
 

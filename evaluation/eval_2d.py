@@ -271,7 +271,7 @@ def main(argv=None):
     p.add_argument("--flip", action="store_true", help="average with the mirrored image (flip test)")
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runtime", choices=["torch", "onnx", "auto"], default="torch",
+    p.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8", "auto"], default="torch",
                    help="what runs the network (shipped weights only): torch (default) or onnx, as the engine's --runtime")
     p.add_argument("--out", help="write the result as JSON here")
     p.add_argument("--gate", action="store_true",

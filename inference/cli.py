@@ -76,9 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "frames/s on 2 CPU cores; fast: the smallest networks, about 36 frames/s; accurate: "
                         "8-stack networks (GPU, not shipped yet)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--runtime", choices=["auto", "torch", "onnx"], default=None,
-                   help="what runs the networks: onnx (ONNX Runtime, CPU), torch (PyTorch), or auto (onnx on "
-                        "the CPU when onnxruntime is installed, else torch); default: $MOCAP_RUNTIME, else auto")
+    p.add_argument("--runtime", choices=["auto", "torch", "onnx", "onnx-int8"], default=None,
+                   help="what runs the networks: onnx (ONNX Runtime, CPU), onnx-int8 (as onnx, with the shipped "
+                        "int8 balanced pose network: faster, about the same accuracy; docs/runtime.md), torch "
+                        "(PyTorch), or auto (onnx on the CPU when onnxruntime is installed, else torch); "
+                        "default: $MOCAP_RUNTIME, else auto")
     p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
                    help="also run the pose network on mirrored crops and average (about 2x the pose cost, "
                         "+1.5 points PCK for the fast network; default: on for accurate only)")

@@ -67,7 +67,8 @@ class PipelineOptions:
     device: str = "auto"                 # "auto" | "cpu" | "cuda"
     runtime: str = field(default_factory=lambda: os.environ.get("MOCAP_RUNTIME") or "auto")
                                          # what runs the networks: "auto" (ONNX Runtime on the CPU when
-                                         # installed, else PyTorch) | "torch" | "onnx" (models/runtime.py);
+                                         # installed, else PyTorch) | "torch" | "onnx" | "onnx-int8" (the
+                                         # shipped int8 balanced pose network; models/runtime.py);
                                          # default: $MOCAP_RUNTIME, else auto
     max_people: int = 10                 # most people kept per frame (best scores first)
     focal: float | None = None           # focal length in pixels; None: from fov_deg
@@ -129,8 +130,8 @@ class PipelineOptions:
             raise InferenceError(f"unknown preset {self.preset!r} (choose from {', '.join(PRESETS)})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InferenceError(f"unknown device {self.device!r} (auto, cpu or cuda)")
-        if self.runtime not in ("auto", "torch", "onnx"):
-            raise InferenceError(f"unknown runtime {self.runtime!r} (auto, torch or onnx)")
+        if self.runtime not in ("auto", "torch", "onnx", "onnx-int8"):
+            raise InferenceError(f"unknown runtime {self.runtime!r} (auto, torch, onnx or onnx-int8)")
         if not 0.0 <= self.crop_shrink_per_s <= 1.0:
             raise InferenceError(f"crop_shrink_per_s must be between 0 and 1, got {self.crop_shrink_per_s}")
         if self.max_people < 1:
@@ -248,8 +249,9 @@ def load_models(opts: PipelineOptions) -> Models:
     if not lift_m.is_file():
         raise InferenceError(f"lifter weights not found: {lift_m} (the 3D lifter ships as weights/lifter.json "
                              "and its weights file)")
-    try:   # the lifter runs where the pose network runs (onnx or torch)
-        lifter = Lifter.load(str(lift_m), runtime=pose.model.runtime, threads=opts.threads)
+    try:   # the lifter runs where the pose network runs (onnx or torch; no int8 lifter)
+        lifter = Lifter.load(str(lift_m), runtime="torch" if pose.model.runtime == "torch" else "onnx",
+                             threads=opts.threads)
     except (LifterError, W.WeightsError) as e:
         raise InferenceError(str(e)) from e
     sha = {"pose": pose.manifest["sha256"], "detector": det.manifest["sha256"],
@@ -570,7 +572,7 @@ def _prefetch_depth(models: Models) -> int:
     call (the threads of one convolution wait for the busiest core): serial decoding measured ~5%
     faster overall on the sample clip."""
     cores = os.cpu_count() or 1
-    if getattr(models.pose.model, "runtime", None) == "onnx":
+    if getattr(models.pose.model, "runtime", None) in ("onnx", "onnx-int8"):
         return 2 if cores > 1 else 0
     threads = getattr(models.pose.model, "threads", None)
     if threads is None:
@@ -718,16 +720,17 @@ def run(source: str | os.PathLike, options: PipelineOptions | None = None,
 
 
 def _runtime_meta(models: Models) -> dict:
-    """{"pose": "onnx" | "torch", "detector": ..., "device": "cpu" | "cuda", "onnxruntime": version or
-    None, "onnx_sha256": {...} of the ONNX files that ran}."""
+    """{"pose": "onnx" | "onnx-int8" | "torch", "detector": ..., "device": "cpu" | "cuda", "onnxruntime":
+    version or None, "onnx_sha256": {...} of the ONNX files that ran}."""
     from inference.models.runtime import onnxruntime_module
 
     nets = {"pose": models.pose, "detector": models.detector, "lifter": models.lifter}
     out = {name: getattr(n, "runtime", None) or getattr(n.model, "runtime", "torch") for name, n in nets.items()}
     out["device"] = models.pose.device
-    ort = onnxruntime_module() if "onnx" in out.values() else None
+    ran_onnx = [name for name in nets if out[name] in ("onnx", "onnx-int8")]
+    ort = onnxruntime_module() if ran_onnx else None
     out["onnxruntime"] = getattr(ort, "__version__", None)
-    out["onnx_sha256"] = {name: n.manifest.get("onnx_sha256") for name, n in nets.items() if out[name] == "onnx"}
+    out["onnx_sha256"] = {name: nets[name].manifest.get("onnx_sha256") for name in ran_onnx}
     return out
 
 

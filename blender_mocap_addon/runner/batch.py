@@ -83,9 +83,10 @@ def parse_args(argv=None):
                     help=f"comma-separated subset of {','.join(FORMATS)} (default blend)")
     ap.add_argument("--preset", default="balanced", choices=("fast", "balanced", "accurate"))
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    ap.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx"),
-                    help="what runs the networks: onnx (ONNX Runtime, CPU), torch, or auto (default: onnx "
-                         "on the CPU when installed, else torch)")
+    ap.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx", "onnx-int8"),
+                    help="what runs the networks: onnx (ONNX Runtime, CPU), onnx-int8 (as onnx, with the "
+                         "int8 balanced pose network), torch, or auto (default: onnx on the CPU when "
+                         "installed, else torch)")
     ap.add_argument("--max-people", type=int, default=0)
     ap.add_argument("--focal", type=float, default=0.0)
     ap.add_argument("--start", type=int, default=None)

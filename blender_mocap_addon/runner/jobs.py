@@ -34,7 +34,7 @@ class InferenceOptions:
     """CLI options of ``python -m inference``; 0 / None mean "inference's default"."""
     preset: str = "balanced"
     device: str = "auto"
-    runtime: str = "auto"        # what runs the networks: auto | torch | onnx (the engine's --runtime)
+    runtime: str = "auto"        # what runs the networks: auto | torch | onnx | onnx-int8 (the engine's --runtime)
     max_people: int = 0
     focal: float = 0.0
     start: int | None = None

@@ -17,6 +17,11 @@ manifest) with every BatchNorm that follows a convolution folded into it, last s
   largest difference to PyTorch measured when it was built. Every load checks the ONNX file
   against its record and the record against the manifest: a mismatch is a ``WeightsError`` that
   says which file to delete, never a silent fallback. (Why a cache and not files in git: docs/runtime.md.)
+* ``onnx-int8``: as ``onnx``, except that a pose network with a shipped int8 file
+  (``weights/<stem>_int8.onnx`` and its manifest ``<stem>_int8.json``, kind '2d-int8'; only the
+  balanced network has one, built by ``python -m training.quantize_pose``) runs that file. The
+  manifest holds the file's sha256 and the sha256 of the fp32 weights it was built from: both are
+  checked on every load (``WeightsError`` on a mismatch). Other networks run their fp32 ONNX file.
 * ``auto``: ``onnx`` on the CPU when onnxruntime is installed, else ``torch`` (and ``torch`` on
   CUDA). ``onnx`` asked for without onnxruntime is an ``InferenceError`` with one clear message.
 
@@ -42,7 +47,8 @@ from inference.models.lifter_features import N_FEAT, receptive_field
 from inference.models.preprocess import to_array
 from inference.models.weights import load_manifest, sha256_of, weights_dir, WeightsError
 
-RUNTIMES = ("auto", "torch", "onnx")
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
+INT8_KIND = "2d-int8"                 # the manifest kind of a shipped int8 pose network (check_int8)
 ONNX_KINDS = ("2d", "detector", "3d")  # manifests whose networks ONNX Runtime can run (3d: the lifter)
 ONNX_OPSET = 17
 BUILD_TOLERANCE = 1e-3                # most a built ONNX file's maps may differ from PyTorch's
@@ -52,7 +58,7 @@ class Network(Protocol):
     """The one model interface: a heatmap network of either runtime."""
 
     cfg: HourglassConfig
-    runtime: str        # "torch" | "onnx"
+    runtime: str        # "torch" | "onnx" | "onnx-int8"
     device: str         # "cpu" | "cuda"
 
     def __call__(self, batch_bgr: np.ndarray) -> np.ndarray:
@@ -104,18 +110,19 @@ def choose_runtime(runtime: str = "auto", device: str = "auto") -> tuple[str, st
 
     auto: onnx on the CPU when onnxruntime is installed, torch otherwise and on CUDA. onnx runs on
     the CPU only (this build's provider): with device 'cuda' it is an InferenceError, with 'auto'
-    it means the CPU."""
+    it means the CPU. onnx-int8 is onnx here (what runs the networks); load_network picks the int8
+    pose file."""
     if runtime not in RUNTIMES:
-        raise InferenceError(f"unknown runtime {runtime!r} (auto, torch or onnx)")
-    if runtime == "onnx":
+        raise InferenceError(f"unknown runtime {runtime!r} (auto, torch, onnx or onnx-int8)")
+    if runtime in ("onnx", "onnx-int8"):
         if device == "cuda":
-            raise InferenceError("--runtime onnx runs the networks on the CPU; for --device cuda use "
+            raise InferenceError(f"--runtime {runtime} runs the networks on the CPU; for --device cuda use "
                                  "--runtime torch (or auto)")
         if device not in ("auto", "cpu"):
             raise InferenceError(f"unknown device {device!r} (auto, cpu or cuda)")
         if onnxruntime_module() is None:
             raise InferenceError(
-                f"--runtime onnx needs the onnxruntime package, which this Python ({sys.executable}) "
+                f"--runtime {runtime} needs the onnxruntime package, which this Python ({sys.executable}) "
                 "cannot import; install it with `python3 install_deps.py`, or use --runtime torch "
                 "(or auto, which falls back to torch)")
         return "onnx", "cpu"
@@ -228,10 +235,11 @@ def onnx_session(path: str | os.PathLike, threads: int = 0, spin: bool = False):
 class OnnxNetwork:
     """A heatmap network's ONNX file run by ONNX Runtime's CPU provider."""
 
-    runtime = "onnx"
     device = "cpu"
 
-    def __init__(self, path: str | os.PathLike, cfg: HourglassConfig, threads: int = 0, spin: bool = False):
+    def __init__(self, path: str | os.PathLike, cfg: HourglassConfig, threads: int = 0, spin: bool = False,
+                 runtime: str = "onnx"):
+        self.runtime = runtime      # "onnx", or "onnx-int8" for a shipped int8 file
         self.session = onnx_session(path, threads, spin)
         self.input = self.session.get_inputs()[0].name
         self.cfg, self.path = cfg, Path(path)
@@ -390,6 +398,41 @@ def ensure_onnx(manifest: dict, cache: Path | None = None) -> Path:
                              "install it with `python3 install_deps.py`, or use --runtime torch") from e
 
 
+def int8_manifest_path(manifest: dict) -> Path:
+    """Where a pose manifest's int8 file would be described: <weights stem>_int8.json beside it."""
+    weights = Path(manifest["path"])
+    return weights.with_name(f"{weights.stem}_int8.json")
+
+
+def check_int8(manifest: dict) -> tuple[Path, str] | None:
+    """(the checked int8 ONNX file, its sha256) of a checked pose manifest, None when none ships;
+    WeightsError when its manifest is unreadable, the file is missing or corrupt, or it was built
+    from other weights."""
+    mpath = int8_manifest_path(manifest)
+    if not mpath.is_file():
+        return None
+    try:
+        record = json.loads(mpath.read_text())
+        kind, want, source = record["kind"], record["sha256"], record["source_sha256"]
+        onnx = mpath.with_name(record["file"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise WeightsError(f"the int8 manifest {mpath} is unreadable ({e}); restore it from the "
+                           "repository or rebuild it: python -m training.quantize_pose") from e
+    fix = "restore it from the repository (git) or rebuild it: python -m training.quantize_pose"
+    if kind != INT8_KIND:
+        raise WeightsError(f"{mpath} holds '{kind}', expected '{INT8_KIND}'")
+    if source != manifest["sha256"]:
+        raise WeightsError(f"the int8 file {onnx} was built from other weights (sha256 {str(source)[:12]}..., "
+                           f"{Path(manifest['path']).name} is {manifest['sha256'][:12]}...); {fix}")
+    if not onnx.is_file():
+        raise WeightsError(f"the int8 file {onnx} named by {mpath.name} is missing; {fix}")
+    got = sha256_of(onnx)
+    if got != want:
+        raise WeightsError(f"the int8 file {onnx} is corrupt or was replaced: sha256 {got[:12]}... does not "
+                           f"match its manifest's {str(want)[:12]}...; {fix}")
+    return onnx, got
+
+
 # ---------------------------------------------------------------------------- the entry point
 def load_network(name_or_path, kind: str, device: str = "auto", runtime: str = "auto",
                  threads: int = 0, spin: bool = False) -> tuple[Network, dict]:
@@ -400,6 +443,10 @@ def load_network(name_or_path, kind: str, device: str = "auto", runtime: str = "
     if which == "onnx":
         manifest = load_manifest(name_or_path, kind=kind)
         cfg = HourglassConfig.from_dict(manifest["config"])
+        int8 = check_int8(manifest) if runtime == "onnx-int8" and kind == "2d" else None
+        if int8 is not None:
+            manifest["onnx_sha256"] = int8[1]
+            return OnnxNetwork(int8[0], cfg, threads=threads, spin=spin, runtime="onnx-int8"), manifest
         path = ensure_onnx(manifest)
         manifest["onnx_sha256"] = sha256_of(path)
         return OnnxNetwork(path, cfg, threads=threads, spin=spin), manifest
