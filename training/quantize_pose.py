@@ -8,7 +8,7 @@ Steps, all fixed so that a rerun on the same versions writes the same network:
 1. the fp32 ONNX file of the sha256-checked weights (inference.models.runtime.build_onnx, the file
    --runtime onnx runs) into a temporary folder;
 2. calibration inputs: CALIB_CROPS crops of LSP *training* images (never the held-out
-   im09001-im10000), images evenly spaced over the training rows, each cropped around its annotated
+   im09001-im10000), every 35th training row from CALIB_OFFSET on, each cropped around its annotated
    person exactly as eval_2d crops (crops.box_from_joints, crop_matrix, warp);
 3. ONNX Runtime static quantization: QDQ, per-channel int8 weights, uint8 activations, percentile
    calibration (the 99.999th percentile of each tensor's |values|; min-max lost 0.45 PCK points,
@@ -36,11 +36,14 @@ from inference.models.preprocess import to_array
 from inference.models.runtime import INT8_KIND, build_onnx, int8_manifest_path, onnxruntime_module
 from inference.models.weights import load_manifest, sha256_of, weights_dir, WeightsError
 
+# Chosen by PCK on a slice of LSP *training* images (every 9th training row, not the held-out set)
+# among: offsets 0, 7, 17 at 99.999; 512 crops; percentiles 99.99 and 99.9999 (docs/runtime.md).
 CALIB_CROPS = 256
+CALIB_OFFSET = 17
 PERCENTILE = 99.999
 
 
-def calibration_rows(is_test: np.ndarray, n: int = CALIB_CROPS, offset: int = 0) -> np.ndarray:
+def calibration_rows(is_test: np.ndarray, n: int = CALIB_CROPS, offset: int = CALIB_OFFSET) -> np.ndarray:
     """n training rows, evenly spaced (every len/n-th, starting `offset` rows in)."""
     train = np.where(~np.asarray(is_test, bool))[0]
     if len(train) < n:
@@ -50,7 +53,7 @@ def calibration_rows(is_test: np.ndarray, n: int = CALIB_CROPS, offset: int = 0)
 
 
 def calibration_batch(data_root: str | os.PathLike, size: int, n: int = CALIB_CROPS,
-                      offset: int = 0) -> tuple[np.ndarray, list[str]]:
+                      offset: int = CALIB_OFFSET) -> tuple[np.ndarray, list[str]]:
     """(n, 3, size, size) float32 network inputs of n LSP training crops, and the image names."""
     names, joints, visible, is_test = load_annotations(data_root)
     pick = calibration_rows(is_test, n, offset)
@@ -65,7 +68,7 @@ def calibration_batch(data_root: str | os.PathLike, size: int, n: int = CALIB_CR
 
 
 def quantize(manifest: dict, data_root: str | os.PathLike, out_dir: Path, n: int = CALIB_CROPS,
-             percentile: float = PERCENTILE, offset: int = 0, say=print) -> Path:
+             percentile: float = PERCENTILE, offset: int = CALIB_OFFSET, say=print) -> Path:
     """Write <stem>_int8.onnx and its manifest into out_dir; returns the manifest's path."""
     import onnxruntime
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
