@@ -64,8 +64,8 @@ class MocapSettings(bpy.types.PropertyGroup):
     runtime: bpy.props.EnumProperty(name="Runtime", items=[
         ('AUTO', "Auto", "ONNX Runtime on the CPU when the engine's Python has it, else PyTorch"),
         ('ONNX', "ONNX Runtime", "Faster on the CPU (about 2x the networks' speed); CPU only"),
-        ('ONNX-INT8', "ONNX Runtime int8", "As ONNX Runtime, with the int8 balanced pose network: faster, "
-                      "about the same accuracy; CPU only"),
+        ('ONNX-INT8', "ONNX Runtime int8", "As ONNX Runtime, with the int8 balanced pose network: faster "
+                      "(about 1.4x a balanced run), up to about a point less accurate; CPU only"),
         ('TORCH', "PyTorch", "PyTorch, on the CPU or a CUDA GPU")])
     max_people: bpy.props.IntProperty(name="Max People", min=0, default=0, description="0: no limit")
     focal: bpy.props.FloatProperty(name="Focal (px)", min=0.0, default=0.0,

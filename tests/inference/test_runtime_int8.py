@@ -108,7 +108,7 @@ def _sample_crops():
 @pytest.mark.skipif(sample_video() is None, reason="needs the sample video")
 def test_int8_joints_close_to_fp32_on_real_crops():
     """Crops of the two people in three sample frames: the int8 network's joints stay within a
-    fraction of a heatmap pixel of the fp32 network's (median; measured 0.27, 0.13 where fp32's
+    fraction of a heatmap pixel of the fp32 network's (median; measured 0.26, 0.13 where fp32's
     score > 0.3), its scores close."""
     patches, _ = _sample_crops()
     assert len(patches) >= 6
@@ -121,7 +121,7 @@ def test_int8_joints_close_to_fp32_on_real_crops():
     assert confident.sum() >= 40
     assert np.median(dist) < 0.5 and np.median(dist[confident]) < 0.3
     assert np.percentile(dist[confident], 90) < 1.0
-    # scores move more than joints (measured: median 0.03, up to 0.26 on a weak joint)
+    # scores move more than joints (measured: median 0.03, up to 0.20 on a weak joint)
     assert np.median(np.abs(hm["onnx"][1] - hm["onnx-int8"][1])) < 0.05
     assert abs(hm["onnx"][1].mean() - hm["onnx-int8"][1].mean()) < 0.03
 
