@@ -76,3 +76,38 @@ def cut_sample(path, start: int, n: int, scale: float = 1.0) -> Path | None:
     if vw is not None:
         vw.release()
     return Path(path)
+
+
+def sample_frames(indices=(20, 100, 150)) -> list[np.ndarray]:
+    """Frames of the sample video at these indices (BGR), read in order."""
+    cap = cv2.VideoCapture(str(sample_video()))
+    frames, i = [], 0
+    while len(frames) < len(indices):
+        ok, frame = cap.read()
+        assert ok, "the sample video ended early"
+        if i in indices:
+            frames.append(frame)
+        i += 1
+    cap.release()
+    return frames
+
+
+def sample_person_crops(runtime: str = "onnx", side: int = 128, per_box: int = 3, seed: int = 0):
+    """Crops (N, side, side, 3) of the people in three sample frames and their image->crop
+    affines (N, 2, 3): boxes from the shipped detector, each jittered per_box times."""
+    from inference.core import crops
+    from inference.stages.detect import PersonDetector
+    from inference.stages.pose2d import Pyramid
+
+    det = PersonDetector(REPO / "weights" / "detector_fast.json", "cpu", runtime=runtime)
+    rng = np.random.default_rng(seed)
+    frames = sample_frames()
+    patches, mats = [], []
+    for frame, people in zip(frames, det.detect(frames, threshold=0.05)):
+        pyr = Pyramid(frame)
+        for box in people.boxes:
+            for _ in range(per_box):
+                M = crops.crop_matrix(box + rng.normal(0, 0.05, 3) * box[2], side)
+                patches.append(pyr.crop(M, side))
+                mats.append(M)
+    return np.stack(patches), np.stack(mats)

@@ -11,22 +11,21 @@ import json
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
-from engine_media import REPO, sample_video, write_clip
+from engine_media import REPO, sample_frames, sample_person_crops, sample_video, write_clip
 from engine_weights import shipped_weights, untrained_weights, WEIGHTS as WEIGHTS_DIR
 from inference import cli, PipelineOptions, run
-from inference.core import codec, crops
+from inference.core import codec
 from inference.errors import InferenceError
 from inference.models import runtime
 from inference.models.weights import load_manifest, WeightsError
 from inference.pipeline import load_models
-from inference.stages.detect import decode_people, PersonDetector
+from inference.stages.detect import PersonDetector
 from inference.stages.lifting import Lifter
-from inference.stages.pose2d import PoseEstimator, Pyramid
+from inference.stages.pose2d import PoseEstimator
 
 torch.set_num_threads(1)
 
@@ -47,23 +46,10 @@ def untrained(tmp_path_factory):
     return untrained_weights(tmp_path_factory.mktemp("weights"))
 
 
-def _sample_frames(indices=(20, 100, 150)) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(sample_video()))
-    frames, i = [], 0
-    while len(frames) < len(indices):
-        ok, frame = cap.read()
-        assert ok, "the sample video ended early"
-        if i in indices:
-            frames.append(frame)
-        i += 1
-    cap.release()
-    return frames
-
-
 @needs_shipped
 @needs_ort
 def test_detector_same_people_in_both_runtimes():
-    frames = _sample_frames()
+    frames = sample_frames()
     nets = {rt: PersonDetector(SHIPPED / "detector_fast.json", "cpu", runtime=rt) for rt in ("torch", "onnx")}
     assert {rt: d.model.runtime for rt, d in nets.items()} == {"torch": "torch", "onnx": "onnx"}
     found = {rt: d.detect(frames, threshold=0.05) for rt, d in nets.items()}
@@ -80,19 +66,8 @@ def test_detector_same_people_in_both_runtimes():
 def test_pose_joints_agree_on_real_crops(preset):
     """Crops of the people in three sample frames (boxes from the shipped detector, jittered to
     give more crops): both runtimes' joints differ far less than a heatmap pixel."""
-    frames = _sample_frames()
-    det = PersonDetector(SHIPPED / "detector_fast.json", "cpu", runtime="torch")
-    rng = np.random.default_rng(0)
-    patches, mats = [], []
-    for frame, people in zip(frames, det.detect(frames, threshold=0.05)):
-        pyr = Pyramid(frame)
-        for box in people.boxes:
-            for _ in range(3):
-                M = crops.crop_matrix(box + rng.normal(0, 0.05, 3) * box[2], 128)
-                patches.append(pyr.crop(M, 128))
-                mats.append(M)
+    patches, mats = sample_person_crops(runtime="torch")
     assert len(patches) >= 6
-    patches, mats = np.stack(patches), np.stack(mats)
     est = {rt: PoseEstimator(SHIPPED / f"pose_{preset}.json", "cpu", runtime=rt) for rt in ("torch", "onnx")}
     heat = {rt: e.heatmaps(patches) for rt, e in est.items()}
     assert np.abs(heat["torch"] - heat["onnx"]).max() < 1e-3

@@ -11,15 +11,14 @@ import sys
 import numpy as np
 import pytest
 
-from engine_media import sample_video, write_clip
+from engine_media import sample_person_crops, sample_video, write_clip
 from engine_weights import shipped_weights
 from inference import cli, PipelineOptions, run
-from inference.core import codec, crops
+from inference.core import codec
 from inference.errors import InferenceError
 from inference.models import runtime
 from inference.models.weights import load_manifest, sha256_of, WeightsError
-from inference.stages.detect import PersonDetector
-from inference.stages.pose2d import PoseEstimator, Pyramid
+from inference.stages.pose2d import PoseEstimator
 
 SHIPPED = shipped_weights()
 needs_int8 = pytest.mark.skipif(SHIPPED is None or not (SHIPPED / "pose_balanced_int8.json").is_file(),
@@ -78,29 +77,6 @@ def test_corrupted_int8_file_is_refused(tmp_path):
     assert runtime.load_network(mpath, "2d", "cpu", "onnx-int8")[0].runtime == "onnx-int8"
 
 
-def _sample_crops():
-    import cv2
-
-    cap = cv2.VideoCapture(str(sample_video()))
-    frames, i = [], 0
-    while len(frames) < 3:
-        ok, frame = cap.read()
-        assert ok, "the sample video ended early"
-        if i in (20, 100, 150):
-            frames.append(frame)
-        i += 1
-    cap.release()
-    det = PersonDetector(SHIPPED / "detector_fast.json", "cpu", runtime="onnx")
-    rng = np.random.default_rng(0)
-    patches, mats = [], []
-    for frame, people in zip(frames, det.detect(frames, threshold=0.05)):
-        pyr = Pyramid(frame)
-        for box in people.boxes:
-            for _ in range(3):
-                M = crops.crop_matrix(box + rng.normal(0, 0.05, 3) * box[2], 128)
-                patches.append(pyr.crop(M, 128))
-                mats.append(M)
-    return np.stack(patches), np.stack(mats)
 
 
 @needs_int8
@@ -110,7 +86,7 @@ def test_int8_joints_close_to_fp32_on_real_crops():
     """Crops of the two people in three sample frames: the int8 network's joints stay within a
     fraction of a heatmap pixel of the fp32 network's (median; measured 0.26, 0.13 where fp32's
     score > 0.3), its scores close."""
-    patches, _ = _sample_crops()
+    patches, _ = sample_person_crops()
     assert len(patches) >= 6
     est = {rt: PoseEstimator(SHIPPED / "pose_balanced.json", "cpu", runtime=rt, threads=1)
            for rt in ("onnx", "onnx-int8")}
