@@ -389,12 +389,22 @@ def test_batch_workers_die_on_sigterm_under_the_runs_flag_only_handler():
 
     from training.loop import _Batches
 
+    def catches_sigterm(pid: int) -> bool:       # the process has a Python handler for SIGTERM
+        with open(f"/proc/{pid}/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+        return bool(mask >> (signal.SIGTERM - 1) & 1)
+
     before = signal.signal(signal.SIGTERM, lambda *a: None)
     b = _Batches(lambda rng: rng.random(3), np.random.default_rng(0), 2, 0, 0)
     try:
         b()
-        time.sleep(0.3)                          # every worker idle, waiting on the task queue
         worker = b.pool._pool[0]
+        # Signal only once the worker's initializer has run: before that it still has the
+        # inherited handler, and a loaded machine once kept it from running for over 0.3 s.
+        deadline = time.monotonic() + 60
+        while catches_sigterm(worker.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)                          # every worker idle, waiting on the task queue
         os.kill(worker.pid, signal.SIGTERM)
         worker.join(60)                          # a loaded machine once took over 10 s here
         assert worker.exitcode == -signal.SIGTERM
