@@ -37,6 +37,9 @@ from inference.pipeline import PipelineOptions, load_models, run
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sports2d_demo.mp4"
 SAMPLE_REGION = (1000, 0, 1768, 430)   # x0, y0, x1, y1: no person ever enters it
 CUT_GROW = 1.6
+# A cut that covers (nearly) the whole photo leaves inpainting nothing to fill from, and OpenCV
+# then returns the picture unchanged, person and all (im09637, im09906): such photos are skipped.
+MAX_CUT_SHARE = 0.95
 # Held-out photos that still show a person once the labelled one is cut away (looked at: seed 0,
 # 20 photos). Image number -> what is left.
 NOT_PERSON_FREE = {
@@ -73,8 +76,8 @@ def sample_region_clip(out: Path, video: Path = SAMPLE, region=SAMPLE_REGION, fr
 
 
 def cut_person(image: np.ndarray, joints: np.ndarray, visible: np.ndarray, grow: float = CUT_GROW):
-    """The photo with the annotated person's joints' box (grown by ``grow``) inpainted, and that
-    box as (cx, cy, size)."""
+    """The photo with the annotated person's joints' box (grown by ``grow``) inpainted, that box
+    as (cx, cy, size), and the share of the photo the cut covers."""
     box = crops.box_from_joints(joints, visible)
     cx, cy, s = box
     half = 0.5 * grow * s
@@ -83,11 +86,13 @@ def cut_person(image: np.ndarray, joints: np.ndarray, visible: np.ndarray, grow:
     x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
     x1, y1 = int(min(cx + half, W)), int(min(cy + half, H))
     mask[y0:y1, x0:x1] = 255
-    return cv2.inpaint(image, mask, 5, cv2.INPAINT_TELEA), box
+    share = max(x1 - x0, 0) * max(y1 - y0, 0) / float(W * H)
+    return cv2.inpaint(image, mask, 5, cv2.INPAINT_TELEA), box, share
 
 
 def lsp_clips(folder: Path, n: int, frames: int, seed: int, data_root: str) -> list[tuple[str, Path]]:
-    """Clips of ``n`` held-out photos drawn with ``seed``, less those in NOT_PERSON_FREE."""
+    """Clips of ``n`` held-out photos drawn with ``seed``, less those in NOT_PERSON_FREE and those
+    the cut would cover whole (MAX_CUT_SHARE)."""
     names, joints, visible, is_test = load_annotations(data_root)
     held_out = np.where(is_test)[0]
     rng = np.random.default_rng(seed)
@@ -98,7 +103,9 @@ def lsp_clips(folder: Path, n: int, frames: int, seed: int, data_root: str) -> l
         img = cv2.imread(str(Path(data_root) / "images" / names[i]))
         if img is None:
             raise InferenceError(f"cannot read {names[i]}")
-        empty, box = cut_person(img, joints[i], visible[i])
+        empty, box, share = cut_person(img, joints[i], visible[i])
+        if share >= MAX_CUT_SHARE:
+            continue
         path = folder / f"lsp_{i + 1:05d}.mp4"
         render_clip(empty, camera_path(box, frames, rng), path)
         out.append((f"lsp-{i + 1:05d}", path))
