@@ -406,7 +406,13 @@ def test_batch_workers_die_on_sigterm_under_the_runs_flag_only_handler():
             time.sleep(0.05)
         time.sleep(0.3)                          # every worker idle, waiting on the task queue
         os.kill(worker.pid, signal.SIGTERM)
-        worker.join(60)                          # a loaded machine once took over 10 s here
+        worker.join(60)
+        # The pool's own thread reaps dead workers too: when it wins the race for waitpid, join
+        # returns as soon as the worker is gone but exitcode reads None until that thread has
+        # stored the status (CPython's Popen.poll takes ECHILD as "not yet").
+        deadline = time.monotonic() + 10
+        while worker.exitcode is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert worker.exitcode == -signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, before)
