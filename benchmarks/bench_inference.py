@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "benchmarks"), str(REPO)]
 from inference import PipelineOptions, run  # noqa: E402
 import posefile  # noqa: E402
-from results_io import engine_env, write_result  # noqa: E402
+from results_io import engine_env, timed, write_result  # noqa: E402
 
 MODEL_COLUMNS = ["network", "config", "batch", "images/s wall", "images/s cpu-est"]
 PROCESS_COLUMNS = ["preset", "frames", "people", "seconds wall", "fps wall", "fps cpu-est",
@@ -130,18 +128,13 @@ def process_table(args) -> tuple[dict, dict]:
                 if args.weights:
                     cmd += ["--weights", args.weights]
             env = engine_env(args.threads)
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            t = time.perf_counter()
-            r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-            wall = time.perf_counter() - t
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wall, cpu, r = timed(cmd, env)
             if r.returncode != 0:
                 msg = (r.stderr.strip().splitlines() or ["?"])[-1]
                 print(f"| {preset} | - | - | - | - | - | failed: {msg} |", flush=True)
                 table_rows.append([preset, None, None, None, None, None, f"failed: {msg}"])
                 continue
             data = posefile.load(out)
-            cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             F = data.num_frames
             stats = data.meta.get("stats", {})
             tag = " (untrained)" if args.untrained else (" (initial boxes)" if args.initial_boxes else "")

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +34,7 @@ sys.path[:0] = [str(REPO / "benchmarks"), str(REPO)]
 import numpy as np  # noqa: E402
 
 import posefile  # noqa: E402
-from results_io import markdown_table, write_result  # noqa: E402
+from results_io import markdown_table, timed, write_result  # noqa: E402
 
 DEFAULT_VIDEO = REPO / "examples" / "sports2d_demo.mp4"
 STAGES = ("seconds_load", "seconds_decode_wait", "seconds_detect", "seconds_pose", "seconds_track",
@@ -61,16 +59,6 @@ def export_tree(rev: str, dest: Path) -> str:
         tar.extractall(dest / "tree", filter="data")
     archive.unlink()
     return commit
-
-
-def timed(cmd: list, cwd: Path, env: dict) -> tuple[float, float, subprocess.CompletedProcess]:
-    """(wall seconds, CPU seconds, completed process) of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), proc
 
 
 def paired(a: list, b: list) -> str:
@@ -124,7 +112,7 @@ def main(argv=None) -> int:
                 cmd, root, out = cmds[key]
                 env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MOCAP_RUNTIME")}
                 env["PYTHONPATH"] = str(root)
-                wall, cpu, proc = timed(cmd, root, env)
+                wall, cpu, proc = timed(cmd, env, cwd=root)
                 if proc.returncode != 0:
                     raise SystemExit(f"{' '.join(map(str, cmd))} failed: {proc.stderr.strip()[-800:]}")
                 rec = res[key]

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "benchmarks"), str(REPO)]
 import posefile  # noqa: E402
-from results_io import markdown_table, write_result  # noqa: E402
+from results_io import markdown_table, timed, write_result  # noqa: E402
 
 DEFAULT_VIDEO = REPO / "examples" / "sports2d_demo.mp4"
 RUNTIMES = ("torch", "onnx")
@@ -129,16 +127,6 @@ def model_table(args) -> dict:
         print("| " + " | ".join(str(c) for c in row) + " |", flush=True)
         rows.append(row)
     return {"title": title, "columns": columns, "rows": rows}
-
-
-def timed(cmd: list, env: dict) -> tuple[float, float, subprocess.CompletedProcess]:
-    """(wall seconds, CPU seconds, completed process) of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), proc
 
 
 def process_table(args) -> dict:

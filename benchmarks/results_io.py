@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shlex
+import subprocess
 import sys
 import time
 
@@ -30,6 +32,16 @@ def engine_env(threads: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONPATH=REPO)
     return env
+
+
+def timed(cmd: list, env: dict, cwd=REPO) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Run one child process: (wall seconds, CPU seconds of the child, its completed process)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), proc
 
 
 def command_line(argv: list | None = None) -> str:
