@@ -745,22 +745,29 @@ def _torch_version() -> str | None:
 
 
 def _meta(source, opts: PipelineOptions, models: Models, info, stats: dict, warnings: list[str]) -> dict:
+    return _run_meta(os.path.basename(os.fspath(source)), int(opts.start), opts, models, stats, warnings,
+                     runtime=_runtime_meta(models),        # which runtime ran the pose and detector networks
+                     flip_test=run_flip(models, opts),     # what ran (the option may be None: preset default)
+                     source_kind=info.kind)
+
+
+def _run_meta(source_name: str, frame_start: int, opts: PipelineOptions, models: Models, stats: dict,
+              warnings: list[str], **specific) -> dict:
+    """The pose file's meta that video and keypoint runs share, with each run's own keys."""
     return {
         "generator": "inference",
         "engine_version": ENGINE_VERSION,
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      "torch": _torch_version(), "opencv": cv2.__version__},
         "weights_sha256": models.sha256,
-        "runtime": _runtime_meta(models),                 # which runtime ran the pose and detector networks
-        "flip_test": run_flip(models, opts),              # what ran (the option may be None: preset default)
         "options": json.loads(json.dumps(asdict(opts), default=str)),
-        "source": os.path.basename(os.fspath(source)),
-        "source_kind": info.kind,
-        "frame_start": int(opts.start),
+        "source": source_name,
+        "frame_start": frame_start,
         "camera_assumed": opts.focal is None,
         "fov_deg": None if opts.focal is not None else float(opts.fov_deg),
         "stats": stats,
         "warnings": list(warnings),
+        **specific,
     }
 
 
@@ -889,26 +896,13 @@ def run_keypoints(path: str | os.PathLike, options: PipelineOptions | None = Non
         warnings.append(f"no person in {empty} of {F} frames")
     stats.update(seconds_floor=round(placed.seconds, 4), seconds_total=round(time.perf_counter() - t_start, 3),
                  seconds_load=round(t_loaded - t_start, 3))
-    meta = {
-        "generator": "inference",
-        "engine_version": ENGINE_VERSION,
-        "versions": {"python": platform.python_version(), "numpy": np.__version__,
-                     "torch": _torch_version(), "opencv": cv2.__version__},
-        "weights_sha256": models.sha256,
-        "runtime": {"lifter": models.lifter.runtime},
-        "options": json.loads(json.dumps(asdict(opts), default=str)),
-        "source": os.path.basename(os.path.normpath(os.fspath(path))),
-        "source_kind": "keypoints",
-        "keypoints": {"format": kf.format, "joint_set": kf.joint_set, "tracked_by": kstats["tracked_by"],
-                      "scores_calibrated": bool(kpo.calibrate_scores and models.pose.score_calibration),
-                      "video": os.path.basename(kpo.video) if kpo.video else None, **kf.meta},
-        "frame_start": int(kf.frame_start),
-        "camera_assumed": opts.focal is None,
-        "fov_deg": None if opts.focal is not None else float(opts.fov_deg),
-        "stats": stats,
-        "warnings": list(warnings),
-        "floor": placed.meta,
-    }
+    meta = _run_meta(os.path.basename(os.path.normpath(os.fspath(path))), int(kf.frame_start), opts, models,
+                     stats, warnings, runtime={"lifter": models.lifter.runtime}, source_kind="keypoints",
+                     keypoints={"format": kf.format, "joint_set": kf.joint_set,
+                                "tracked_by": kstats["tracked_by"],
+                                "scores_calibrated": bool(kpo.calibrate_scores and models.pose.score_calibration),
+                                "video": os.path.basename(kpo.video) if kpo.video else None, **kf.meta},
+                     floor=placed.meta)
     return PoseResult(joints3d=j3, joints2d=j2, scores=sc, valid=valid,
                       person_ids=np.array([t.id if kf.has_ids else p for p, t in enumerate(tracks)], np.int32),
                       fps=float(fps), image_size=size,
