@@ -9,7 +9,7 @@ import torch
 
 from inference.core import camera
 from inference.stages.lifting import default_manifest, Lifter, LifterError
-from inference.core.metrics import jitter, mpjpe, p_mpjpe, root_depth_error
+from inference.core.metrics import jitter, mpjpe, p_mpjpe, root_depth_error, root_lateral_error
 from inference.models.lifter import MLPLifter, pose_features, TemporalLifter
 from data import mocap
 from data.cameras import sample_cameras, world_to_camera
@@ -270,8 +270,10 @@ def test_shipped_weights_accuracy_on_heldout_sample():
         assert pred.shape == Xc.shape and pred.dtype == np.float32 and np.isfinite(pred).all()
         errs.append(mpjpe(pred - pred[:, 6:7], Xc - Xc[:, 6:7]).mean())
         depth.append(root_depth_error(pred[:, 6, 2], Xc[:, 6, 2]).mean())
-        # the pelvis reprojects onto its 2D position (absolute x, y come from unprojection)
-        np.testing.assert_allclose(camera.project(pred[:, 6], K), uv[:, 6], atol=0.5)
+        # the root lies on the ray the joints agree on (core/root_ray.py): on exact 2D within a
+        # few pixels of the 2D pelvis (measured 0.8-3.5 px median, 5.6 px at most)
+        assert np.abs(camera.project(pred[:, 6], K) - uv[:, 6]).max() < 8.0
+        assert root_lateral_error(pred[:, 6], Xc[:, 6]).mean() < 0.02
     assert errs, "no usable camera"
     assert np.mean(errs) < 0.060, errs       # ceiling: 60 mm on ground-truth 2D (measured 42.6 mm)
     assert np.mean(depth) < 0.10, depth      # measured 0.5%
