@@ -20,7 +20,11 @@ nearest to the annotated person is scored:
 * ``ids_per_person``: distinct output ids matched to the annotated person per clip (over the
   clips where they were found; 1 is ideal) and ``split_clips``: % of those clips with more than
   one id (one person broken into several armatures);
-* ``fps``: the engine's own rate after loading (``stats["fps_processing"]``).
+* ``fps``: the engine's own rate after loading (``stats["fps_processing"]``);
+* ``root_pck``: where the person was found, PCK@0.2 of the 3D root's projection (the pose file's
+  ``joints3d`` pelvis seen through its ``camera_K``) against the annotated mid-hips: where the
+  lifted person stands across the image, which the 2D pelvis alone used to fix
+  (``--root-from-pelvis``, ``PipelineOptions.root_from_joints``; core/root_ray.py).
 
 The photos are still, so this measures finding, cropping and following a person, not motion.
 With ``--occlude S`` a grey panel hides the person (their joints' box, 1.3x) for S seconds in the
@@ -168,6 +172,7 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
     opts = replace(options, start=0, end=None)
     models = models or load_models(opts)
     preds, gts, viss, found, extra = [], [], [], [], 0
+    roots = []                    # where found: the 3D root's projection (root_pck)
     ids_per_clip = []
     seconds = 0.0
     hidden = np.zeros(frames, bool)
@@ -199,6 +204,7 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
                 found.append(k >= 0)
                 if k >= 0:
                     ids.add(int(res.person_ids[k]))
+                    roots.append(_projected_root(res, k, f))
                 # a missed person: NaN joints, all wrong for pck()
                 preds.append(res.joints2d[k, f] if k >= 0 else np.full(gt[f].shape, np.nan))
                 gts.append(gt[f])
@@ -217,7 +223,21 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
             "extra_per_frame": round(extra / max(frames_all, 1), 3),
             "ids_per_person": round(float(np.mean(ids_per_clip)), 3) if ids_per_clip else 0.0,
             "split_clips": round(100.0 * float(np.mean(np.array(ids_per_clip) > 1)), 1) if ids_per_clip else 0.0,
-            "fps": round(len(pick) * frames / max(seconds, 1e-9), 1)}
+            "fps": round(len(pick) * frames / max(seconds, 1e-9), 1),
+            "root_pck": _root_pck(np.array(roots), gt[found], vis[found]) if found.any() else 0.0}
+
+
+def _projected_root(res, k: int, f: int) -> np.ndarray:
+    """Output person k's 3D root in frame f, projected into the image (px)."""
+    X, K = np.asarray(res.joints3d[k, f, PELVIS], np.float64), np.asarray(res.camera_K, np.float64)
+    return X[:2] / X[2] * K[[0, 1], [0, 1]] + K[:2, 2]
+
+
+def _root_pck(roots: np.ndarray, gt: np.ndarray, vis: np.ndarray) -> float:
+    """PCK@0.2 (%) of projected roots (N, 2) against the annotated mid-hips of gt (N, 16, 2)."""
+    pred = np.full(gt.shape, np.nan)
+    pred[:, PELVIS] = roots
+    return round(pck(pred, gt, vis)["per_joint"]["pelvis"], 1)
 
 
 def main(argv=None) -> int:
@@ -253,6 +273,8 @@ def main(argv=None) -> int:
                     help="leave the network's short left/right flips as they are (core/sides.py off)")
     ap.add_argument("--keep-unconfirmed", action="store_true",
                     help="also keep tracks never confirmed as a person (person verification off)")
+    ap.add_argument("--root-from-pelvis", action="store_true",
+                    help="place the 3D root on the 2D pelvis's ray (core/root_ray.py off)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     args = ap.parse_args(argv)
@@ -277,7 +299,7 @@ def main(argv=None) -> int:
                       "stitch_gap_s": opts.stitch_gap_s, "stitch_edge_gap_s": opts.stitch_edge_gap_s,
                       "crop_shrink_per_s": opts.crop_shrink_per_s,
                       "verify_people": opts.verify_people, "fix_side_flicker": opts.fix_side_flicker,
-                      "skeleton_decode": opts.skeleton_decode}
+                      "skeleton_decode": opts.skeleton_decode, "root_from_joints": opts.root_from_joints}
     print(json.dumps(res, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))
@@ -294,7 +316,7 @@ def _options(args):
                            stitch_edge_gap_s=args.stitch_edge_gap,
                            crop_shrink_per_s=args.crop_shrink, verify_people=not args.keep_unconfirmed,
                            fix_side_flicker=not args.keep_side_flicker,
-                           skeleton_decode=args.skeleton_decode)
+                           skeleton_decode=args.skeleton_decode, root_from_joints=not args.root_from_pelvis)
 
 
 if __name__ == "__main__":

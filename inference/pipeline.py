@@ -112,6 +112,7 @@ class PipelineOptions:
     stitch_edge_gap_s: float = 1.5       # ... and a person who left over a side edge and came back,
                                          # across gaps up to this long; 0: off
     fix_side_flicker: bool = True        # undo short left/right flips of a limb pair (core/sides.py)
+    root_from_joints: bool = True        # the root's ray from every joint's (core/root_ray.py), not the 2D pelvis
     skeleton_decode: bool = False        # peaks chosen under skeleton priors (core/skeleton_decode.py)
     fps: float | None = None             # override the source frame rate (image folders)
     batch_size: int = 16                 # crops per network call (16 is the fastest per crop on 2
@@ -506,7 +507,8 @@ def _build_result(tracks, frame0: int, F: int, fps: float, K: np.ndarray, models
         for a, b in runs(v):
             t0 = time.perf_counter()
             try:
-                X = models.lifter.lift(joints[a:b], lifter_scores(models, scores[a:b]), K)
+                X = models.lifter.lift(joints[a:b], lifter_scores(models, scores[a:b]), K,
+                                       root_from_joints=opts.root_from_joints)
             except LifterError as e:   # e.g. no frame of the run has 2 confident joints
                 v[a:b] = False
                 warnings.append(f"person {p}: frames {frame0 + a}..{frame0 + b - 1} could not be lifted ({e})")

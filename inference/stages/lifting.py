@@ -87,7 +87,7 @@ class Lifter:
         self.depth_half_window = 15   # frames each side; 8 -> 15: root depth error on our own 2D 8.7 -> 7.0%
         self.min_depth_fraction = 0.5
         # The root's ray from every joint's, not the 2D pelvis alone (core/root_ray.py): root
-        # lateral error on the balanced network's held-out errors 141 -> 94 mm.
+        # lateral error on the balanced network's held-out errors 141 -> 110 mm.
         self.root_from_joints = True
         # Trained on a pose network's measured errors with calibrated scores (train_3d
         # --pose-errors): it expects scores in the lifter's convention (score_calibration).
@@ -182,11 +182,13 @@ class Lifter:
             rel, logc = split_output(out)
         return rel.numpy().astype(np.float64), logc.numpy().astype(np.float64)
 
-    def lift(self, joints2d: np.ndarray, scores: np.ndarray, K, image_size=None) -> np.ndarray:
+    def lift(self, joints2d: np.ndarray, scores: np.ndarray, K, image_size=None,
+             root_from_joints: bool | None = None) -> np.ndarray:
         """joints2d (F, 16, 2) pixels, scores (F, 16) in [0, 1] (0 = missing), K (3, 3).
 
         Returns joints3d (F, 16, 3) float32, metres, OpenCV camera frame, absolute.
         image_size is accepted for the engine's convenience; K already fixes the geometry.
+        root_from_joints: the root's ray from every joint's (None: ``self.root_from_joints``).
         """
         joints2d = np.asarray(joints2d, np.float64)
         scores = np.nan_to_num(np.asarray(scores, np.float64))
@@ -200,7 +202,7 @@ class Lifter:
         xn = normalize_pixels(joints2d, K)
         rel, z, root = self.predict_normalized(xn, scores)
         rel = rel - rel[:, PELVIS:PELVIS + 1]
-        if self.root_from_joints:
+        if self.root_from_joints if root_from_joints is None else root_from_joints:
             root = root_from_rays(rel, z, xn, scores, root)
         root3d = np.concatenate([root * z[:, None], z[:, None]], -1)
         out = rel + root3d[:, None, :]

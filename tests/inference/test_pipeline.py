@@ -252,7 +252,7 @@ def test_overflowing_lift_marks_frames_not_valid(untrained, models, clip, tmp_pa
     from inference.stages.lifting import Lifter
 
     class Overflowing(Lifter):
-        def lift(self, joints2d, scores, K, image_size=None):
+        def lift(self, joints2d, scores, K, image_size=None, root_from_joints=None):
             X = super().lift(joints2d, scores, K, image_size)
             if len(X) > 2:
                 X[1] = np.inf

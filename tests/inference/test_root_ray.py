@@ -51,3 +51,15 @@ def test_weighted_median_is_mirror_symmetric():
     w = np.ones_like(v)                         # an even split: lower and upper medians differ
     assert np.allclose(weighted_median(-v, w), -weighted_median(v, w))
     assert np.allclose(weighted_median(v, w), np.median(v, axis=1))
+
+
+def test_a_lifted_pose_that_does_not_explain_the_2d_leaves_the_2d_root():
+    """The votes of a pose unlike the one seen scatter: the 2D root stays (SPREAD_NONE)."""
+    rel, z, xn, ray = _scene(F=10, seed=2)
+    other, _, _, _ = _scene(F=10, seed=3)       # the lifter's answer: somebody else's pose
+    scores = np.ones(xn.shape[:2])
+    fallback = ray + 0.01
+    got = root_from_rays(other, z, xn, scores, fallback)
+    assert np.allclose(got, fallback)
+    # and the true pose is trusted fully: its votes agree exactly
+    assert np.allclose(root_from_rays(rel, z, xn, scores, fallback), ray)
