@@ -107,7 +107,7 @@ def test_jsonl_progress_subprocess(tmp_path, untrained):
 
 
 def test_interrupt_writes_nothing(tmp_path, untrained):
-    clip = write_clip(tmp_path / "long.mp4", 300, w=160, h=120)
+    clip = write_clip(tmp_path / "long.mp4", 1500, w=160, h=120)   # long enough to outlast the signal on a fast machine (300 frames finished first once)
     out = tmp_path / "o.npz"
     proc = subprocess.Popen([sys.executable, "-m", "inference", str(clip), "-o", str(out), "--weights",
                              str(untrained), "--progress", "jsonl", "--max-people", "1"], cwd=REPO, env=_env(),
