@@ -87,7 +87,7 @@ class Lifter:
         self.depth_half_window = 15   # frames each side; 8 -> 15: root depth error on our own 2D 8.7 -> 7.0%
         self.min_depth_fraction = 0.5
         # The root's ray from every joint's, not the 2D pelvis alone (core/root_ray.py): root
-        # lateral error on the balanced network's held-out errors 141 -> 110 mm.
+        # lateral error on the balanced network's held-out errors 141 -> 126 mm.
         self.root_from_joints = True
         # Trained on a pose network's measured errors with calibrated scores (train_3d
         # --pose-errors): it expects scores in the lifter's convention (score_calibration).
