@@ -1,7 +1,8 @@
-"""PCK@0.2 (torso-normalised) of a 2D pose network on the held-out LSP split.
+"""PCK@0.2 and PCK@0.1 (torso-normalised) of a 2D pose network on the held-out LSP split.
 
     python -m evaluation.eval_2d --weights weights/pose_fast.json [--flip] [--limit N] [--out FILE.json]
     python -m evaluation.eval_2d --checkpoint runs/pose_fast/last.pt
+    python -m evaluation.eval_2d --weights pose_balanced --in-size 160   # the same crops at 160 px
     python -m evaluation.eval_2d --blur-sweep          # how codec.DECODE_BLUR was picked
     python -m evaluation.eval_2d --flip-sweep          # flip test only where the plain pass is unsure
 
@@ -10,11 +11,13 @@ Each test image is read from the original JPEG, cropped around the annotated per
 mapped back to the original pixels. A joint is correct when its error is below 0.2 x the
 torso size (the mean length of the available torso diagonals, r_shoulder-l_hip and
 l_shoulder-r_hip). Only visible ground-truth joints count. The headline mean is over the
-14 annotated LSP joints; pelvis and thorax (derived as mid-points) are reported too.
+14 annotated LSP joints; pelvis and thorax (derived as mid-points) are reported too. PCK@0.1
+(half the radius) is reported beside it for fine localisation.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -93,19 +96,30 @@ def left_right(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: flo
 
 
 def load_model(weights: str | None = None, checkpoint: str | None = None,
-               kind: str = "2d", runtime: str = "torch") -> tuple[StackedHourglass, dict]:
+               kind: str = "2d", runtime: str = "torch", in_size: int | None = None) -> tuple[StackedHourglass, dict]:
     """A network in eval mode on the CPU, from a training checkpoint or shipped weights; runtime
-    'onnx' (or 'auto') runs shipped weights through ONNX Runtime as the engine does (models/runtime.py)."""
+    'onnx' (or 'auto') runs shipped weights through ONNX Runtime as the engine does (models/runtime.py).
+    in_size (torch only) runs the same weights on crops of that side instead of the configured one:
+    the network is fully convolutional, and every crop and decode step reads model.cfg.in_size."""
     if checkpoint:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model = StackedHourglass(HourglassConfig.from_dict(state["config"]))
         model.load_state_dict(state["model"])
-        return model.eval(), {"checkpoint": str(checkpoint), "step": state["step"]}
-    if runtime != "torch":
+        model, info = model.eval(), {"checkpoint": str(checkpoint), "step": state["step"]}
+    elif runtime != "torch":
+        if in_size:
+            raise ValueError("in_size needs the torch runtime (an ONNX file has a fixed input size)")
         net, manifest = load_network(weights or "pose_fast", kind, "cpu", runtime, torch.get_num_threads())
-        return net, {"weights": manifest["file"], "sha256": manifest["sha256"], "runtime": net.runtime}
-    model, manifest = load_hourglass(weights or "pose_fast", kind, torch.device("cpu"))
-    return model, {"weights": manifest["file"], "sha256": manifest["sha256"], "runtime": "torch"}
+        return net, {"weights": manifest["file"], "sha256": manifest["sha256"], "runtime": net.runtime,
+                     "in_size": net.cfg.in_size}
+    else:
+        model, manifest = load_hourglass(weights or "pose_fast", kind, torch.device("cpu"))
+        info = {"weights": manifest["file"], "sha256": manifest["sha256"], "runtime": "torch"}
+    if in_size and in_size != model.cfg.in_size:
+        info["trained_in_size"] = model.cfg.in_size
+        model.cfg = dataclasses.replace(model.cfg, in_size=in_size)
+        StackedHourglass.check_size(model.cfg)
+    return model, {**info, "in_size": model.cfg.in_size}
 
 
 def predict(model: StackedHourglass, data_root: str, idx: np.ndarray, flip: bool = False, batch: int = 32,
@@ -150,6 +164,8 @@ def evaluate(model: StackedHourglass, data_root: str, flip: bool = False, limit:
     t0 = time.time()
     preds, _ = predict(model, data_root, idx, flip, batch)
     result = pck(preds, joints[idx], visible[idx])
+    fine = pck(preds, joints[idx], visible[idx], alpha=0.1)
+    result["pck@0.1"] = {k: fine[k] for k in ("mean", "mean16", "per_joint")}
     result["left_right"] = left_right(preds, joints[idx], visible[idx])
     result.update(flip=flip, seconds=round(time.time() - t0, 1), split="LSPET im09001-im10000 (held out)")
     return result
@@ -273,6 +289,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8", "auto"], default="torch",
                    help="what runs the network (shipped weights only): torch (default) or onnx, as the engine's --runtime")
+    p.add_argument("--in-size", type=int, default=None,
+                   help="run the network on crops of this side (same boxes; a multiple of 32) instead of "
+                        "the one it was built for (torch runtime only)")
     p.add_argument("--out", help="write the result as JSON here")
     p.add_argument("--gate", action="store_true",
                    help="instead of PCK: how well the mean joint score separates people from background")
@@ -284,7 +303,12 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     if args.checkpoint and args.runtime != "torch":
         p.error("--runtime onnx needs shipped weights (--weights), not a checkpoint")
-    model, info = load_model(args.weights, args.checkpoint, runtime=args.runtime)
+    if args.in_size and args.runtime != "torch":
+        p.error("--in-size needs --runtime torch (an ONNX file has a fixed input size)")
+    try:
+        model, info = load_model(args.weights, args.checkpoint, runtime=args.runtime, in_size=args.in_size)
+    except ValueError as e:
+        p.error(str(e))
     if args.blur_sweep:
         result = {**info, **blur_sweep(model, args.data)}
     elif args.flip_sweep:

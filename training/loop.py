@@ -230,6 +230,11 @@ def run(model, make_batch: Callable, loss_fn: Callable, args, rng: np.random.Gen
                     t0, seen, run_loss = time.time(), 0, 0.0
                 if step % args.ckpt_every == 0:
                     save_checkpoint(ckpt, model, opt, step, rng, vars(args))
+                snap = getattr(args, "snapshot_every", 0) or 0
+                if snap and step % snap == 0:     # compact (no optimiser): for evaluating a run as it goes
+                    path = out / f"step_{step:06d}.pt"
+                    save_checkpoint(path, model, opt, step, rng, vars(args))
+                    compact_checkpoint(path, path)
         except KeyboardInterrupt:
             print("interrupted: saving checkpoint", flush=True)
         finally:

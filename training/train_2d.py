@@ -18,6 +18,7 @@ Runs on CUDA with bf16 autocast when a GPU is present, else on the CPU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -90,11 +91,13 @@ def train(args) -> Path:
         train_idx = train_idx[: args.subset]
     if len(train_idx) < args.batch:
         raise DatasetError(f"only {len(train_idx)} training crops, fewer than a batch ({args.batch})")
-    cfg = POSE_PRESETS[args.preset]
+    cfg = network_config(args)
+    args.in_size, args.sigma = cfg.in_size, target_sigma(args, cfg)   # recorded in the checkpoint's args
     aug = AugmentConfig()
+    print(f"network {cfg}, heatmap sigma {args.sigma:g} heatmap px", flush=True)
 
     def batch(rng):
-        return make_batch(data, rng.choice(train_idx, args.batch, replace=False), cfg, aug, rng)
+        return make_batch(data, rng.choice(train_idx, args.batch, replace=False), cfg, aug, rng, args.sigma)
 
     def loss(outs, target, weights):
         return heatmap_loss(outs, target, weights, args.peak_weight)
@@ -106,11 +109,32 @@ def train(args) -> Path:
     return loop.run(model, batch, loss, args, rng, device, images_per_epoch=len(train_idx))
 
 
+def network_config(args) -> HourglassConfig:
+    """The preset's network at --in-size; without it, at the input size of the run's own checkpoint
+    when it resumes one (so a resumed 160 px run stays at 160 px), else the preset's."""
+    cfg = POSE_PRESETS[args.preset]
+    size = getattr(args, "in_size", None)
+    ckpt = Path(args.out) / "last.pt"
+    if size is None and ckpt.exists() and not args.fresh:
+        size = torch.load(ckpt, map_location="cpu", weights_only=False)["config"]["in_size"]
+    return dataclasses.replace(cfg, in_size=size) if size else cfg
+
+
+def target_sigma(args, cfg: HourglassConfig) -> float:
+    """--sigma, else HEATMAP_SIGMA scaled with the heatmap side against the preset's (1.875 px on
+    a 40 px map for 1.5 on 32 px): the target blob keeps its size relative to the person, as
+    published recipes scale it with the input (HRNet: sigma 2 at 64x48, 3 at 96x72)."""
+    if getattr(args, "sigma", None):
+        return float(args.sigma)
+    return HEATMAP_SIGMA * cfg.heatmap_size / POSE_PRESETS[args.preset].heatmap_size
+
+
 def initial_model(checkpoint: str, cfg: HourglassConfig) -> StackedHourglass:
-    """The network of a training checkpoint, widened to cfg's width if it is narrower (the rest of
-    the configuration must match)."""
+    """The network of a training checkpoint at cfg's input size (the network is fully
+    convolutional: the same weights run at any size), widened to cfg's width if it is narrower
+    (the rest of the configuration must match)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    src_cfg = HourglassConfig.from_dict(state["config"])
+    src_cfg = HourglassConfig.from_dict({**state["config"], "in_size": cfg.in_size})
     if {**src_cfg.to_dict(), "features": cfg.features} != cfg.to_dict() or src_cfg.features > cfg.features:
         raise DatasetError(f"--init {checkpoint}: its network {src_cfg} cannot grow into {cfg}")
     src = StackedHourglass(src_cfg)
@@ -121,6 +145,13 @@ def initial_model(checkpoint: str, cfg: HourglassConfig) -> StackedHourglass:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="fast", choices=sorted(POSE_PRESETS))
+    p.add_argument("--in-size", type=int, default=None,
+                   help="input side in px (a multiple of 32; heatmaps are a quarter of it) instead of the "
+                        "preset's; recorded in the checkpoint's config. Default: the preset's, or on "
+                        "resume the checkpoint's")
+    p.add_argument("--sigma", type=float, default=None,
+                   help="heatmap target sigma in heatmap px (default 1.5 scaled with the heatmap side "
+                        "against the preset's)")
     p.add_argument("--data", default=DEFAULT_LSP,
                    help="LSP folder with joints.npz and images/")
     p.add_argument("--dataset", default="lsp", choices=["lsp", "mpii", "coco"],
@@ -158,6 +189,8 @@ def parse_args(argv=None):
     p.add_argument("--subset", type=int, default=0, help="train on the first N training images only")
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--ckpt-every", type=int, default=250)
+    p.add_argument("--snapshot-every", type=int, default=0,
+                   help="also keep <out>/step_<N>.pt every this many steps (to evaluate a run as it goes)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--init", default=None,
                    help="start a new run from this training checkpoint (e.g. checkpoints/pose_fast_last.pt), "

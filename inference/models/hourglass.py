@@ -52,8 +52,7 @@ class Hourglass(nn.Module):
 class StackedHourglass(nn.Module):
     def __init__(self, cfg: HourglassConfig):
         super().__init__()
-        if cfg.in_size % (4 * 2 ** cfg.depth):
-            raise ValueError(f"in_size {cfg.in_size} must be a multiple of {4 * 2 ** cfg.depth}")
+        self.check_size(cfg)
         self.cfg = cfg
         c = cfg.features
         # Stem: 7x7 stride 2, residual, max-pool: 1/4 resolution, as in the paper.
@@ -70,6 +69,14 @@ class StackedHourglass(nn.Module):
         self.heads = nn.ModuleList(nn.Conv2d(c, cfg.out_channels, 1) for _ in range(cfg.stacks))
         self.merge_features = nn.ModuleList(nn.Conv2d(c, c, 1) for _ in range(cfg.stacks - 1))
         self.merge_preds = nn.ModuleList(nn.Conv2d(cfg.out_channels, c, 1) for _ in range(cfg.stacks - 1))
+
+    @staticmethod
+    def check_size(cfg: HourglassConfig) -> None:
+        # The heatmap side must halve evenly down to the innermost level; that level's pooling may
+        # drop an odd row (160 px: 40, 20, 10, 5 -> 2) since the nearest upsampling is to the
+        # skip branch's own size.
+        if cfg.in_size % (4 * 2 ** (cfg.depth - 1)):
+            raise ValueError(f"in_size {cfg.in_size} must be a multiple of {4 * 2 ** (cfg.depth - 1)}")
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)

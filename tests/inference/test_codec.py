@@ -51,7 +51,16 @@ def test_batchnorm_folding_is_exact():
 
 def test_bad_input_size_is_refused():
     with pytest.raises(ValueError):
-        StackedHourglass(HourglassConfig(depth=4, in_size=96))
+        StackedHourglass(HourglassConfig(depth=4, in_size=80))
+
+
+def test_160_px_input_gives_40_px_heatmaps():
+    # 160 px is not a multiple of 64: the innermost pooling drops a row (5 -> 2), and the
+    # upsampling must still restore every level's size
+    model = StackedHourglass(HourglassConfig(stacks=2, features=16, depth=4, in_size=160, out_channels=16)).eval()
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 160, 160))
+    assert [o.shape for o in outs] == [(1, 16, 40, 40)] * 2
 
 
 @pytest.mark.parametrize("sigma", [1.0, 1.5, 2.0])
