@@ -192,6 +192,26 @@ def _jitter(box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
                     np.float32)
 
 
+def gate_crops(data_root: str, size: int, limit: int = 400, seed: int = 0,
+               rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The gate's crops (person_score_gate): (N, size, size, 3) uint8 BGR and kinds (N,) bool, True
+    for a crop around a held-out person, False for a background crop of the same photograph.
+    rows: other LSP rows instead of the held-out ones (e.g. training rows)."""
+    names, joints, visible, is_test = load_annotations(data_root)
+    rng = np.random.default_rng(seed)
+    cs, kinds = [], []
+    for i in (np.where(is_test)[0] if rows is None else np.asarray(rows))[: limit or None]:
+        img = cv2.imread(str(Path(data_root) / "images" / names[i]))
+        box = crops.box_from_joints(joints[i], visible[i])
+        cs.append(crops.warp(img, crops.crop_matrix(_jitter(box, rng), size), size))
+        kinds.append(True)
+        bg = _background_box(box, (img.shape[1], img.shape[0]), rng)
+        if bg is not None:
+            cs.append(crops.warp(img, crops.crop_matrix(_jitter(bg, rng), size), size))
+            kinds.append(False)
+    return np.stack(cs), np.array(kinds, bool)
+
+
 @torch.no_grad()
 def person_score_gate(model: StackedHourglass, data_root: str, limit: int = 400, seed: int = 0) -> dict:
     """How well the pose network's mean joint score tells a person crop from a background crop,
@@ -202,27 +222,10 @@ def person_score_gate(model: StackedHourglass, data_root: str, limit: int = 400,
     the highest threshold that keeps START_RECALL of the people, which the engine uses before a
     new track may start: a pose must look like a person, but a missed person costs an animator
     more than a ghost track they can delete."""
-    names, joints, visible, is_test = load_annotations(data_root)
-    idx = np.where(is_test)[0][: limit or None]
-    rng = np.random.default_rng(seed)
-    S = model.cfg.in_size
-    person, background = [], []
-    for start in range(0, len(idx), 32):
-        cs, kinds = [], []
-        for i in idx[start:start + 32]:
-            img = cv2.imread(str(Path(data_root) / "images" / names[i]))
-            box = crops.box_from_joints(joints[i], visible[i])
-            cs.append(crops.warp(img, crops.crop_matrix(_jitter(box, rng), S), S))
-            kinds.append(True)
-            bg = _background_box(box, (img.shape[1], img.shape[0]), rng)
-            if bg is not None:
-                cs.append(crops.warp(img, crops.crop_matrix(_jitter(bg, rng), S), S))
-                kinds.append(False)
-        heat = crop_heatmaps(model, np.stack(cs), torch.device("cpu"), False)
-        mean_scores = codec.decode(heat)[1].mean(-1)      # the engine's joint scores
-        for k, m in zip(kinds, mean_scores):
-            (person if k else background).append(float(m))
-    person, background = np.array(person), np.array(background)
+    patches, kinds = gate_crops(data_root, model.cfg.in_size, limit, seed)
+    mean_scores = np.concatenate([codec.decode(crop_heatmaps(model, patches[s:s + 32], torch.device("cpu")))[1]
+                                  .mean(-1) for s in range(0, len(patches), 32)])   # the engine's joint scores
+    person, background = mean_scores[kinds].astype(np.float64), mean_scores[~kinds].astype(np.float64)
     # thresholds on a 0.001 grid, rounded down so that the lowest keeps every person
     cands = np.unique(np.floor(np.r_[person, background] * 1000) / 1000)
     person_rate = np.array([(person >= t).mean() for t in cands])      # falls as t rises

@@ -22,6 +22,8 @@ manifest) with every BatchNorm that follows a convolution folded into it, last s
   balanced network has one, built by ``python -m training.quantize_pose``) runs that file. The
   manifest holds the file's sha256 and the sha256 of the fp32 weights it was built from: both are
   checked on every load (``WeightsError`` on a mismatch). Other networks run their fp32 ONNX file.
+  An int8 manifest with its own ``gate`` (``quantize_pose --own-gate``; the shipped one has none)
+  replaces the pose manifest's gate while the int8 file runs.
 * ``auto``: ``onnx`` on the CPU when onnxruntime is installed, else ``torch`` (and ``torch`` on
   CUDA). ``onnx`` asked for without onnxruntime is an ``InferenceError`` with one clear message.
 
@@ -404,10 +406,10 @@ def int8_manifest_path(manifest: dict) -> Path:
     return weights.with_name(f"{weights.stem}_int8.json")
 
 
-def check_int8(manifest: dict) -> tuple[Path, str] | None:
-    """(the checked int8 ONNX file, its sha256) of a checked pose manifest, None when none ships;
-    WeightsError when its manifest is unreadable, the file is missing or corrupt, or it was built
-    from other weights."""
+def check_int8(manifest: dict) -> tuple[Path, str, dict] | None:
+    """(the checked int8 ONNX file, its sha256, its manifest) of a checked pose manifest, None when
+    none ships; WeightsError when its manifest is unreadable, the file is missing or corrupt, or it
+    was built from other weights."""
     mpath = int8_manifest_path(manifest)
     if not mpath.is_file():
         return None
@@ -430,7 +432,7 @@ def check_int8(manifest: dict) -> tuple[Path, str] | None:
     if got != want:
         raise WeightsError(f"the int8 file {onnx} is corrupt or was replaced: sha256 {got[:12]}... does not "
                            f"match its manifest's {str(want)[:12]}...; {fix}")
-    return onnx, got
+    return onnx, got, record
 
 
 # ---------------------------------------------------------------------------- the entry point
@@ -446,6 +448,10 @@ def load_network(name_or_path, kind: str, device: str = "auto", runtime: str = "
         int8 = check_int8(manifest) if runtime == "onnx-int8" and kind == "2d" else None
         if int8 is not None:
             manifest["onnx_sha256"] = int8[1]
+            if "gate" in int8[2]:
+                # an int8 gate measured as the fp32 one (quantize_pose --own-gate; the shipped file
+                # has none): the start gate, track loss and person verification compare with it
+                manifest["gate"] = int8[2]["gate"]
             return OnnxNetwork(int8[0], cfg, threads=threads, spin=spin, runtime="onnx-int8"), manifest
         path = ensure_onnx(manifest)
         manifest["onnx_sha256"] = sha256_of(path)

@@ -36,10 +36,29 @@ def _copy_balanced(dest):
 def test_int8_file_matches_its_manifest():
     record = json.loads((SHIPPED / "pose_balanced_int8.json").read_text())
     onnx = SHIPPED / record["file"]
-    assert record["kind"] == runtime.INT8_KIND and onnx.stat().st_size < 10e6
+    assert record["kind"] == runtime.INT8_KIND and onnx.stat().st_size < 5e6
     assert record["sha256"] == sha256_of(onnx)
-    assert record["source_sha256"] == load_manifest(SHIPPED / "pose_balanced.json")["sha256"]
-    assert record["calibration"]["method"] == "percentile" and record["calibration"]["crops"] == 256
+    fp32 = load_manifest(SHIPPED / "pose_balanced.json")
+    assert record["source_sha256"] == fp32["sha256"]
+    calib = record["calibration"]
+    assert calib["method"] == "percentile" and calib["crops"] == 256 and calib["crops_like"] == "ground-truth"
+    assert calib["float_nodes"] == [] and "gate" not in record   # the shipped file runs with the fp32 gate
+
+
+@needs_int8
+@needs_ort
+def test_int8_gate_replaces_the_fp32_gate_only_for_int8(tmp_path):
+    """An int8 manifest with its own gate (quantize_pose --own-gate) gives it to the engine, which
+    reads manifest['gate'] for the start gate, track loss and person verification, when the int8
+    file runs; the fp32 runtimes keep the fp32 gate; without one the int8 file runs with the fp32 gate."""
+    mpath = _copy_balanced(tmp_path)
+    fp32_gate = load_manifest(mpath)["gate"]
+    assert runtime.load_network(mpath, "2d", "cpu", "onnx-int8", threads=1)[1]["gate"] == fp32_gate
+    record_path = tmp_path / "pose_balanced_int8.json"
+    own = dict(fp32_gate, start_score=0.369, runtime="onnx-int8")
+    record_path.write_text(json.dumps(dict(json.loads(record_path.read_text()), gate=own)))
+    assert runtime.load_network(mpath, "2d", "cpu", "onnx-int8", threads=1)[1]["gate"] == own
+    assert runtime.load_network(mpath, "2d", "cpu", "onnx", threads=1)[1]["gate"] == fp32_gate
 
 
 @needs_int8
