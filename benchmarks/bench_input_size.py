@@ -25,36 +25,24 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "benchmarks"), str(REPO)]
-from bench_runtime import DEFAULT_VIDEO, loadavg, time_calls  # noqa: E402
+from bench_runtime import DEFAULT_VIDEO, loadavg, sample_people, time_calls  # noqa: E402
 from results_io import markdown_table, write_result  # noqa: E402
 
 
 def sample_crops(video: Path, sizes, n_frames: int = 8) -> dict:
     """{size: (N, size, size, 3) uint8} crops around the detected people of the first frames
     (every 12th), the same boxes for every size (the engine's cropping, stages/pose2d.Pyramid)."""
-    import cv2
     import numpy as np
 
     from inference.core import crops
-    from inference.stages.detect import PersonDetector
     from inference.stages.pose2d import Pyramid
 
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    for i in range(n_frames * 12):
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if i % 12 == 0:
-            frames.append(frame)
-    cap.release()
-    det = PersonDetector("detector_fast", "cpu", runtime="torch")
+    frames, boxes = sample_people(video, n_frames)
     out = {s: [] for s in sizes}
-    for frame, found in zip(frames, det.detect(frames, threshold=0.05)):
-        boxes = found.boxes if len(found) else np.array([[frame.shape[1] / 2, frame.shape[0] / 2, frame.shape[0] / 2]])
+    for frame, bs in zip(frames, boxes):
         pyr = Pyramid(frame)
         for s in sizes:
-            out[s] += [pyr.crop(crops.crop_matrix(b, s), s) for b in boxes]
+            out[s] += [pyr.crop(crops.crop_matrix(b, s), s) for b in bs]
     return {s: np.stack(v) for s, v in out.items()}
 
 

@@ -48,15 +48,13 @@ def loadavg() -> str:
         return "?"
 
 
-def sample_inputs(video: Path, n_frames: int = 8):
-    """Real network inputs: 128 px crops around the detected people and 256 px letterboxed frames
-    of the first frames of the clip (the engine's own cropping)."""
+def sample_people(video: Path, n_frames: int = 8):
+    """(frames, boxes): every 12th of the clip's first frames and the people the learned detector
+    finds in each, (N, 3) cx, cy, size (the frame's middle where it finds nobody)."""
     import cv2
     import numpy as np
 
-    from inference.core import crops
-    from inference.stages.detect import letterbox, PersonDetector
-    from inference.stages.pose2d import Pyramid
+    from inference.stages.detect import PersonDetector
 
     cap = cv2.VideoCapture(str(video))
     frames = []
@@ -68,11 +66,25 @@ def sample_inputs(video: Path, n_frames: int = 8):
             frames.append(frame)
     cap.release()
     det = PersonDetector("detector_fast", "cpu", runtime="torch")
+    boxes = [found.boxes if len(found) else np.array([[f.shape[1] / 2, f.shape[0] / 2, f.shape[0] / 2]])
+             for f, found in zip(frames, det.detect(frames, threshold=0.05))]
+    return frames, boxes
+
+
+def sample_inputs(video: Path, n_frames: int = 8):
+    """Real network inputs: 128 px crops around the detected people and 256 px letterboxed frames
+    of the first frames of the clip (the engine's own cropping)."""
+    import numpy as np
+
+    from inference.core import crops
+    from inference.stages.detect import letterbox
+    from inference.stages.pose2d import Pyramid
+
+    frames, boxes = sample_people(video, n_frames)
     patches = []
-    for frame, found in zip(frames, det.detect(frames, threshold=0.05)):
-        boxes = found.boxes if len(found) else np.array([[frame.shape[1] / 2, frame.shape[0] / 2, frame.shape[0] / 2]])
+    for frame, bs in zip(frames, boxes):
         pyr = Pyramid(frame)
-        patches += [pyr.crop(crops.crop_matrix(b, 128), 128) for b in boxes]
+        patches += [pyr.crop(crops.crop_matrix(b, 128), 128) for b in bs]
     boxed = np.stack([letterbox(f)[0] for f in frames])
     return np.stack(patches), boxed
 
