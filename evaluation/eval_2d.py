@@ -320,11 +320,16 @@ def main(argv=None):
         result = {**info, **person_score_gate(model, args.data, args.limit or 400)}
     else:
         result = {**info, **evaluate(model, args.data, args.flip, args.limit)}
+    emit_json(result, args.out)
+    return 0
+
+
+def emit_json(result: dict, out: str | None) -> None:
+    """Print a result as JSON, and write it to `out` too when given."""
     text = json.dumps(result, indent=2)
     print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    return 0
+    if out:
+        Path(out).write_text(text + "\n")
 
 
 if __name__ == "__main__":

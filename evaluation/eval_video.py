@@ -49,7 +49,7 @@ import numpy as np
 
 from data.lsp import DEFAULT_LSP, load_annotations
 from evaluation.eval_2d import pck, torso_size
-from inference.core import crops
+from inference.core import camera, crops
 from inference.errors import InferenceError
 from inference.pipeline import load_models, PipelineOptions, PRESETS, run
 from posefile.skeleton import PELVIS
@@ -229,8 +229,7 @@ def evaluate(options, clips: int = 40, frames: int = 30, seed: int = 0, data_roo
 
 def _projected_root(res, k: int, f: int) -> np.ndarray:
     """Output person k's 3D root in frame f, projected into the image (px)."""
-    X, K = np.asarray(res.joints3d[k, f, PELVIS], np.float64), np.asarray(res.camera_K, np.float64)
-    return X[:2] / X[2] * K[[0, 1], [0, 1]] + K[:2, 2]
+    return camera.project(res.joints3d[k, f, PELVIS], res.camera_K)
 
 
 def _root_pck(roots: np.ndarray, gt: np.ndarray, vis: np.ndarray) -> float:

@@ -15,7 +15,6 @@ has to match fp32.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import cv2
@@ -96,7 +95,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    from evaluation.eval_2d import gate_crops
+    from evaluation.eval_2d import emit_json, gate_crops
 
     manifest = load_manifest(args.weights, kind="2d")
     cfg = HourglassConfig.from_dict(manifest["config"])
@@ -118,10 +117,7 @@ def main(argv=None) -> int:
               "split": "LSP training rows 5::20" if args.train else "LSP held out",
               "command": "python -m evaluation.int8_compare" + (f" --int8 {args.int8}" if args.int8 else "")
               + (" --train" if args.train else "")}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit_json(result, args.out)
     return 0
 
 

@@ -33,6 +33,7 @@ import time
 from inference.core.camera import DEFAULT_FOV_DEG
 from inference.errors import Cancelled, InferenceError
 from inference.core.keypoint_formats import JOINT_SETS
+from inference.models.runtime import RUNTIMES
 from inference.pipeline import DEFAULT_PRESET, KeypointOptions, PipelineOptions, PRESETS, run, run_keypoints
 
 KEYPOINT_FORMATS = ("auto", "openpose", "coco", "table")
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "frames/s on 2 CPU cores; fast: the smallest networks, about 36 frames/s; accurate: "
                         "8-stack networks (GPU, not shipped yet)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--runtime", choices=["auto", "torch", "onnx", "onnx-int8"], default=None,
+    p.add_argument("--runtime", choices=RUNTIMES, default=None,
                    help="what runs the networks: onnx (ONNX Runtime, CPU), onnx-int8 (as onnx, with the shipped "
                         "int8 balanced pose network: its pose stage about 1.5x faster on 2 cores, up to about a point "
                         "lower PCK end to end; docs/runtime.md), torch "

@@ -38,6 +38,7 @@ from inference.core.filters import runs
 from inference.core.sides import apply_swaps, side_swaps
 from inference.errors import Cancelled, InferenceError
 from inference.models import weights as W
+from inference.models.runtime import check_runtime_name
 from inference.stages.floor import place_on_floor
 from inference.stages.smoothing import post_process, SmoothingConfig
 from inference.stages.stitching import stitch_tracks, StitchConfig
@@ -131,8 +132,7 @@ class PipelineOptions:
             raise InferenceError(f"unknown preset {self.preset!r} (choose from {', '.join(PRESETS)})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InferenceError(f"unknown device {self.device!r} (auto, cpu or cuda)")
-        if self.runtime not in ("auto", "torch", "onnx", "onnx-int8"):
-            raise InferenceError(f"unknown runtime {self.runtime!r} (auto, torch, onnx or onnx-int8)")
+        check_runtime_name(self.runtime)
         if not 0.0 <= self.crop_shrink_per_s <= 1.0:
             raise InferenceError(f"crop_shrink_per_s must be between 0 and 1, got {self.crop_shrink_per_s}")
         if self.max_people < 1:

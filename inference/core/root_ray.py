@@ -58,8 +58,8 @@ def root_from_rays(rel: np.ndarray, z: np.ndarray, xn: np.ndarray, scores: np.nd
     with fewer than MIN_JOINTS scored joints or a joint at or behind the camera, and blended in
     where the votes disagree (SPREAD_FULL, SPREAD_NONE).
     """
-    rel, xn = np.asarray(rel, np.float64), np.asarray(xn, np.float64)
-    w = np.where(np.asarray(scores) > 0, np.asarray(scores, np.float64), 0.0)
+    rel, xn, s = np.asarray(rel, np.float64), np.asarray(xn, np.float64), np.asarray(scores, np.float64)
+    w = np.where(s > 0, s, 0.0)
     z = np.asarray(z, np.float64)
     depth = z[:, None] + rel[..., 2]                                  # (F, J) each joint's depth
     ok = ((w > 0).sum(1) >= MIN_JOINTS) & (depth > 0).all(1) & (z > 0)

@@ -107,6 +107,12 @@ def cuda_possible() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def check_runtime_name(runtime: str) -> None:
+    """InferenceError unless runtime is one of RUNTIMES."""
+    if runtime not in RUNTIMES:
+        raise InferenceError(f"unknown runtime {runtime!r} ({', '.join(RUNTIMES[:-1])} or {RUNTIMES[-1]})")
+
+
 def choose_runtime(runtime: str = "auto", device: str = "auto") -> tuple[str, str]:
     """(runtime, device) asked for -> (runtime, device type) that will run.
 
@@ -114,8 +120,7 @@ def choose_runtime(runtime: str = "auto", device: str = "auto") -> tuple[str, st
     the CPU only (this build's provider): with device 'cuda' it is an InferenceError, with 'auto'
     it means the CPU. onnx-int8 is onnx here (what runs the networks); load_network picks the int8
     pose file."""
-    if runtime not in RUNTIMES:
-        raise InferenceError(f"unknown runtime {runtime!r} (auto, torch, onnx or onnx-int8)")
+    check_runtime_name(runtime)
     if runtime in ("onnx", "onnx-int8"):
         if device == "cuda":
             raise InferenceError(f"--runtime {runtime} runs the networks on the CPU; for --device cuda use "

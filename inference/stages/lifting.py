@@ -6,7 +6,8 @@
 The network predicts root-relative 3D (camera axes) and a log correction of the RootNet pinhole
 depth (camera.root_depth on the square box of the visible joints; Moon et al., ICCV 2019).  The
 absolute root lies at that depth on the ray that the joints' rays agree on (core/root_ray.py; the
-2D root, pelvis else mid-hips else mean of visible joints, where too few joints are seen).  Frames with fewer than 2 visible joints take the features of the nearest frame that
+2D root, pelvis else mid-hips else mean of visible joints, where too few joints are seen or they
+disagree).  Frames with fewer than 2 visible joints take the features of the nearest frame that
 has them (counted in ``last_filled``).
 """
 from __future__ import annotations
