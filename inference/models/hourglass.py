@@ -46,7 +46,14 @@ class Hourglass(nn.Module):
 
     def forward(self, x):
         low = self.up(self.inner(self.down(x)))
-        return self.skip(x) + nn.functional.interpolate(low, size=x.shape[-2:], mode="nearest")
+        if 2 * low.shape[-2] == x.shape[-2] and 2 * low.shape[-1] == x.shape[-1]:
+            # The same numbers as size=, but exported as a constant scale: ONNX Runtime then keeps
+            # the whole network in its blocked (NCHWc) layout, where sizes read from the input's
+            # shape cost a layout change around every upsampling (docs/runtime.md, 1.1-1.2x).
+            up = nn.functional.interpolate(low, scale_factor=2.0, mode="nearest")
+        else:   # an odd side (160 px input: 5 -> 2 -> 5)
+            up = nn.functional.interpolate(low, size=x.shape[-2:], mode="nearest")
+        return self.skip(x) + up
 
 
 class StackedHourglass(nn.Module):

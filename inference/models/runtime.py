@@ -53,6 +53,9 @@ RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 INT8_KIND = "2d-int8"                 # the manifest kind of a shipped int8 pose network (check_int8)
 ONNX_KINDS = ("2d", "detector", "3d")  # manifests whose networks ONNX Runtime can run (3d: the lifter)
 ONNX_OPSET = 17
+# What the export writes; a cached file of an older export is rebuilt (2: constant upsampling
+# scales, docs/runtime.md).
+EXPORT_VERSION = 2
 BUILD_TOLERANCE = 1e-3                # most a built ONNX file's maps may differ from PyTorch's
 
 
@@ -287,6 +290,8 @@ def check_onnx(manifest: dict, cache: Path | None = None) -> Path | None:
     if source != manifest["sha256"]:
         raise WeightsError(f"the ONNX file {onnx} was built from other weights (sha256 {str(source)[:12]}..., "
                            f"the manifest's are {manifest['sha256'][:12]}...); {fix}")
+    if record.get("export", 1) != EXPORT_VERSION:
+        return None     # built by an older export: rebuilt (the same numbers, a faster graph)
     got = sha256_of(onnx)
     if got != want:
         raise WeightsError(f"the ONNX file {onnx} is corrupt or was replaced: sha256 {got[:12]}... does not "
@@ -377,6 +382,7 @@ def build_onnx(manifest: dict, cache: Path | None = None) -> Path:
                                f"(> {BUILD_TOLERANCE:g}); it was not kept")
         record = {"file": onnx.name, "sha256": sha256_of(tmp), "source": Path(manifest["path"]).name,
                   "source_sha256": manifest["sha256"], "torch": torch.__version__, "opset": ONNX_OPSET,
+                  "export": EXPORT_VERSION,
                   "max_abs_diff_vs_torch": diff}
         os.replace(tmp, onnx)
     finally:

@@ -95,6 +95,29 @@ def test_onnx_file_is_built_once_with_its_hash(untrained, tmp_path, monkeypatch)
 
 
 @needs_ort
+def test_older_export_is_rebuilt_with_constant_upsampling(untrained, tmp_path, monkeypatch):
+    """A cached file of an older export (record without this export's version) is rebuilt, not
+    used; the graph upsamples by a constant scale and reads no shapes, which is what lets ONNX
+    Runtime keep the network in its blocked layout (docs/runtime.md)."""
+    import onnx as onnx_lib
+
+    monkeypatch.setenv("MOCAP_ONNX_CACHE", str(tmp_path / "cache"))
+    _, manifest = runtime.load_network(untrained / "pose_fast.json", "2d", "cpu", "onnx")
+    path, record_path = runtime.onnx_paths(manifest)
+    graph = onnx_lib.load(str(path)).graph
+    ops = [n.op_type for n in graph.node]
+    cfg = manifest["config"]
+    assert ops.count("Resize") == cfg["depth"] * cfg["stacks"] and "Shape" not in ops
+    record = json.loads(record_path.read_text())
+    assert record["export"] == runtime.EXPORT_VERSION
+    del record["export"]                                           # as an older export wrote it
+    record_path.write_text(json.dumps(record))
+    assert runtime.check_onnx(manifest) is None
+    runtime.load_network(untrained / "pose_fast.json", "2d", "cpu", "onnx")
+    assert json.loads(record_path.read_text())["export"] == runtime.EXPORT_VERSION
+
+
+@needs_ort
 def test_corrupted_onnx_is_refused_by_its_hash(untrained, tmp_path, monkeypatch):
     monkeypatch.setenv("MOCAP_ONNX_CACHE", str(tmp_path / "cache"))
     _, manifest = runtime.load_network(untrained / "pose_fast.json", "2d", "cpu", "onnx")
