@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "+1.5 points PCK for the fast network; default: on for accurate only)")
     p.add_argument("--max-people", type=int, default=10, metavar="N", help="most people per frame (default 10)")
     p.add_argument("--focal", type=float, default=None, metavar="PX",
-                   help=f"focal length in pixels (default: from a {DEFAULT_FOV_DEG:g} degree horizontal field of view)")
+                   help=f"focal length in pixels (default: from a {DEFAULT_FOV_DEG:g} degree field of view across the "
+                        "image's long side)")
     p.add_argument("--start", type=int, default=0, metavar="N", help="first frame (default 0)")
     p.add_argument("--end", type=int, default=None, metavar="N", help="stop before this frame (default: the end)")
     p.add_argument("--weights", default=None, metavar="DIR", help="folder with the weights manifests (default: weights/)")

@@ -73,7 +73,7 @@ class PipelineOptions:
                                          # default: $MOCAP_RUNTIME, else auto
     max_people: int = 10                 # most people kept per frame (best scores first)
     focal: float | None = None           # focal length in pixels; None: from fov_deg
-    fov_deg: float = camera.DEFAULT_FOV_DEG  # horizontal field of view assumed without focal
+    fov_deg: float = camera.DEFAULT_FOV_DEG  # field of view across the long side assumed without focal
     start: int = 0                       # first frame (inclusive)
     end: int | None = None               # last frame (exclusive); None: to the end
     weights_dir: str | None = None       # folder with the manifests; None: $MOCAP_WEIGHTS or weights/

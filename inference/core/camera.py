@@ -17,14 +17,18 @@ class CameraError(ValueError):
     """Raised for invalid camera parameters."""
 
 
-DEFAULT_FOV_DEG = 60.0           # horizontal field of view assumed when the focal is unknown
+# Field of view across the image's long side assumed when the focal is unknown. The long side,
+# not the width: a camera turned to portrait keeps its focal length in pixels, and lens fields
+# of view are quoted for the sensor's long side (phones about 65-75 degrees, webcams 60-70).
+DEFAULT_FOV_DEG = 60.0
 A_REAL_M2 = 2.0 * 2.0            # RootNet nominal person area, m^2
 
 
 def intrinsics(image_size, focal_px: float | None = None, fov_deg: float | None = None) -> np.ndarray:
     """K (3, 3) float64 for image_size (width, height); principal point at the image centre.
 
-    focal_px wins over fov_deg (horizontal field of view); if neither is given DEFAULT_FOV_DEG.
+    focal_px wins over fov_deg (field of view across the long side, so that portrait and
+    landscape video of one camera get one focal length); if neither is given DEFAULT_FOV_DEG.
     """
     w, h = float(image_size[0]), float(image_size[1])
     if w <= 0 or h <= 0:
@@ -33,7 +37,7 @@ def intrinsics(image_size, focal_px: float | None = None, fov_deg: float | None 
         fov = DEFAULT_FOV_DEG if fov_deg is None else float(fov_deg)
         if not 1.0 < fov < 179.0:
             raise CameraError(f"bad field of view {fov}")
-        focal_px = 0.5 * w / np.tan(np.deg2rad(fov) / 2.0)
+        focal_px = 0.5 * max(w, h) / np.tan(np.deg2rad(fov) / 2.0)
     if focal_px <= 0:
         raise CameraError(f"bad focal length {focal_px}")
     return np.array([[focal_px, 0.0, (w - 1) / 2.0], [0.0, focal_px, (h - 1) / 2.0], [0.0, 0.0, 1.0]])

@@ -11,6 +11,9 @@ def test_intrinsics_defaults():
     f = 0.5 * 1920 / np.tan(np.deg2rad(camera.DEFAULT_FOV_DEG) / 2)
     np.testing.assert_allclose(K, [[f, 0, 959.5], [0, f, 539.5], [0, 0, 1]])
     np.testing.assert_allclose(camera.intrinsics((640, 480), focal_px=500)[0, 0], 500)
+    # One camera held upright: the same focal length in pixels, the principal point turned with it.
+    K_portrait = camera.intrinsics((1080, 1920))
+    np.testing.assert_allclose(K_portrait, [[f, 0, 539.5], [0, f, 959.5], [0, 0, 1]])
     with pytest.raises(camera.CameraError):
         camera.intrinsics((0, 480))
     with pytest.raises(camera.CameraError):

@@ -58,7 +58,7 @@ def test_result_has_pose_file_layout(untrained, models, clip, tmp_path):
     assert res.valid.sum(0).max() <= 2                           # max_people
     assert np.isfinite(res.joints3d[res.valid]).all()
     assert set(updates[-1]) == {"frame", "total", "fps", "eta"} and updates[-1]["frame"] == 12
-    # Default camera: 60 degree horizontal field of view.
+    # Default camera: 60 degree field of view across the long side (here the width).
     assert res.camera_K[0, 0] == pytest.approx(160 / np.tan(np.deg2rad(30)), rel=1e-5)
     out = res.save(tmp_path / "out.npz")
     back = posefile.load(out)
