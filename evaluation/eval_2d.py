@@ -67,14 +67,33 @@ def pck(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float = 0.
 
 
 SIDE_PAIRS = [(f"r_{a}", f"l_{a}") for a in ("hip", "knee", "ankle", "shoulder", "elbow", "wrist")]
+FACING_CLEAR = 0.2      # |facing| above this: clearly towards or away from the camera
+
+
+def facing(joints: np.ndarray) -> np.ndarray:
+    """(N, 16, 2) -> (N,) which way the torso faces: > 0 towards the camera (upright, the person's
+    right on the image's left), < 0 away, about 0 in profile. The cross product of the body's up
+    (mid-hips -> mid-shoulders) with right -> left shoulder plus right -> left hip, over the up
+    length squared: the same under any rotation in the image (upside-down gymnasts too)."""
+    j = {n: joints[:, INDEX[n]].astype(np.float64) for n in ("r_hip", "l_hip", "r_shoulder", "l_shoulder")}
+    up = (j["r_shoulder"] + j["l_shoulder"] - j["r_hip"] - j["l_hip"]) / 2
+
+    def across(a, b):
+        d = j[b] - j[a]
+        return up[:, 0] * d[:, 1] - up[:, 1] * d[:, 0]
+
+    return (across("r_shoulder", "l_shoulder") + across("r_hip", "l_hip")) / ((up ** 2).sum(-1) + 1e-9)
 
 
 def left_right(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: float = 0.2) -> dict:
     """How the left/right pairs fail. pred, gt (N, 16, 2), visible (N, 16) -> per pair, over the
     images with both joints visible and at least 2 alpha torso apart: "merged" (both predictions
     within alpha/2 torso of each other: the two labels on one limb), "swapped" (each prediction
-    correct for the other side only); and "pck_side_free": PCK@alpha with each pair allowed the
-    better of its two assignments (what a perfect left/right call would add)."""
+    correct for the other side only); "pck_side_free": PCK@alpha with each pair allowed the
+    better of its two assignments (what a perfect left/right call would add); and "facing": of
+    the people clearly facing towards / away from the camera (|facing| > FACING_CLEAR, torso
+    visible), the share whose predicted torso clearly faces the other way (the whole body read
+    mirrored, as back views often are)."""
     hit, mask, t, _ = _hits(pred, gt, visible, alpha)
     free = hit.copy()
     pairs = {}
@@ -92,7 +111,18 @@ def left_right(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray, alpha: flo
         pairs[a[2:]] = {"images": int(apart.sum()), "merged_%": round(100 * (merged & apart).sum() / n, 1),
                         "swapped_%": round(100 * (swapped & apart).sum() / n, 1)}
     side_free = float(100 * free[:, LSP_JOINTS].sum() / max(mask[:, LSP_JOINTS].sum(), 1))
-    return {"pairs": pairs, "pck_side_free": round(side_free, 2)}
+    # Whole-body mirroring: people clearly facing one way whose predicted torso faces the other.
+    torso = visible[:, [INDEX[n] for n in ("r_hip", "l_hip", "r_shoulder", "l_shoulder")]].all(1)
+    f_gt, f_pred = facing(gt), facing(pred)
+    towards, away = torso & (f_gt > FACING_CLEAR), torso & (f_gt < -FACING_CLEAR)
+
+    def share(rows, wrong):
+        return round(100 * float(wrong[rows].mean()), 1) if rows.any() else None
+
+    turned = {"images_towards": int(towards.sum()), "images_away": int(away.sum()),
+              "towards_read_as_away_%": share(towards, f_pred < -FACING_CLEAR),
+              "away_read_as_towards_%": share(away, f_pred > FACING_CLEAR)}
+    return {"pairs": pairs, "pck_side_free": round(side_free, 2), "facing": turned}
 
 
 def load_model(weights: str | None = None, checkpoint: str | None = None,

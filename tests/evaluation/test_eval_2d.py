@@ -38,3 +38,22 @@ def test_merged_and_swapped_knees_are_told_apart():
     assert round(pck(swapped, gt, vis)["mean"], 2) == round(100 * 12 / 14, 2)
     assert round(pck(merged, gt, vis)["mean"], 2) == round(100 * 13 / 14, 2)
     assert b["pck_side_free"] == 100.0 and a["pck_side_free"] == round(100 * 13 / 14, 2)
+
+
+def test_a_mirrored_body_is_read_as_turned():
+    """Every left/right label swapped: the person faces the camera, the prediction faces away;
+    the facing sign does not change when the whole picture is turned upside down."""
+    from evaluation.eval_2d import facing
+
+    gt, vis = _pose()
+    mirrored = gt.copy()
+    for name in JOINT_NAMES:
+        if name.startswith("l_"):
+            r, l = INDEX["r_" + name[2:]], INDEX[name]
+            mirrored[0, [r, l]] = gt[0, [l, r]]
+    assert facing(gt)[0] > 0 > facing(mirrored)[0]
+    np.testing.assert_allclose(facing(-gt), facing(gt))             # turned 180 degrees
+    assert left_right(gt, gt, vis)["facing"] == {"images_towards": 1, "images_away": 0,
+                                                 "towards_read_as_away_%": 0.0, "away_read_as_towards_%": None}
+    assert left_right(mirrored, gt, vis)["facing"]["towards_read_as_away_%"] == 100.0
+    assert left_right(gt, mirrored, vis)["facing"]["away_read_as_towards_%"] == 100.0
