@@ -750,7 +750,8 @@ def _meta(source, opts: PipelineOptions, models: Models, info, stats: dict, warn
     return _run_meta(os.path.basename(os.fspath(source)), int(opts.start), opts, models, stats, warnings,
                      runtime=_runtime_meta(models),        # which runtime ran the pose and detector networks
                      flip_test=run_flip(models, opts),     # what ran (the option may be None: preset default)
-                     source_kind=info.kind)
+                     source_kind=info.kind,
+                     source_rotation_deg=info.rotation)   # turned upright by this before anything ran
 
 
 def _run_meta(source_name: str, frame_start: int, opts: PipelineOptions, models: Models, stats: dict,

@@ -42,6 +42,22 @@ def write_clip(path, n: int, w: int = 160, h: int = 120, fps: float = 25.0, four
     return path
 
 
+def set_mp4_rotation(path, degrees: int) -> None:
+    """Write a display rotation (90, 180 or 270 degrees, as phones store portrait video) into the
+    first track header ('tkhd' matrix) of an .mp4 in place; the frames stay as they are."""
+    import struct
+
+    c, s = {90: (0, 1), 180: (-1, 0), 270: (0, -1)}[degrees]
+    one = 1 << 16                                            # 16.16 fixed point
+    data = bytearray(Path(path).read_bytes())
+    k = data.find(b"tkhd")
+    assert k > 0, f"no track header in {path}"
+    version = data[k + 4]
+    off = k + 4 + 4 + (20 if version == 0 else 32) + 16      # version/flags, times..duration, reserved..volume
+    data[off:off + 36] = struct.pack(">9i", c * one, s * one, 0, -s * one, c * one, 0, 0, 0, 1 << 30)
+    Path(path).write_bytes(bytes(data))
+
+
 def corrupt_mjpeg_frames(path, frames: list[int]) -> None:
     """Damage the JPEG data of the given frames of an MJPG .avi in place."""
     data = bytearray(Path(path).read_bytes())

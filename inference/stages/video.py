@@ -48,6 +48,9 @@ class VideoInfo:
     source_frames: int         # frames in the whole source (0 when the container does not say)
     start: int = 0
     warnings: list[str] = field(default_factory=list)
+    rotation: int = 0          # degrees the container asks players to turn the frames by (phones
+                               # store portrait video as landscape frames plus this); frames and
+                               # width/height are already turned upright
 
     @property
     def size(self) -> tuple[int, int]:
@@ -135,6 +138,10 @@ class FrameReader:
             cap.release()
             raise InferenceError(f"cannot open {self.path} as a video (not a video file, or a codec that "
                                  "this OpenCV build cannot decode)")
+        # Upright frames, as players and Blender show them: OpenCV's FFmpeg backend ignores the
+        # container's rotation unless asked (a phone's portrait clip would arrive lying on its side).
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+        rotation = int(round(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0)) % 360
         self._cap = cap
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         count = count if count > 0 else 0
@@ -163,7 +170,7 @@ class FrameReader:
         h, w = first[1].shape[:2]
         stop = count if self.end is None else (min(self.end, count) if count else self.end)
         self.info = VideoInfo(str(self.path), "video", w, h, rate, max(stop - self.start, 1) if stop else 0,
-                              count, self.start, warnings)
+                              count, self.start, warnings, rotation)
 
     def _read_video_frame(self) -> tuple[int, np.ndarray] | None:
         """Next decodable frame as (index, frame), or None at the end.

@@ -63,6 +63,7 @@ def test_result_has_pose_file_layout(untrained, models, clip, tmp_path):
     out = res.save(tmp_path / "out.npz")
     back = posefile.load(out)
     assert back.num_frames == 12 and back.meta["weights_sha256"]["pose"] == models.sha256["pose"]
+    assert back.meta["source_rotation_deg"] == 0                # the clip states no rotation
 
 
 def test_range_focal_and_cap(untrained, models, clip):

@@ -9,7 +9,7 @@ import pytest
 
 from inference.errors import InferenceError
 from inference.stages.video import FrameReader
-from engine_media import corrupt_mjpeg_frames, frame_number, synthetic_frame, write_clip
+from engine_media import corrupt_mjpeg_frames, frame_number, set_mp4_rotation, synthetic_frame, write_clip
 
 
 def test_reads_all_frames_in_order(tmp_path):
@@ -23,6 +23,22 @@ def test_reads_all_frames_in_order(tmp_path):
     assert [i for i, _ in items] == list(range(12))
     assert [frame_number(f) for _, f in items] == list(range(12))
     assert all(f.shape == (120, 160, 3) and f.dtype == np.uint8 for _, f in items)
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotated_phone_video_is_read_upright(tmp_path, degrees):
+    """A clip whose container says "turn by 90 degrees" (how phones store portrait video) comes out
+    turned, as players and Blender show it, with the size to match and the rotation recorded."""
+    path = write_clip(tmp_path / "c.mp4", 6)
+    plain = next(iter(FrameReader(path)))[1]
+    set_mp4_rotation(path, degrees)
+    with FrameReader(path) as r:
+        assert r.info.rotation == degrees
+        assert (r.info.width, r.info.height) == ((120, 160) if degrees in (90, 270) else (160, 120))
+        items = list(r)
+    assert [frame_number(f) for _, f in items] == list(range(6))
+    turn = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}[degrees]
+    assert np.abs(items[0][1].astype(int) - cv2.rotate(plain, turn)).mean() < 2.0
 
 
 def test_start_end_and_batches(tmp_path):
