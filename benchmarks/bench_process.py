@@ -48,6 +48,15 @@ def loadavg() -> str:
         return "?"
 
 
+def _env(root: Path, onnx_cache: Path | None) -> dict:
+    """The environment of a timed command run from the tree at root (its own ONNX cache if given)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MOCAP_RUNTIME")}
+    env["PYTHONPATH"] = str(root)
+    if onnx_cache is not None:
+        env["MOCAP_ONNX_CACHE"] = str(onnx_cache)
+    return env
+
+
 def export_tree(rev: str, dest: Path) -> str:
     """`git archive rev` unpacked into dest; returns the full commit hash."""
     commit = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=REPO, check=True,
@@ -94,6 +103,10 @@ def main(argv=None) -> int:
             (tmp / "base").mkdir()
             baseline = export_tree(args.baseline, tmp / "base")
             trees["baseline"] = tmp / "base" / "tree"
+            # The baseline's ONNX files come from its own export (a shared cache would hand it
+            # today's files, whose record it may not know how to judge), built before the timing.
+            subprocess.run([sys.executable, "-m", "inference.models.runtime", "--build"], cwd=trees["baseline"],
+                           env=_env(trees["baseline"], tmp / "base" / "onnx"), capture_output=True, text=True)
         cmds = {}
         for preset in args.presets:
             for tree, root in trees.items():
@@ -110,8 +123,7 @@ def main(argv=None) -> int:
         for r in range(args.repeat):
             for key in (keys if r % 2 == 0 else keys[::-1]):
                 cmd, root, out = cmds[key]
-                env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MOCAP_RUNTIME")}
-                env["PYTHONPATH"] = str(root)
+                env = _env(root, tmp / "base" / "onnx" if key[1] == "baseline" else None)
                 wall, cpu, proc = timed(cmd, env, cwd=root)
                 if proc.returncode != 0:
                     raise SystemExit(f"{' '.join(map(str, cmd))} failed: {proc.stderr.strip()[-800:]}")
