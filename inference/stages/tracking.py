@@ -20,6 +20,7 @@ import numpy as np
 
 from inference.core.crops import box_from_joints, MIN_SIZE
 from inference.stages.types import PersonTrack2D
+from posefile.skeleton import FLIP_PAIRS
 
 GATED = 1e6
 
@@ -87,10 +88,28 @@ def pose_box(joints: np.ndarray, scores: np.ndarray, threshold: float = 0.2) -> 
     return box_from_joints(joints, (scores > threshold) & np.isfinite(joints).all(-1))
 
 
+def align_sides(a: np.ndarray, sa: np.ndarray, b: np.ndarray, sb: np.ndarray,
+                threshold: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Pose b (J, 2) with scores sb, each left/right pair relabelled where the other labelling
+    lies closer to pose a: the same person read as facing the other way (back views often are),
+    or with one limb pair swapped, is still the same person. Pairs not seen in both stay."""
+    b, sb = b.copy(), sb.copy()
+    for i, k in FLIP_PAIRS:
+        seen = sa[[i, k]] > threshold
+        if not (seen.all() and (sb[[i, k]] > threshold).all()):
+            continue
+        same = np.linalg.norm(a[i] - b[i]) + np.linalg.norm(a[k] - b[k])
+        swapped = np.linalg.norm(a[i] - b[k]) + np.linalg.norm(a[k] - b[i])
+        if swapped < same:
+            b[[i, k]], sb[[i, k]] = b[[k, i]], sb[[k, i]]
+    return b, sb
+
+
 def pose_distance(a: np.ndarray, sa: np.ndarray, b: np.ndarray, sb: np.ndarray, size: float,
                   threshold: float = 0.2) -> float:
-    """Mean distance between joints seen in both poses (J, 2), in units of size; NaN when fewer
-    than 3 joints are shared."""
+    """Mean distance between joints seen in both poses (J, 2), in units of size, left and right
+    as they fit best (align_sides); NaN when fewer than 3 joints are shared."""
+    b, sb = align_sides(a, sa, b, sb, threshold)
     ok = (sa > threshold) & (sb > threshold)
     if ok.sum() < 3:
         return float("nan")
@@ -99,7 +118,9 @@ def pose_distance(a: np.ndarray, sa: np.ndarray, b: np.ndarray, sb: np.ndarray, 
 
 def shared_joints(a: np.ndarray, sa: np.ndarray, b: np.ndarray, sb: np.ndarray, size: float,
                   threshold: float = 0.2) -> int:
-    """How many joints seen in both poses (J, 2) lie within size of each other."""
+    """How many joints seen in both poses (J, 2) lie within size of each other, left and right as
+    they fit best (align_sides)."""
+    b, sb = align_sides(a, sa, b, sb, threshold)
     ok = (sa > threshold) & (sb > threshold)
     return int((np.linalg.norm(a[ok] - b[ok], axis=-1) < size).sum())
 

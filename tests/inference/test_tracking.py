@@ -282,3 +282,32 @@ def test_lost_person_compares_with_recent_history_only():
     # of the dim part would be cut as the weak tail
     lost = run(40)
     assert lost.lost == 1 and lost.all_tracks()[0].frames[-1] == 99
+
+
+def test_the_same_person_read_mirrored_is_one_person():
+    """A back view read as a front view relabels every left/right pair: still the same person for
+    duplicate suppression and for the tracker (one id through a frame read mirrored)."""
+    from posefile.skeleton import FLIP_PERM
+    from inference.stages.tracking import pose_distance, shared_joints
+
+    rng = np.random.default_rng(0)
+    front = person(100, 100)
+    mirrored = front[FLIP_PERM]                            # the same positions, left and right swapped
+    s = np.full(16, 0.8)
+    assert pose_distance(front, s, mirrored, s, 100.0) == pytest.approx(0.0)
+    assert shared_joints(front, s, mirrored, s, 5.0) == 16
+    # another person beside them stays another person
+    assert pose_distance(front, s, person(160, 100)[FLIP_PERM], s, 100.0) > 0.5
+    # a crop on the upper body that folds the legs up and reads the person mirrored: a duplicate
+    # (only the 4 middle joints coincide label by label, too few by themselves)
+    upper = front.copy()
+    upper[[0, 1, 4, 5, 9]] = front[[12, 12, 13, 13, 8]] + np.array([0.0, 5.0])
+    upper[[10, 15]] = front[[7, 7]]
+    upper = upper[FLIP_PERM] + rng.normal(0, 1, upper.shape)
+    scores = np.stack([s, np.full(16, 0.7)])
+    assert suppress_duplicates(np.stack([front, upper]), scores).tolist() == [0]
+    # the tracker keeps one id while the network flips the person's sides every few frames
+    tr = Tracker()
+    ids = [int(tr.update(f, (person(100 + 3 * f, 100) if f % 4 else person(100 + 3 * f, 100)[FLIP_PERM])[None],
+                         np.full((1, 16), 0.8))[0]) for f in range(20)]
+    assert set(ids) == {0}
