@@ -118,6 +118,31 @@ def test_older_export_is_rebuilt_with_constant_upsampling(untrained, tmp_path, m
 
 
 @needs_ort
+def test_odd_level_network_exports_with_computed_sizes(tmp_path):
+    """At 160 px the innermost level is odd (5 -> 2 -> 5): that upsampling keeps sizes read from
+    the input, the others get constant scales, and the build's parity check with PyTorch passes."""
+    import dataclasses
+
+    import onnx as onnx_lib
+
+    from inference.models.hourglass import StackedHourglass
+    from inference.models.weights import save_state_dict, write_manifest
+    from training.presets import POSE_PRESETS
+
+    cfg = dataclasses.replace(POSE_PRESETS["fast"], in_size=160)
+    save_state_dict(StackedHourglass(cfg).state_dict(), tmp_path / "pose_160.pt")
+    write_manifest(tmp_path / "pose_160.pt", "2d", cfg.to_dict(), "untrained (tests)")
+    manifest = load_manifest(tmp_path / "pose_160.json", kind="2d")
+    path = runtime.build_onnx(manifest, tmp_path / "cache")
+    graph = onnx_lib.load(str(path)).graph
+    resize = [n for n in graph.node if n.op_type == "Resize"]
+    computed = [n for n in resize if len(n.input) == 4 and n.input[3]]        # a 'sizes' input
+    assert len(resize) == cfg.depth * cfg.stacks and len(computed) == cfg.stacks
+    assert json.loads(runtime.onnx_paths(manifest, tmp_path / "cache")[1].read_text())["max_abs_diff_vs_torch"] \
+        <= runtime.BUILD_TOLERANCE
+
+
+@needs_ort
 def test_corrupted_onnx_is_refused_by_its_hash(untrained, tmp_path, monkeypatch):
     monkeypatch.setenv("MOCAP_ONNX_CACHE", str(tmp_path / "cache"))
     _, manifest = runtime.load_network(untrained / "pose_fast.json", "2d", "cpu", "onnx")
