@@ -69,7 +69,9 @@ class MocapSettings(bpy.types.PropertyGroup):
         ('TORCH', "PyTorch", "PyTorch, on the CPU or a CUDA GPU")])
     max_people: bpy.props.IntProperty(name="Max People", min=0, default=0, description="0: no limit")
     focal: bpy.props.FloatProperty(name="Focal (px)", min=0.0, default=0.0,
-                                   description="Focal length in pixels; 0: estimate")
+                                   description="Focal length in pixels (people's distances scale with it); "
+                                               "0: assume a 60 degree field of view across the long side. "
+                                               "A phone's 35 mm-equivalent F mm gives about F / 36 x the long side")
     smoothing: bpy.props.FloatProperty(name="Smoothing", min=0.0, max=10.0, default=1.0,
                                        description="Temporal smoothing done by inference: 0 off, 1 default, "
                                                    "larger is smoother")
