@@ -835,7 +835,7 @@ def run_keypoints(path: str | os.PathLike, options: PipelineOptions | None = Non
     smoothing, floor). Size and rate from the video, else the options (keypoints.image_size,
     options.fps), else the file. Raises InferenceError (KeypointError) for every problem a user
     can fix."""
-    from inference.stages.keypoint_readers import check, read_keypoints
+    from inference.stages.keypoint_readers import check, KeypointError, read_keypoints
     from inference.stages.keypoints import frames_without_person, keypoint_tracks
 
     opts = options or PipelineOptions()
@@ -846,12 +846,12 @@ def run_keypoints(path: str | os.PathLike, options: PipelineOptions | None = Non
     t_start = time.perf_counter()
     kf = read_keypoints(path, kpo.format, kpo.joint_set, kpo.images, kpo.frame_regex)
     warnings: list[str] = []
-    video_frames = None
+    video_frames, rotation = None, 0
     if kpo.video:
         reader = FrameReader(kpo.video, 0, None, opts.fps)
         info = reader.info
         reader.close()
-        size, fps = (info.width, info.height), info.fps
+        size, fps, rotation = (info.width, info.height), info.fps, info.rotation
         video_frames = info.num_frames if info.num_frames > 0 else None
         warnings.extend(info.warnings)
     else:
@@ -862,7 +862,14 @@ def run_keypoints(path: str | os.PathLike, options: PipelineOptions | None = Non
             raise InferenceError(f"{path}: the file does not say the picture's size and frame rate; give "
                                  f"{what}, or the video it came from")
     size = (int(size[0]), int(size[1]))
-    check(kf, size, video_frames)
+    try:
+        check(kf, size, video_frames)
+    except KeypointError as e:
+        if rotation in (90, 270):   # a tool that read the stored frames without the turn
+            raise KeypointError(f"{e} ({kpo.video} is stored turned by {rotation} degrees and is read "
+                                f"upright, {size[0]} x {size[1]}: keypoints made on the stored "
+                                f"{size[1]} x {size[0]} frames must be turned the same way first)") from e
+        raise
     F = video_frames if video_frames is not None else (
         kf.num_frames if kf.num_frames is not None else kf.last_frame + 1 - kf.frame_start)
     try:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import posefile
-from engine_media import cut_sample, write_clip
+from engine_media import cut_sample, set_mp4_rotation, write_clip
 from inference.cli import main
 from inference.core.keypoint_formats import (BODY25, COCO17, HEAD_FACTOR, HEAD_TOP_FRAC, MID_FACTOR, mapping_table,
                                              NECK_FRAC, to_ours)
@@ -185,6 +185,18 @@ def test_video_gives_size_and_rate_and_frame_counts_must_agree(tmp_path):
     short = write_clip(tmp_path / "short.mp4", 8, w=W, h=H)
     with pytest.raises(KeypointError, match="frame 11 but the video has 8 frames"):
         run_keypoints(folder, PipelineOptions(), KeypointOptions(video=str(short)))
+
+
+def test_keypoints_of_a_rotated_video_made_on_its_stored_frames_say_so(tmp_path):
+    """A phone clip stored turned by 90 degrees is read upright (H x W); keypoints that another tool
+    made on the stored W x H frames fall outside it, and the error names the rotation."""
+    rows = [(f, 0, n, 600.0 + 2 * f, 200.0 + 10 * k, 0.9) for f in range(12) for k, n in enumerate(JOINT_NAMES)]
+    table = write_csv(tmp_path / "k.csv", rows)
+    clip = write_clip(tmp_path / "c.mp4", 12, w=W, h=H)
+    run_keypoints(table, PipelineOptions(floor=False), KeypointOptions(video=str(clip)))    # stored upright: fine
+    set_mp4_rotation(clip, 90)
+    with pytest.raises(KeypointError, match="beyond the picture.*turned by 90 degrees"):
+        run_keypoints(table, PipelineOptions(floor=False), KeypointOptions(video=str(clip)))
 
 
 def _bad(tmp_path, capsys, *args):
