@@ -4,10 +4,10 @@
     .venv/bin/python benchmarks/bench_input_size.py --sizes 128 160 192 --threads 1 --name input_size_1thread
 
 The network is fully convolutional, so its cost at another input size does not depend on its
-weights: the shipped weights of `--weights` are exported to ONNX once per size (BatchNorms folded,
-as models/runtime.py builds the engine's file; each export is checked against PyTorch on its
-first batch) into a temporary folder, never into the engine's ONNX cache, which is keyed by the
-weights' hash alone. Inputs are real: crops cut from the first frames of the sample video around
+weights: the shipped weights of `--weights` are exported to ONNX once per size by the engine's own
+build (models/runtime.build_onnx: BatchNorms folded, checked against PyTorch on a fixed batch)
+into a temporary folder, never into the engine's ONNX cache, which is keyed by the weights' hash
+alone. Inputs are real: crops cut from the first frames of the sample video around
 the detector's boxes, at each size from the same boxes. Each round times every size for about
 `--seconds` in turn (the order alternates from round to round); the table gives the median
 images/s and the median of the per-round ratios to the first size. With `--int8` the shipped int8
@@ -47,23 +47,18 @@ def sample_crops(video: Path, sizes, n_frames: int = 8) -> dict:
 
 
 def onnx_at_size(manifest: dict, size: int, folder: Path, threads: int):
-    """(OnnxNetwork of the manifest's weights at input side `size`, max |ONNX - PyTorch| on a test batch)."""
-    import numpy as np
-    import torch
+    """(OnnxNetwork of the manifest's weights at input side `size`, max |ONNX - PyTorch| on a test
+    batch): runtime.build_onnx, the engine's export and its parity check, into a folder of this size."""
+    import json
 
     from inference.models.hourglass_config import HourglassConfig
-    from inference.models.runtime import OnnxNetwork, export_module, export_onnx, onnx_session
+    from inference.models.runtime import build_onnx, OnnxNetwork, onnx_paths
 
     m = copy.deepcopy(manifest)
     m["config"] = {**m["config"], "in_size": size}
-    path = folder / f"pose_{size}.onnx"
-    module, test_input = export_module(m)[:2]          # a fresh module: the exporter changes the one it traces
-    with torch.inference_mode():
-        want = module(torch.from_numpy(test_input)).numpy()
-    export_onnx(m, path)
-    check = onnx_session(path, threads=1)
-    got = check.run(None, {check.get_inputs()[0].name: test_input})[0]
-    diff = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
+    cache = folder / str(size)          # the file name carries the weights' hash, not the size
+    path = build_onnx(m, cache)
+    diff = json.loads(onnx_paths(m, cache)[1].read_text())["max_abs_diff_vs_torch"]
     return OnnxNetwork(path, HourglassConfig.from_dict(m["config"]), threads=threads), diff
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from inference.core.crops import box_from_joints, MIN_SIZE
+from inference.core.sides import apply_swaps
 from inference.stages.types import PersonTrack2D
 from posefile.skeleton import FLIP_PAIRS
 
@@ -93,16 +94,13 @@ def align_sides(a: np.ndarray, sa: np.ndarray, b: np.ndarray, sb: np.ndarray,
     """Pose b (J, 2) with scores sb, each left/right pair relabelled where the other labelling
     lies closer to pose a: the same person read as facing the other way (back views often are),
     or with one limb pair swapped, is still the same person. Pairs not seen in both stay."""
-    b, sb = b.copy(), sb.copy()
-    for i, k in FLIP_PAIRS:
-        seen = sa[[i, k]] > threshold
-        if not (seen.all() and (sb[[i, k]] > threshold).all()):
-            continue
-        same = np.linalg.norm(a[i] - b[i]) + np.linalg.norm(a[k] - b[k])
-        swapped = np.linalg.norm(a[i] - b[k]) + np.linalg.norm(a[k] - b[i])
-        if swapped < same:
-            b[[i, k]], sb[[i, k]] = b[[k, i]], sb[[k, i]]
-    return b, sb
+    swap = np.zeros(len(FLIP_PAIRS), bool)
+    for n, (i, k) in enumerate(FLIP_PAIRS):
+        if (sa[[i, k]] > threshold).all() and (sb[[i, k]] > threshold).all():
+            same = np.linalg.norm(a[i] - b[i]) + np.linalg.norm(a[k] - b[k])
+            swap[n] = np.linalg.norm(a[i] - b[k]) + np.linalg.norm(a[k] - b[i]) < same
+    b, sb = apply_swaps(b[None], sb[None], swap[None])
+    return b[0], sb[0]
 
 
 def pose_distance(a: np.ndarray, sa: np.ndarray, b: np.ndarray, sb: np.ndarray, size: float,
